@@ -1,0 +1,175 @@
+/* asyncuv: an event loop engine with asyncio's semantics, on libuv.
+ *
+ * All functions that can fail return 0 or a negative errno value (libuv's
+ * error codes, passed through unchanged); auv_strerror() and auv_err_name()
+ * turn them into text.  Objects are opaque; the few that callers allocate
+ * themselves (timers) are sized at run time with auv_*_size().  Unless said
+ * otherwise a function must be called on the thread that runs the loop.
+ * See asyncuv(7) and the man3 pages for the long form.
+ */
+#ifndef ASYNCUV_H
+#define ASYNCUV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <asyncuv-version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+# define AUV_EXTERN __attribute__((visibility("default")))
+#else
+# define AUV_EXTERN /* nothing */
+#endif
+
+/* libuv's loop type, for callers that also use libuv directly. */
+struct uv_loop_s;
+
+typedef struct auv_loop_s auv_loop_t;
+typedef struct auv_timer_s auv_timer_t;
+
+typedef enum {
+  /* Run until auv_loop_stop() or until nothing is left to do: no queued
+   * calls, no timers, no pending work, no active handles, no reference
+   * taken with auv_loop_ref(). */
+  AUV_RUN_DEFAULT = 0,
+  /* Run one iteration: poll for I/O (blocking only when nothing is ready),
+   * then run the calls and timers that are due. */
+  AUV_RUN_ONCE,
+  /* Run one iteration without blocking. */
+  AUV_RUN_NOWAIT
+} auv_run_mode;
+
+typedef void (*auv_call_cb)(auv_loop_t* loop, void* arg);
+typedef void (*auv_timer_cb)(auv_timer_t* timer);
+typedef void (*auv_block_cb)(auv_loop_t* loop, void* arg);
+typedef void (*auv_work_cb)(void* arg);
+typedef void (*auv_after_work_cb)(auv_loop_t* loop, void* arg, int status);
+
+
+/* --- Versions and errors ------------------------------------------------ */
+
+/* The library's version as AUV_VERSION_HEX: (major << 16) | (minor << 8) | patch. */
+AUV_EXTERN unsigned int auv_version(void);
+/* The library's version as "major.minor.patch"; static storage. */
+AUV_EXTERN const char* auv_version_string(void);
+/* A message for a negative errno value; valid until the next call on this
+ * thread.  Never NULL. */
+AUV_EXTERN const char* auv_strerror(int err);
+/* The symbolic name of a negative errno value ("ECONNRESET"); valid until
+ * the next call on this thread.  Never NULL. */
+AUV_EXTERN const char* auv_err_name(int err);
+
+
+/* --- Loops -------------------------------------------------------------- */
+
+/* Create a loop in *loop.  Returns 0, UV_EINVAL or UV_ENOMEM. */
+AUV_EXTERN int auv_loop_new(auv_loop_t** loop);
+/* Free a loop.  Returns UV_EBUSY (and frees nothing) while it runs or while
+ * calls are queued, timers are active, work is pending or handles are open. */
+AUV_EXTERN int auv_loop_close(auv_loop_t* loop);
+/* Run the loop (see auv_run_mode).  Returns 1 if it still has work to do,
+ * 0 if not, UV_EBUSY if it is already running, UV_EINVAL for NULL. */
+AUV_EXTERN int auv_loop_run(auv_loop_t* loop, auv_run_mode mode);
+/* Make auv_loop_run() return once the current iteration has finished; if
+ * the loop is not running, the next auv_loop_run() does one iteration
+ * without blocking.  Like asyncio's loop.stop(). */
+AUV_EXTERN void auv_loop_stop(auv_loop_t* loop);
+/* Make auv_loop_run() return as soon as the running callback returns.
+ * Calls and timers not yet run stay queued for the next run.  Meant for
+ * callbacks that must unwind (a KeyboardInterrupt in Python). */
+AUV_EXTERN void auv_loop_interrupt(auv_loop_t* loop);
+/* Non-zero while auv_loop_run() is executing on this loop. */
+AUV_EXTERN int auv_loop_is_running(const auv_loop_t* loop);
+/* Non-zero if the loop has anything to do (see AUV_RUN_DEFAULT). */
+AUV_EXTERN int auv_loop_alive(const auv_loop_t* loop);
+/* Keep the loop alive with nothing to do (asyncio's run_forever), so that
+ * AUV_RUN_DEFAULT blocks until auv_loop_stop(); counted, undo with unref. */
+AUV_EXTERN void auv_loop_ref(auv_loop_t* loop);
+AUV_EXTERN void auv_loop_unref(auv_loop_t* loop);
+/* The monotonic clock in nanoseconds (CLOCK_MONOTONIC, the clock of Python's
+ * time.monotonic()); timer deadlines use it.  Read afresh on every call. */
+AUV_EXTERN uint64_t auv_loop_now(const auv_loop_t* loop);
+/* An opaque pointer for the caller. */
+AUV_EXTERN void auv_loop_set_data(auv_loop_t* loop, void* data);
+AUV_EXTERN void* auv_loop_get_data(const auv_loop_t* loop);
+/* The libuv loop underneath, for handles the caller manages with libuv. */
+AUV_EXTERN struct uv_loop_s* auv_loop_uv(auv_loop_t* loop);
+/* Call before(loop, arg) when the loop is about to block waiting for I/O
+ * and after(loop, arg) before the next callback runs once it wakes.  An
+ * embedder uses them to release and retake a lock (Python's GIL).  Pass
+ * NULL hooks to remove them. */
+AUV_EXTERN int auv_loop_set_block_hooks(auv_loop_t* loop,
+                                        auv_block_cb before,
+                                        auv_block_cb after,
+                                        void* arg);
+
+
+/* --- Calls: the ready queue ---------------------------------------------- */
+
+/* Queue cb(loop, arg) to run in this or the next iteration, in FIFO order.
+ * What is queued while the queue runs waits for the next iteration.
+ * Returns 0, UV_EINVAL or UV_ENOMEM. */
+AUV_EXTERN int auv_loop_call_soon(auv_loop_t* loop, auv_call_cb cb, void* arg);
+/* The number of queued calls. */
+AUV_EXTERN size_t auv_loop_ready_count(const auv_loop_t* loop);
+/* Remove every queued call (including those queued with
+ * auv_loop_call_threadsafe()), passing each arg to dispose(loop, arg)
+ * instead of running it; dispose may be NULL. */
+AUV_EXTERN void auv_loop_discard_calls(auv_loop_t* loop, auv_call_cb dispose);
+/* Thread-safe: queue cb(loop, arg) from any thread and wake the loop. */
+AUV_EXTERN int auv_loop_call_threadsafe(auv_loop_t* loop,
+                                        auv_call_cb cb,
+                                        void* arg);
+/* Thread-safe: wake the loop if it is blocked waiting for I/O. */
+AUV_EXTERN int auv_loop_wakeup(auv_loop_t* loop);
+
+
+/* --- Timers --------------------------------------------------------------- */
+
+/* Bytes to allocate for an auv_timer_t (pointer-aligned memory). */
+AUV_EXTERN size_t auv_timer_size(void);
+/* Initialise caller-allocated timer memory.  A timer holds no resource but
+ * its place in the loop's heap: once stopped, its memory may be freed. */
+AUV_EXTERN int auv_timer_init(auv_loop_t* loop, auv_timer_t* timer);
+/* Fire cb(timer) once, at the first iteration after the absolute deadline
+ * (auv_loop_now() units).  Timers fire in deadline order, ties in the order
+ * they were started; a started timer is moved to the new deadline. */
+AUV_EXTERN int auv_timer_start(auv_timer_t* timer,
+                               auv_timer_cb cb,
+                               uint64_t deadline);
+/* Move a timer to a new deadline, keeping its callback; starts it if it
+ * was stopped.  UV_EINVAL if it was never started. */
+AUV_EXTERN int auv_timer_restart(auv_timer_t* timer, uint64_t deadline);
+/* Stop a timer (O(log n)); stopping a stopped timer is a no-op. */
+AUV_EXTERN int auv_timer_stop(auv_timer_t* timer);
+/* Non-zero if the timer is started and has not fired yet. */
+AUV_EXTERN int auv_timer_is_active(const auv_timer_t* timer);
+AUV_EXTERN uint64_t auv_timer_get_deadline(const auv_timer_t* timer);
+AUV_EXTERN auv_loop_t* auv_timer_get_loop(const auv_timer_t* timer);
+AUV_EXTERN void auv_timer_set_data(auv_timer_t* timer, void* data);
+AUV_EXTERN void* auv_timer_get_data(const auv_timer_t* timer);
+/* The number of active timers, and the one due first (NULL if none):
+ * with auv_timer_stop() this lets an owner release every timer at close. */
+AUV_EXTERN size_t auv_loop_timer_count(const auv_loop_t* loop);
+AUV_EXTERN auv_timer_t* auv_loop_next_timer(const auv_loop_t* loop);
+
+
+/* --- Thread-pool work -------------------------------------------------- */
+
+/* Run work(arg) on libuv's thread pool, then after(loop, arg, status) on
+ * the loop thread with status 0 (or UV_ECANCELED if the loop is being
+ * torn down).  after may be NULL.  Returns 0, UV_EINVAL or UV_ENOMEM. */
+AUV_EXTERN int auv_work_queue(auv_loop_t* loop,
+                              auv_work_cb work,
+                              auv_after_work_cb after,
+                              void* arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ASYNCUV_H */

@@ -1,0 +1,100 @@
+/* Private declarations shared by the files of libasyncuv.  Nothing here is
+ * exported: the build uses -fvisibility=hidden and a version script. */
+#ifndef ASYNCUV_INTERNAL_H
+#define ASYNCUV_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "asyncuv.h"
+
+#define AUV__INTERNAL __attribute__((visibility("hidden")))
+
+enum {
+  AUV__TIMER_IDLE = 0,
+  AUV__TIMER_HEAP,   /* waiting in the loop's heap */
+  AUV__TIMER_DUE     /* expired, on the due list for this iteration */
+};
+
+struct auv_timer_s {
+  auv_loop_t* loop;
+  auv_timer_cb cb;
+  void* data;
+  uint64_t deadline;
+  uint64_t seq;               /* start order: breaks ties between deadlines */
+  size_t heap_index;
+  auv_timer_t* due_prev;
+  auv_timer_t* due_next;
+  int state;
+};
+
+typedef struct {
+  auv_call_cb cb;
+  void* arg;
+} auv__call_t;
+
+/* A FIFO ring of calls; capacity is a power of two. */
+typedef struct {
+  auv__call_t* items;
+  size_t head;
+  size_t count;
+  size_t mask;
+} auv__ring_t;
+
+struct auv_loop_s {
+  uv_loop_t uv;
+  void* data;
+
+  auv__ring_t ready;
+
+  /* Timers: a binary min-heap on (deadline, seq) over one uv_timer_t. */
+  auv_timer_t** heap;
+  size_t heap_count;
+  size_t heap_cap;
+  uint64_t timer_seq;
+  auv_timer_t* due_head;
+  auv_timer_t* due_tail;
+  uv_timer_t uv_timer;
+  uint64_t armed_deadline;
+
+  /* Calls from other threads, moved to the ready queue by the async cb. */
+  uv_async_t async;
+  pthread_mutex_t ts_lock;
+  auv__call_t* ts_items;
+  size_t ts_count;
+  size_t ts_cap;
+  unsigned int keepalive;
+
+  size_t work_pending;
+
+  /* Block hooks (an embedder's lock, Python's GIL). */
+  uv_prepare_t prepare;
+  uv_check_t check;
+  auv_block_cb before_block;
+  auv_block_cb after_block;
+  void* block_arg;
+  int blocked;
+  int may_block;
+
+  int running;
+  int stop_flag;
+  int interrupted;
+};
+
+/* Leave the blocked state (retake the embedder's lock) before running any
+ * callback or touching loop state from a libuv callback. */
+static inline void auv__loop_unblock(auv_loop_t* loop) {
+  if (loop->blocked) {
+    loop->blocked = 0;
+    loop->after_block(loop, loop->block_arg);
+  }
+}
+
+AUV__INTERNAL void auv__timers_collect(auv_loop_t* loop);
+AUV__INTERNAL void auv__timers_fire(auv_loop_t* loop);
+AUV__INTERNAL void auv__timers_arm(auv_loop_t* loop);
+
+#endif /* ASYNCUV_INTERNAL_H */
