@@ -120,6 +120,12 @@ AUV_EXTERN size_t auv_loop_ready_count(const auv_loop_t* loop);
  * auv_loop_call_threadsafe()), passing each arg to dispose(loop, arg)
  * instead of running it; dispose may be NULL. */
 AUV_EXTERN void auv_loop_discard_calls(auv_loop_t* loop, auv_call_cb dispose);
+/* Call visit(cb, arg, ctx) for every queued call, oldest first, without
+ * removing it; stops at and returns the first non-zero result.  Lets an
+ * owner of the args find them (a garbage collector's traversal). */
+AUV_EXTERN int auv_loop_walk_calls(const auv_loop_t* loop,
+                                   int (*visit)(auv_call_cb cb, void* arg, void* ctx),
+                                   void* ctx);
 /* Thread-safe: queue cb(loop, arg) from any thread and wake the loop. */
 AUV_EXTERN int auv_loop_call_threadsafe(auv_loop_t* loop,
                                         auv_call_cb cb,
@@ -156,6 +162,14 @@ AUV_EXTERN void* auv_timer_get_data(const auv_timer_t* timer);
  * with auv_timer_stop() this lets an owner release every timer at close. */
 AUV_EXTERN size_t auv_loop_timer_count(const auv_loop_t* loop);
 AUV_EXTERN auv_timer_t* auv_loop_next_timer(const auv_loop_t* loop);
+/* Call visit(timer, ctx) for every active timer, in no particular order;
+ * stops at and returns the first non-zero result.  visit must not start or
+ * stop timers. */
+AUV_EXTERN int auv_loop_walk_timers(const auv_loop_t* loop,
+                                    int (*visit)(auv_timer_t* timer, void* ctx),
+                                    void* ctx);
+/* The callback a timer was started with (NULL if never started). */
+AUV_EXTERN auv_timer_cb auv_timer_get_cb(const auv_timer_t* timer);
 
 
 /* --- Thread-pool work -------------------------------------------------- */

@@ -429,6 +429,25 @@ void auv_loop_discard_calls(auv_loop_t* loop, auv_call_cb dispose) {
 }
 
 
+int auv_loop_walk_calls(const auv_loop_t* loop,
+                        int (*visit)(auv_call_cb cb, void* arg, void* ctx),
+                        void* ctx) {
+  const auv__call_t* call;
+  size_t i;
+  int r;
+
+  if (loop == NULL || visit == NULL)
+    return UV_EINVAL;
+  for (i = 0; i < loop->ready.count; i++) {
+    call = &loop->ready.items[(loop->ready.head + i) & loop->ready.mask];
+    r = visit(call->cb, call->arg, ctx);
+    if (r != 0)
+      return r;
+  }
+  return 0;
+}
+
+
 int auv_loop_call_threadsafe(auv_loop_t* loop, auv_call_cb cb, void* arg) {
   auv__call_t* items;
   size_t cap;

@@ -242,6 +242,34 @@ auv_timer_t* auv_loop_next_timer(const auv_loop_t* loop) {
 }
 
 
+int auv_loop_walk_timers(const auv_loop_t* loop,
+                         int (*visit)(auv_timer_t* timer, void* ctx),
+                         void* ctx) {
+  auv_timer_t* t;
+  size_t i;
+  int r;
+
+  if (loop == NULL || visit == NULL)
+    return UV_EINVAL;
+  for (t = loop->due_head; t != NULL; t = t->due_next) {
+    r = visit(t, ctx);
+    if (r != 0)
+      return r;
+  }
+  for (i = 0; i < loop->heap_count; i++) {
+    r = visit(loop->heap[i], ctx);
+    if (r != 0)
+      return r;
+  }
+  return 0;
+}
+
+
+auv_timer_cb auv_timer_get_cb(const auv_timer_t* timer) {
+  return timer == NULL ? NULL : timer->cb;
+}
+
+
 void auv__timers_collect(auv_loop_t* loop) {
   auv_timer_t* t;
   uint64_t now;

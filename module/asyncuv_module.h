@@ -1,0 +1,110 @@
+/* Private declarations of the asyncuv._asyncuv extension module. */
+#ifndef ASYNCUV_MODULE_H
+#define ASYNCUV_MODULE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include "asyncuv.h"
+
+#define AUV_MOD_INTERNAL __attribute__((visibility("hidden")))
+
+/* Everything the module keeps: types, and the asyncio objects it calls. */
+typedef struct {
+  PyTypeObject* LoopType;
+  PyTypeObject* HandleType;
+  PyTypeObject* TimerHandleType;
+
+  PyObject* Future;                 /* asyncio.Future */
+  PyObject* Task;                   /* asyncio.Task */
+  PyObject* iscoroutine;            /* asyncio.iscoroutine */
+  PyObject* iscoroutinefunction;    /* asyncio.iscoroutinefunction */
+  PyObject* format_callback_source; /* asyncio.format_helpers._format_callback_source */
+  PyObject* extract_stack;          /* asyncio.format_helpers.extract_stack */
+  PyObject* format_handle;          /* asyncio.base_events._format_handle */
+  PyObject* logger;                 /* asyncio.log.logger */
+
+  PyObject* kw_loop;                /* ("loop",) */
+  PyObject* kw_loop_name;           /* ("loop", "name") */
+  PyObject* kw_loop_context;        /* ("loop", "context") */
+  PyObject* kw_loop_name_context;   /* ("loop", "name", "context") */
+  PyObject* kw_context;             /* ("context",) */
+  PyObject* str_call_exception_handler;
+  PyObject* str_set_name;
+  PyObject* str_message;
+  PyObject* str_exception;
+  PyObject* str_handle;
+  PyObject* str_source_traceback;
+  PyObject* str_warning;
+  PyObject* empty_tuple;
+} auv_state;
+
+typedef struct LoopObject LoopObject;
+
+typedef struct {
+  PyObject_HEAD
+  LoopObject* loop;
+  PyObject* callback;          /* NULL once cancelled */
+  PyObject* args;              /* a tuple; NULL once cancelled */
+  PyObject* context;
+  PyObject* source_traceback;  /* debug mode only */
+  PyObject* repr;              /* kept at cancel() in debug mode */
+  PyObject* weakreflist;
+  char cancelled;
+} HandleObject;
+
+typedef struct {
+  HandleObject base;
+  double when;
+  char scheduled;              /* in the engine's heap, owning a reference */
+  /* auv_timer_size() bytes of engine timer follow, at auv__timer_offset. */
+} TimerHandleObject;
+
+struct LoopObject {
+  PyObject_HEAD
+  auv_loop_t* loop;            /* NULL once closed */
+  auv_state* state;
+  PyThreadState* tstate;       /* saved while blocked in the poll */
+  PyObject* task_factory;
+  PyObject* pending_type;      /* a KeyboardInterrupt/SystemExit to re-raise */
+  PyObject* pending_value;
+  PyObject* pending_tb;
+  unsigned long thread_id;     /* of the thread running the loop, or 0 */
+  double slow_callback_duration;
+  char debug;
+  char closed;
+};
+
+AUV_MOD_INTERNAL extern size_t auv__timer_offset;
+
+static inline auv_timer_t* auv__handle_timer(TimerHandleObject* th) {
+  return (auv_timer_t*) ((char*) th + auv__timer_offset);
+}
+
+AUV_MOD_INTERNAL auv_state* auv__state_from_type(PyTypeObject* tp);
+
+/* handle.c */
+AUV_MOD_INTERNAL extern PyType_Spec auv__handle_spec;
+AUV_MOD_INTERNAL extern PyType_Spec auv__timer_handle_spec;
+AUV_MOD_INTERNAL HandleObject* auv__handle_new(auv_state* st, LoopObject* loop,
+                                               PyObject* callback,
+                                               PyObject* const* args,
+                                               Py_ssize_t nargs,
+                                               PyObject* context);
+AUV_MOD_INTERNAL TimerHandleObject* auv__timer_handle_new(auv_state* st,
+                                                          LoopObject* loop,
+                                                          double when,
+                                                          PyObject* callback,
+                                                          PyObject* const* args,
+                                                          Py_ssize_t nargs,
+                                                          PyObject* context);
+AUV_MOD_INTERNAL void auv__handle_run(HandleObject* h);
+AUV_MOD_INTERNAL void auv__handle_call_cb(auv_loop_t* loop, void* arg);
+AUV_MOD_INTERNAL void auv__timer_fire_cb(auv_timer_t* timer);
+
+/* loop.c */
+AUV_MOD_INTERNAL extern PyType_Spec auv__loop_spec;
+AUV_MOD_INTERNAL void auv__loop_set_pending(LoopObject* loop);
+
+#endif /* ASYNCUV_MODULE_H */

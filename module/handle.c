@@ -1,0 +1,597 @@
+/* Handle and TimerHandle: asyncio's callback wrappers, run by the engine.
+ *
+ * The engine's ready queue holds (auv__handle_call_cb, handle) and owns one
+ * reference to the handle.  A scheduled TimerHandle embeds its engine timer
+ * and owns a reference to itself while the timer is in the heap. */
+#include "asyncuv_module.h"
+
+size_t auv__timer_offset;
+
+
+static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
+                                  PyObject* callback, PyObject* const* args,
+                                  Py_ssize_t nargs, PyObject* context) {
+  HandleObject* h;
+  PyObject* argtuple;
+  Py_ssize_t i;
+
+  if (nargs == 0) {
+    argtuple = Py_NewRef(loop->state->empty_tuple);
+  } else {
+    argtuple = PyTuple_New(nargs);
+    if (argtuple == NULL)
+      return NULL;
+    for (i = 0; i < nargs; i++)
+      PyTuple_SET_ITEM(argtuple, i, Py_NewRef(args[i]));
+  }
+
+  if (context == NULL || context == Py_None) {
+    context = PyContext_CopyCurrent();
+    if (context == NULL) {
+      Py_DECREF(argtuple);
+      return NULL;
+    }
+  } else {
+    Py_INCREF(context);
+  }
+
+  h = PyObject_GC_New(HandleObject, tp);
+  if (h == NULL) {
+    Py_DECREF(argtuple);
+    Py_DECREF(context);
+    return NULL;
+  }
+  h->loop = (LoopObject*) Py_NewRef(loop);
+  h->callback = Py_NewRef(callback);
+  h->args = argtuple;
+  h->context = context;
+  h->source_traceback = NULL;
+  h->repr = NULL;
+  h->weakreflist = NULL;
+  h->cancelled = 0;
+
+  if (loop->debug) {
+    /* The stack of the caller of call_soon()/call_later(). */
+    PyFrameObject* frame = PyEval_GetFrame();
+    if (frame != NULL) {
+      h->source_traceback = PyObject_CallOneArg(loop->state->extract_stack,
+                                                (PyObject*) frame);
+      if (h->source_traceback == NULL) {
+        PyObject_GC_Track(h);
+        Py_DECREF(h);
+        return NULL;
+      }
+    }
+  }
+  PyObject_GC_Track(h);
+  return h;
+}
+
+
+HandleObject* auv__handle_new(auv_state* st, LoopObject* loop,
+                              PyObject* callback, PyObject* const* args,
+                              Py_ssize_t nargs, PyObject* context) {
+  return handle_alloc(st->HandleType, loop, callback, args, nargs, context);
+}
+
+
+TimerHandleObject* auv__timer_handle_new(auv_state* st, LoopObject* loop,
+                                         double when, PyObject* callback,
+                                         PyObject* const* args,
+                                         Py_ssize_t nargs,
+                                         PyObject* context) {
+  TimerHandleObject* th;
+
+  th = (TimerHandleObject*) handle_alloc(st->TimerHandleType, loop, callback,
+                                         args, nargs, context);
+  if (th == NULL)
+    return NULL;
+  th->when = when;
+  th->scheduled = 0;
+  auv_timer_init(loop->loop, auv__handle_timer(th));
+  auv_timer_set_data(auv__handle_timer(th), th);
+  return th;
+}
+
+
+/* The error path of a callback, as asyncio's Handle._run(). */
+static void handle_report(HandleObject* h) {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+  PyObject* source;
+  PyObject* msg;
+  PyObject* ctx;
+  PyObject* res;
+  auv_state* st;
+
+  if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ||
+      PyErr_ExceptionMatches(PyExc_SystemExit)) {
+    auv__loop_set_pending(h->loop);
+    return;
+  }
+
+  st = h->loop->state;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != NULL)
+    PyException_SetTraceback(value, tb);
+
+  ctx = NULL;
+  msg = NULL;
+  source = PyObject_CallFunctionObjArgs(st->format_callback_source,
+                                        h->callback ? h->callback : Py_None,
+                                        h->args ? h->args : Py_None, NULL);
+  if (source != NULL) {
+    msg = PyUnicode_FromFormat("Exception in callback %U", source);
+    Py_DECREF(source);
+  }
+  if (msg != NULL)
+    ctx = PyDict_New();
+  if (ctx != NULL &&
+      (PyDict_SetItem(ctx, st->str_message, msg) < 0 ||
+       PyDict_SetItem(ctx, st->str_exception, value) < 0 ||
+       PyDict_SetItem(ctx, st->str_handle, (PyObject*) h) < 0 ||
+       (h->source_traceback != NULL &&
+        PyDict_SetItem(ctx, st->str_source_traceback, h->source_traceback) < 0)))
+    Py_CLEAR(ctx);
+  Py_XDECREF(msg);
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+
+  if (ctx == NULL) {
+    /* Out of memory building the report: say so rather than lose it. */
+    PyErr_WriteUnraisable((PyObject*) h);
+    return;
+  }
+  res = PyObject_CallMethodOneArg((PyObject*) h->loop,
+                                  st->str_call_exception_handler, ctx);
+  Py_DECREF(ctx);
+  if (res != NULL) {
+    Py_DECREF(res);
+    return;
+  }
+  if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ||
+      PyErr_ExceptionMatches(PyExc_SystemExit)) {
+    auv__loop_set_pending(h->loop);
+    return;
+  }
+  PyErr_WriteUnraisable((PyObject*) h->loop);
+}
+
+
+static void handle_run_debug(HandleObject* h) {
+  LoopObject* loop;
+  PyObject* res;
+  uint64_t t0;
+  double dt;
+
+  loop = h->loop;
+  t0 = auv_loop_now(loop->loop);
+  auv__handle_run(h);
+  if (loop->loop == NULL)
+    return;
+  dt = (double) (auv_loop_now(loop->loop) - t0) / 1e9;
+  if (dt < loop->slow_callback_duration || PyErr_Occurred())
+    return;
+  /* Like asyncio's: 'Executing <Handle ...> took 0.123 seconds'. */
+  {
+    PyObject* what;
+    PyObject* fmt;
+    PyObject* secs;
+
+    what = PyObject_CallOneArg(loop->state->format_handle, (PyObject*) h);
+    if (what == NULL) {
+      PyErr_WriteUnraisable((PyObject*) h);
+      return;
+    }
+    fmt = PyUnicode_FromString("Executing %s took %.3f seconds");
+    secs = PyFloat_FromDouble(dt);
+    res = NULL;
+    if (fmt != NULL && secs != NULL)
+      res = PyObject_CallMethodObjArgs(loop->state->logger,
+                                       loop->state->str_warning,
+                                       fmt, what, secs, NULL);
+    Py_XDECREF(fmt);
+    Py_XDECREF(secs);
+    Py_DECREF(what);
+    if (res == NULL)
+      PyErr_WriteUnraisable((PyObject*) h);
+    Py_XDECREF(res);
+  }
+}
+
+
+void auv__handle_run(HandleObject* h) {
+  PyObject* res;
+  PyObject* ctx;
+
+  ctx = h->context;
+  if (PyContext_Enter(ctx) < 0) {
+    handle_report(h);
+    return;
+  }
+  res = PyObject_Vectorcall(h->callback, &PyTuple_GET_ITEM(h->args, 0),
+                            PyTuple_GET_SIZE(h->args), NULL);
+  if (PyContext_Exit(ctx) < 0 && res != NULL)
+    Py_CLEAR(res);
+  if (res == NULL)
+    handle_report(h);
+  else
+    Py_DECREF(res);
+}
+
+
+void auv__handle_call_cb(auv_loop_t* loop, void* arg) {
+  HandleObject* h;
+
+  h = arg;
+  if (!h->cancelled) {
+    /* Keep the callback alive while it runs: it may cancel its handle. */
+    PyObject* cb = Py_NewRef(h->callback);
+    PyObject* args = Py_NewRef(h->args);
+    if (h->loop->debug)
+      handle_run_debug(h);
+    else
+      auv__handle_run(h);
+    Py_DECREF(cb);
+    Py_DECREF(args);
+  }
+  Py_DECREF(h);
+}
+
+
+void auv__timer_fire_cb(auv_timer_t* timer) {
+  TimerHandleObject* th;
+
+  th = auv_timer_get_data(timer);
+  th->scheduled = 0;
+  /* The heap's reference is now ours. */
+  auv__handle_call_cb(NULL, th);
+}
+
+
+/* --- Python-visible methods ---------------------------------------------- */
+
+static PyObject* handle_repr_info(HandleObject* h) {
+  PyObject* parts;
+  PyObject* item;
+  PyObject* res;
+  PyObject* sep;
+
+  parts = PyList_New(0);
+  if (parts == NULL)
+    return NULL;
+  item = PyType_GetName(Py_TYPE(h));
+  if (item == NULL || PyList_Append(parts, item) < 0)
+    goto error;
+  Py_DECREF(item);
+  if (h->cancelled) {
+    item = PyUnicode_FromString("cancelled");
+    if (item == NULL || PyList_Append(parts, item) < 0)
+      goto error;
+    Py_DECREF(item);
+  }
+  if (PyObject_TypeCheck(h, h->loop->state->TimerHandleType)) {
+    PyObject* when = PyFloat_FromDouble(((TimerHandleObject*) h)->when);
+    item = when == NULL ? NULL : PyUnicode_FromFormat("when=%R", when);
+    Py_XDECREF(when);
+    if (item == NULL || PyList_Append(parts, item) < 0)
+      goto error;
+    Py_DECREF(item);
+  }
+  if (h->callback != NULL) {
+    item = PyObject_CallFunctionObjArgs(h->loop->state->format_callback_source,
+                                        h->callback, h->args, NULL);
+    if (item == NULL || PyList_Append(parts, item) < 0)
+      goto error;
+    Py_DECREF(item);
+  }
+  if (h->source_traceback != NULL && PyList_Check(h->source_traceback) &&
+      PyList_GET_SIZE(h->source_traceback) > 0) {
+    PyObject* frame = PyList_GET_ITEM(h->source_traceback,
+                                      PyList_GET_SIZE(h->source_traceback) - 1);
+    PyObject* file = PySequence_GetItem(frame, 0);
+    PyObject* line = PySequence_GetItem(frame, 1);
+    item = NULL;
+    if (file != NULL && line != NULL)
+      item = PyUnicode_FromFormat("created at %S:%S", file, line);
+    Py_XDECREF(file);
+    Py_XDECREF(line);
+    if (item == NULL || PyList_Append(parts, item) < 0)
+      goto error;
+    Py_DECREF(item);
+  }
+  sep = PyUnicode_FromString(" ");
+  if (sep == NULL) {
+    Py_DECREF(parts);
+    return NULL;
+  }
+  res = PyUnicode_Join(sep, parts);
+  Py_DECREF(sep);
+  Py_DECREF(parts);
+  return res;
+
+error:
+  Py_XDECREF(item);
+  Py_DECREF(parts);
+  return NULL;
+}
+
+
+static PyObject* handle_repr(HandleObject* h) {
+  PyObject* info;
+  PyObject* res;
+
+  if (h->repr != NULL)
+    return Py_NewRef(h->repr);
+  info = handle_repr_info(h);
+  if (info == NULL)
+    return NULL;
+  res = PyUnicode_FromFormat("<%U>", info);
+  Py_DECREF(info);
+  return res;
+}
+
+
+static void handle_clear_callback(HandleObject* h) {
+  if (h->loop->debug && h->repr == NULL) {
+    /* Keep a representation for debugging, as asyncio does. */
+    h->repr = handle_repr(h);
+    if (h->repr == NULL)
+      PyErr_Clear();
+  }
+  Py_CLEAR(h->callback);
+  Py_CLEAR(h->args);
+}
+
+
+static PyObject* handle_cancel(HandleObject* h, PyObject* unused) {
+  TimerHandleObject* th;
+
+  if (h->cancelled)
+    Py_RETURN_NONE;
+  h->cancelled = 1;
+  if (PyObject_TypeCheck(h, h->loop->state->TimerHandleType)) {
+    th = (TimerHandleObject*) h;
+    if (th->scheduled) {
+      th->scheduled = 0;
+      auv_timer_stop(auv__handle_timer(th));
+      handle_clear_callback(h);
+      Py_DECREF(th);  /* the heap's reference; the caller still holds one */
+      Py_RETURN_NONE;
+    }
+  }
+  /* A queued Handle stays in the ready queue, skipped when reached. */
+  handle_clear_callback(h);
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* handle_cancelled(HandleObject* h, PyObject* unused) {
+  return PyBool_FromLong(h->cancelled);
+}
+
+
+static PyObject* handle_get_context(HandleObject* h, PyObject* unused) {
+  return Py_NewRef(h->context);
+}
+
+
+static PyObject* handle_run_method(HandleObject* h, PyObject* unused) {
+  if (h->callback != NULL) {
+    PyObject* cb = Py_NewRef(h->callback);
+    PyObject* args = Py_NewRef(h->args);
+    auv__handle_run(h);
+    Py_DECREF(cb);
+    Py_DECREF(args);
+  }
+  if (h->loop->pending_type != NULL) {
+    PyErr_Restore(h->loop->pending_type, h->loop->pending_value,
+                  h->loop->pending_tb);
+    h->loop->pending_type = h->loop->pending_value = h->loop->pending_tb = NULL;
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+
+static int handle_traverse(HandleObject* h, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(h));
+  Py_VISIT(h->loop);
+  Py_VISIT(h->callback);
+  Py_VISIT(h->args);
+  Py_VISIT(h->context);
+  Py_VISIT(h->source_traceback);
+  Py_VISIT(h->repr);
+  return 0;
+}
+
+
+static int handle_clear(HandleObject* h) {
+  Py_CLEAR(h->callback);
+  Py_CLEAR(h->args);
+  Py_CLEAR(h->context);
+  Py_CLEAR(h->source_traceback);
+  Py_CLEAR(h->repr);
+  Py_CLEAR(h->loop);
+  return 0;
+}
+
+
+static void handle_dealloc(HandleObject* h) {
+  PyTypeObject* tp;
+
+  tp = Py_TYPE(h);
+  PyObject_GC_UnTrack(h);
+  if (h->weakreflist != NULL)
+    PyObject_ClearWeakRefs((PyObject*) h);
+  handle_clear(h);
+  tp->tp_free(h);
+  Py_DECREF(tp);
+}
+
+
+static PyObject* handle_get_callback(HandleObject* h, void* closure) {
+  return Py_NewRef(h->callback ? h->callback : Py_None);
+}
+
+
+static PyObject* handle_get_args(HandleObject* h, void* closure) {
+  return Py_NewRef(h->args ? h->args : Py_None);
+}
+
+
+static PyObject* handle_get_source_traceback(HandleObject* h, void* closure) {
+  return Py_NewRef(h->source_traceback ? h->source_traceback : Py_None);
+}
+
+
+static PyObject* handle_get_loop(HandleObject* h, void* closure) {
+  return Py_NewRef(h->loop);
+}
+
+
+static PyMethodDef handle_methods[] = {
+  {"cancel", (PyCFunction) handle_cancel, METH_NOARGS,
+   PyDoc_STR("Cancel the call; a no-op if it ran or was cancelled.")},
+  {"cancelled", (PyCFunction) handle_cancelled, METH_NOARGS,
+   PyDoc_STR("Return True if the call was cancelled.")},
+  {"get_context", (PyCFunction) handle_get_context, METH_NOARGS,
+   PyDoc_STR("Return the contextvars.Context the callback runs in.")},
+  {"_run", (PyCFunction) handle_run_method, METH_NOARGS, NULL},
+  {NULL}
+};
+
+static PyMemberDef handle_members[] = {
+  {"_cancelled", T_BOOL, offsetof(HandleObject, cancelled), READONLY, NULL},
+  {"__weaklistoffset__", T_PYSSIZET, offsetof(HandleObject, weakreflist), READONLY, NULL},
+  {NULL}
+};
+
+static PyGetSetDef handle_getset[] = {
+  {"_callback", (getter) handle_get_callback, NULL, NULL, NULL},
+  {"_args", (getter) handle_get_args, NULL, NULL, NULL},
+  {"_loop", (getter) handle_get_loop, NULL, NULL, NULL},
+  {"_source_traceback", (getter) handle_get_source_traceback, NULL, NULL, NULL},
+  {NULL}
+};
+
+static PyType_Slot handle_slots[] = {
+  {Py_tp_doc, (void*) PyDoc_STR("A callback scheduled with call_soon(); see asyncio.Handle.")},
+  {Py_tp_dealloc, handle_dealloc},
+  {Py_tp_traverse, handle_traverse},
+  {Py_tp_clear, handle_clear},
+  {Py_tp_repr, handle_repr},
+  {Py_tp_methods, handle_methods},
+  {Py_tp_members, handle_members},
+  {Py_tp_getset, handle_getset},
+  {0, NULL}
+};
+
+PyType_Spec auv__handle_spec = {
+  .name = "asyncuv.Handle",
+  .basicsize = sizeof(HandleObject),
+  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+           Py_TPFLAGS_IMMUTABLETYPE,
+  .slots = handle_slots,
+};
+
+
+/* --- TimerHandle --------------------------------------------------------- */
+
+static PyObject* timer_handle_when(TimerHandleObject* th, PyObject* unused) {
+  return PyFloat_FromDouble(th->when);
+}
+
+
+static PyObject* timer_handle_richcompare(TimerHandleObject* a, PyObject* other,
+                                          int op) {
+  TimerHandleObject* b;
+  int r;
+
+  if (!PyObject_TypeCheck(other, Py_TYPE(a)))
+    Py_RETURN_NOTIMPLEMENTED;
+  b = (TimerHandleObject*) other;
+  if (op == Py_LT)
+    return PyBool_FromLong(a->when < b->when);
+  if (op == Py_GT)
+    return PyBool_FromLong(a->when > b->when);
+  if ((op == Py_LE && a->when < b->when) || (op == Py_GE && a->when > b->when))
+    Py_RETURN_TRUE;
+  /* Equality as asyncio's TimerHandle.__eq__; it also completes <= and >=. */
+  if (a == b) {
+    r = 1;
+  } else if (a->when != b->when || a->base.cancelled != b->base.cancelled) {
+    r = 0;
+  } else {
+    r = PyObject_RichCompareBool(a->base.callback ? a->base.callback : Py_None,
+                                 b->base.callback ? b->base.callback : Py_None,
+                                 Py_EQ);
+    if (r > 0)
+      r = PyObject_RichCompareBool(a->base.args ? a->base.args : Py_None,
+                                   b->base.args ? b->base.args : Py_None,
+                                   Py_EQ);
+    if (r < 0)
+      return NULL;
+  }
+  return PyBool_FromLong(op == Py_NE ? !r : r);
+}
+
+
+static Py_hash_t timer_handle_hash(TimerHandleObject* th) {
+  PyObject* f;
+  Py_hash_t h;
+
+  f = PyFloat_FromDouble(th->when);
+  if (f == NULL)
+    return -1;
+  h = PyObject_Hash(f);
+  Py_DECREF(f);
+  return h;
+}
+
+
+static PyObject* timer_handle_get_scheduled(TimerHandleObject* th, void* c) {
+  return PyBool_FromLong(th->scheduled);
+}
+
+
+static PyObject* timer_handle_get_when(TimerHandleObject* th, void* c) {
+  return PyFloat_FromDouble(th->when);
+}
+
+
+static PyMethodDef timer_handle_methods[] = {
+  {"when", (PyCFunction) timer_handle_when, METH_NOARGS,
+   PyDoc_STR("Return the scheduled time, in loop.time() units.")},
+  {NULL}
+};
+
+static PyGetSetDef timer_handle_getset[] = {
+  {"_scheduled", (getter) timer_handle_get_scheduled, NULL, NULL, NULL},
+  {"_when", (getter) timer_handle_get_when, NULL, NULL, NULL},
+  {NULL}
+};
+
+static PyType_Slot timer_handle_slots[] = {
+  {Py_tp_doc, (void*) PyDoc_STR("A callback scheduled with call_later()/call_at(); see asyncio.TimerHandle.")},
+  {Py_tp_dealloc, handle_dealloc},
+  {Py_tp_traverse, handle_traverse},
+  {Py_tp_clear, handle_clear},
+  {Py_tp_methods, timer_handle_methods},
+  {Py_tp_getset, timer_handle_getset},
+  {Py_tp_richcompare, timer_handle_richcompare},
+  {Py_tp_hash, timer_handle_hash},
+  {0, NULL}
+};
+
+/* basicsize is set at module init: the engine timer's size is a run-time
+ * value (auv_timer_size()). */
+PyType_Spec auv__timer_handle_spec = {
+  .name = "asyncuv.TimerHandle",
+  .basicsize = 0,
+  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+  .slots = timer_handle_slots,
+};

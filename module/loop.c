@@ -1,0 +1,692 @@
+/* The C half of asyncuv.Loop: everything on the per-callback path.  The
+ * Python class in asyncuv/__init__.py adds asyncio's cold paths (the
+ * exception handler chain, async generator and executor shutdown) and
+ * makes it an asyncio.AbstractEventLoop. */
+#include <math.h>
+
+#include "asyncuv_module.h"
+
+
+static void loop_before_block(auv_loop_t* loop, void* arg) {
+  LoopObject* self = arg;
+  self->tstate = PyEval_SaveThread();
+}
+
+
+static void loop_after_block(auv_loop_t* loop, void* arg) {
+  LoopObject* self = arg;
+  PyEval_RestoreThread(self->tstate);
+  self->tstate = NULL;
+}
+
+
+void auv__loop_set_pending(LoopObject* self) {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+
+  PyErr_Fetch(&type, &value, &tb);
+  if (self->pending_type == NULL) {
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL)
+      PyException_SetTraceback(value, tb);
+    self->pending_type = type;
+    self->pending_value = value;
+    self->pending_tb = tb;
+  } else {
+    /* A second KeyboardInterrupt while unwinding: the first one wins. */
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+  }
+  if (self->loop != NULL)
+    auv_loop_interrupt(self->loop);
+}
+
+
+static int loop_check_closed(LoopObject* self) {
+  if (self->closed) {
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return -1;
+  }
+  return 0;
+}
+
+
+static int loop_check_thread(LoopObject* self) {
+  if (self->thread_id != 0 && self->thread_id != PyThread_get_thread_ident()) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "Non-thread-safe operation invoked on an event loop "
+                    "other than the current one");
+    return -1;
+  }
+  return 0;
+}
+
+
+static int loop_is_coroutine(auv_state* st, PyObject* obj, PyObject* checker) {
+  PyObject* r;
+  int truth;
+
+  r = PyObject_CallOneArg(checker, obj);
+  if (r == NULL)
+    return -1;
+  truth = PyObject_IsTrue(r);
+  Py_DECREF(r);
+  return truth;
+}
+
+
+/* asyncio checks callbacks in debug mode only; a callback that cannot be
+ * called is refused in every mode (it could only fail later, far from the
+ * mistake).  Debug mode adds asyncio's coroutine-function check. */
+static int loop_check_callback(LoopObject* self, PyObject* cb, const char* method) {
+  auv_state* st;
+  int r;
+
+  st = self->state;
+  if (self->debug) {
+    r = loop_is_coroutine(st, cb, st->iscoroutine);
+    if (r == 0)
+      r = loop_is_coroutine(st, cb, st->iscoroutinefunction);
+    if (r < 0)
+      return -1;
+    if (r > 0) {
+      PyErr_Format(PyExc_TypeError, "coroutines cannot be used with %s()", method);
+      return -1;
+    }
+  }
+  if (!PyCallable_Check(cb)) {
+    if (PyCoro_CheckExact(cb) || loop_is_coroutine(st, cb, st->iscoroutine) > 0) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_TypeError, "coroutines cannot be used with %s()", method);
+      return -1;
+    }
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError,
+                 "a callable object was expected by %s(), got %R", method, cb);
+    return -1;
+  }
+  return 0;
+}
+
+
+/* Parse the keyword-only `context=` that every call_* method takes. */
+static int loop_parse_context(PyObject* kwnames, PyObject* const* kwvalues,
+                              PyObject** context, const char* method) {
+  Py_ssize_t i;
+  Py_ssize_t n;
+  PyObject* key;
+
+  *context = NULL;
+  if (kwnames == NULL)
+    return 0;
+  n = PyTuple_GET_SIZE(kwnames);
+  for (i = 0; i < n; i++) {
+    key = PyTuple_GET_ITEM(kwnames, i);
+    if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "context") != 0) {
+      PyErr_Format(PyExc_TypeError,
+                   "%s() got an unexpected keyword argument '%S'", method, key);
+      return -1;
+    }
+    *context = kwvalues[i];
+  }
+  return 0;
+}
+
+
+static PyObject* loop_schedule_soon(LoopObject* self, PyObject* const* args,
+                                    Py_ssize_t nargs, PyObject* kwnames,
+                                    const char* method, int threadsafe) {
+  PyObject* context;
+  HandleObject* h;
+  int err;
+
+  if (loop_parse_context(kwnames, args + nargs, &context, method) < 0)
+    return NULL;
+  if (nargs < 1) {
+    PyErr_Format(PyExc_TypeError,
+                 "%s() missing 1 required positional argument: 'callback'",
+                 method);
+    return NULL;
+  }
+  if (loop_check_closed(self) < 0)
+    return NULL;
+  if (self->debug && !threadsafe && loop_check_thread(self) < 0)
+    return NULL;
+  if (loop_check_callback(self, args[0], method) < 0)
+    return NULL;
+
+  h = auv__handle_new(self->state, self, args[0], args + 1, nargs - 1, context);
+  if (h == NULL)
+    return NULL;
+  /* The ready queue's reference. */
+  Py_INCREF(h);
+  err = auv_loop_call_soon(self->loop, auv__handle_call_cb, h);
+  if (err != 0) {
+    Py_DECREF(h);
+    Py_DECREF(h);
+    return PyErr_NoMemory();
+  }
+  if (threadsafe)
+    auv_loop_wakeup(self->loop);
+  return (PyObject*) h;
+}
+
+
+static PyObject* loop_call_soon(LoopObject* self, PyObject* const* args,
+                                Py_ssize_t nargs, PyObject* kwnames) {
+  return loop_schedule_soon(self, args, nargs, kwnames, "call_soon", 0);
+}
+
+
+static PyObject* loop_call_soon_threadsafe(LoopObject* self, PyObject* const* args,
+                                           Py_ssize_t nargs, PyObject* kwnames) {
+  return loop_schedule_soon(self, args, nargs, kwnames,
+                            "call_soon_threadsafe", 1);
+}
+
+
+static uint64_t loop_deadline(double when) {
+  double ns;
+
+  ns = when * 1e9;
+  if (!(ns > 0))
+    return 0;  /* the past, and NaN (which asyncio runs at once) */
+  if (ns >= 18446744073709549568.0)
+    return UINT64_MAX;
+  return (uint64_t) ceil(ns);
+}
+
+
+static PyObject* loop_schedule_at(LoopObject* self, double when,
+                                  PyObject* const* args, Py_ssize_t nargs,
+                                  PyObject* context, const char* method) {
+  TimerHandleObject* th;
+  int err;
+
+  if (loop_check_closed(self) < 0)
+    return NULL;
+  if (self->debug && loop_check_thread(self) < 0)
+    return NULL;
+  if (loop_check_callback(self, args[0], method) < 0)
+    return NULL;
+
+  th = auv__timer_handle_new(self->state, self, when, args[0], args + 1,
+                             nargs - 1, context);
+  if (th == NULL)
+    return NULL;
+  err = auv_timer_start(auv__handle_timer(th), auv__timer_fire_cb,
+                        loop_deadline(when));
+  if (err != 0) {
+    Py_DECREF(th);
+    return PyErr_NoMemory();
+  }
+  /* The heap's reference. */
+  Py_INCREF(th);
+  th->scheduled = 1;
+  return (PyObject*) th;
+}
+
+
+static PyObject* loop_call_later(LoopObject* self, PyObject* const* args,
+                                 Py_ssize_t nargs, PyObject* kwnames) {
+  PyObject* context;
+  double delay;
+
+  if (loop_parse_context(kwnames, args + nargs, &context, "call_later") < 0)
+    return NULL;
+  if (nargs < 2) {
+    PyErr_Format(PyExc_TypeError,
+                 "call_later() missing %zd required positional argument%s",
+                 2 - nargs, nargs == 1 ? ": 'callback'" : "s: 'delay' and 'callback'");
+    return NULL;
+  }
+  if (args[0] == Py_None) {
+    PyErr_SetString(PyExc_TypeError, "delay must not be None");
+    return NULL;
+  }
+  delay = PyFloat_AsDouble(args[0]);
+  if (delay == -1.0 && PyErr_Occurred())
+    return NULL;
+  return loop_schedule_at(self, (double) auv_loop_now(NULL) / 1e9 + delay,
+                          args + 1, nargs - 1, context, "call_later");
+}
+
+
+static PyObject* loop_call_at(LoopObject* self, PyObject* const* args,
+                              Py_ssize_t nargs, PyObject* kwnames) {
+  PyObject* context;
+  double when;
+
+  if (loop_parse_context(kwnames, args + nargs, &context, "call_at") < 0)
+    return NULL;
+  if (nargs < 2) {
+    PyErr_Format(PyExc_TypeError,
+                 "call_at() missing %zd required positional argument%s",
+                 2 - nargs, nargs == 1 ? ": 'callback'" : "s: 'when' and 'callback'");
+    return NULL;
+  }
+  if (args[0] == Py_None) {
+    PyErr_SetString(PyExc_TypeError, "when cannot be None");
+    return NULL;
+  }
+  when = PyFloat_AsDouble(args[0]);
+  if (when == -1.0 && PyErr_Occurred())
+    return NULL;
+  return loop_schedule_at(self, when, args + 1, nargs - 1, context, "call_at");
+}
+
+
+static PyObject* loop_time(LoopObject* self, PyObject* unused) {
+  return PyFloat_FromDouble((double) auv_loop_now(self->loop) / 1e9);
+}
+
+
+static PyObject* loop_run_forever_impl(LoopObject* self, PyObject* unused) {
+  auv_loop_t* loop;
+
+  if (loop_check_closed(self) < 0)
+    return NULL;
+  if (self->thread_id != 0) {
+    PyErr_SetString(PyExc_RuntimeError, "This event loop is already running");
+    return NULL;
+  }
+
+  loop = self->loop;
+  self->thread_id = PyThread_get_thread_ident();
+  auv_loop_ref(loop);
+  auv_loop_run(loop, AUV_RUN_DEFAULT);
+  auv_loop_unref(loop);
+  self->thread_id = 0;
+
+  if (self->pending_type != NULL) {
+    PyErr_Restore(self->pending_type, self->pending_value, self->pending_tb);
+    self->pending_type = self->pending_value = self->pending_tb = NULL;
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* loop_stop(LoopObject* self, PyObject* unused) {
+  if (self->loop != NULL)
+    auv_loop_stop(self->loop);
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* loop_is_running(LoopObject* self, PyObject* unused) {
+  return PyBool_FromLong(self->thread_id != 0);
+}
+
+
+static PyObject* loop_is_closed(LoopObject* self, PyObject* unused) {
+  return PyBool_FromLong(self->closed);
+}
+
+
+static void loop_dispose_call(auv_loop_t* loop, void* arg) {
+  Py_DECREF((PyObject*) arg);
+}
+
+
+/* Drop every queued handle and scheduled timer, as asyncio's close()
+ * clears _ready and _scheduled (without cancelling the handles). */
+static void loop_drop_callbacks(LoopObject* self) {
+  TimerHandleObject* th;
+  auv_timer_t* t;
+
+  if (self->loop == NULL)
+    return;
+  /* Only our own handles are in the queue: the module is the only user of
+   * this engine loop that stores Python objects there. */
+  auv_loop_discard_calls(self->loop, loop_dispose_call);
+  while ((t = auv_loop_next_timer(self->loop)) != NULL) {
+    auv_timer_stop(t);
+    if (auv_timer_get_cb(t) == auv__timer_fire_cb) {
+      th = auv_timer_get_data(t);
+      th->scheduled = 0;
+      Py_DECREF(th);
+    }
+  }
+}
+
+
+static PyObject* loop_close(LoopObject* self, PyObject* unused) {
+  int err;
+
+  if (self->thread_id != 0) {
+    PyErr_SetString(PyExc_RuntimeError, "Cannot close a running event loop");
+    return NULL;
+  }
+  if (self->closed)
+    Py_RETURN_NONE;
+  self->closed = 1;
+  loop_drop_callbacks(self);
+  err = auv_loop_close(self->loop);
+  if (err != 0) {
+    /* Work still pending on the thread pool (it holds the engine): the
+     * engine is left to the process rather than freed under it. */
+    PyErr_Format(PyExc_RuntimeError, "cannot close the engine loop: %s",
+                 auv_strerror(err));
+    return NULL;
+  }
+  self->loop = NULL;
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* loop_create_future(LoopObject* self, PyObject* unused) {
+  PyObject* stack[1] = { (PyObject*) self };
+  return PyObject_Vectorcall(self->state->Future, stack, 0, self->state->kw_loop);
+}
+
+
+static PyObject* loop_create_task(LoopObject* self, PyObject* const* args,
+                                  Py_ssize_t nargs, PyObject* kwnames) {
+  auv_state* st;
+  PyObject* coro;
+  PyObject* name;
+  PyObject* context;
+  PyObject* task;
+  PyObject* stack[4];
+  PyObject* kw;
+  Py_ssize_t i;
+  Py_ssize_t nkw;
+  PyObject* key;
+
+  st = self->state;
+  name = Py_None;
+  context = Py_None;
+  if (nargs != 1) {
+    PyErr_Format(PyExc_TypeError,
+                 "create_task() takes 1 positional argument but %zd were given",
+                 nargs);
+    return NULL;
+  }
+  coro = args[0];
+  nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+  for (i = 0; i < nkw; i++) {
+    key = PyTuple_GET_ITEM(kwnames, i);
+    if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
+      name = args[nargs + i];
+    } else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
+      context = args[nargs + i];
+    } else {
+      PyErr_Format(PyExc_TypeError,
+                   "create_task() got an unexpected keyword argument '%S'", key);
+      return NULL;
+    }
+  }
+  if (loop_check_closed(self) < 0)
+    return NULL;
+
+  if (self->task_factory == NULL) {
+    stack[0] = coro;
+    stack[1] = (PyObject*) self;
+    if (name == Py_None && context == Py_None) {
+      kw = st->kw_loop;
+    } else if (context == Py_None) {
+      stack[2] = name;
+      kw = st->kw_loop_name;
+    } else if (name == Py_None) {
+      stack[2] = context;
+      kw = st->kw_loop_context;
+    } else {
+      stack[2] = name;
+      stack[3] = context;
+      kw = st->kw_loop_name_context;
+    }
+    return PyObject_Vectorcall(st->Task, stack, 1, kw);
+  }
+
+  stack[0] = (PyObject*) self;
+  stack[1] = coro;
+  if (context == Py_None) {
+    task = PyObject_Vectorcall(self->task_factory, stack, 2, NULL);
+  } else {
+    stack[2] = context;
+    task = PyObject_Vectorcall(self->task_factory, stack, 2, st->kw_context);
+  }
+  if (task == NULL || name == Py_None)
+    return task;
+  {
+    PyObject* r = PyObject_CallMethodOneArg(task, st->str_set_name, name);
+    if (r == NULL) {
+      Py_DECREF(task);
+      return NULL;
+    }
+    Py_DECREF(r);
+  }
+  return task;
+}
+
+
+static PyObject* loop_set_task_factory(LoopObject* self, PyObject* factory) {
+  if (factory != Py_None && !PyCallable_Check(factory)) {
+    PyErr_SetString(PyExc_TypeError, "task factory must be a callable or None");
+    return NULL;
+  }
+  Py_XSETREF(self->task_factory, factory == Py_None ? NULL : Py_NewRef(factory));
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* loop_get_task_factory(LoopObject* self, PyObject* unused) {
+  return Py_NewRef(self->task_factory ? self->task_factory : Py_None);
+}
+
+
+static PyObject* loop_get_debug(LoopObject* self, PyObject* unused) {
+  return PyBool_FromLong(self->debug);
+}
+
+
+static PyObject* loop_get_debug_attr(LoopObject* self, void* closure) {
+  return PyBool_FromLong(self->debug);
+}
+
+
+static int loop_set_debug_attr(LoopObject* self, PyObject* value, void* closure) {
+  int truth;
+
+  if (value == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete _debug");
+    return -1;
+  }
+  truth = PyObject_IsTrue(value);
+  if (truth < 0)
+    return -1;
+  self->debug = (char) truth;
+  return 0;
+}
+
+
+static PyObject* loop_get_slow(LoopObject* self, void* closure) {
+  return PyFloat_FromDouble(self->slow_callback_duration);
+}
+
+
+static int loop_set_slow(LoopObject* self, PyObject* value, void* closure) {
+  double d;
+
+  if (value == NULL) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete slow_callback_duration");
+    return -1;
+  }
+  d = PyFloat_AsDouble(value);
+  if (d == -1.0 && PyErr_Occurred())
+    return -1;
+  self->slow_callback_duration = d;
+  return 0;
+}
+
+
+static PyObject* loop_get_thread_id(LoopObject* self, void* closure) {
+  if (self->thread_id == 0)
+    Py_RETURN_NONE;
+  return PyLong_FromUnsignedLong(self->thread_id);
+}
+
+
+static PyObject* loop_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
+  LoopObject* self;
+  int err;
+
+  self = (LoopObject*) type->tp_alloc(type, 0);
+  if (self == NULL)
+    return NULL;
+  self->state = auv__state_from_type(type);
+  if (self->state == NULL) {
+    Py_DECREF(self);
+    return NULL;
+  }
+  self->slow_callback_duration = 0.1;
+  err = auv_loop_new(&self->loop);
+  if (err != 0) {
+    self->closed = 1;
+    Py_DECREF(self);
+    PyErr_Format(PyExc_OSError, "cannot create the engine loop: %s",
+                 auv_strerror(err));
+    return NULL;
+  }
+  auv_loop_set_data(self->loop, self);
+  auv_loop_set_block_hooks(self->loop, loop_before_block, loop_after_block, self);
+  return (PyObject*) self;
+}
+
+
+static int loop_visit_call(auv_call_cb cb, void* arg, void* ctx) {
+  void** v = ctx;
+
+  if (cb == auv__handle_call_cb)
+    return ((visitproc) v[0])((PyObject*) arg, v[1]);
+  return 0;
+}
+
+
+static int loop_visit_timer(auv_timer_t* t, void* ctx) {
+  void** v = ctx;
+
+  if (auv_timer_get_cb(t) == auv__timer_fire_cb)
+    return ((visitproc) v[0])((PyObject*) auv_timer_get_data(t), v[1]);
+  return 0;
+}
+
+
+static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
+  void* ctx[2] = { (void*) visit, arg };
+  int r;
+
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->task_factory);
+  Py_VISIT(self->pending_type);
+  Py_VISIT(self->pending_value);
+  Py_VISIT(self->pending_tb);
+  if (self->loop != NULL) {
+    r = auv_loop_walk_calls(self->loop, loop_visit_call, ctx);
+    if (r != 0)
+      return r;
+    r = auv_loop_walk_timers(self->loop, loop_visit_timer, ctx);
+    if (r != 0)
+      return r;
+  }
+  return 0;
+}
+
+
+static int loop_clear(LoopObject* self) {
+  Py_CLEAR(self->task_factory);
+  Py_CLEAR(self->pending_type);
+  Py_CLEAR(self->pending_value);
+  Py_CLEAR(self->pending_tb);
+  if (self->thread_id == 0)
+    loop_drop_callbacks(self);
+  return 0;
+}
+
+
+static void loop_dealloc(LoopObject* self) {
+  PyTypeObject* tp;
+
+  tp = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  loop_clear(self);
+  if (self->loop != NULL && auv_loop_close(self->loop) == 0)
+    self->loop = NULL;
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+
+static PyMethodDef loop_methods[] = {
+  {"call_soon", (PyCFunction) (void (*)(void)) loop_call_soon,
+   METH_FASTCALL | METH_KEYWORDS,
+   PyDoc_STR("call_soon(callback, *args, context=None)\n--\n\n"
+             "Arrange for callback(*args) to be called soon; return a Handle.")},
+  {"call_soon_threadsafe", (PyCFunction) (void (*)(void)) loop_call_soon_threadsafe,
+   METH_FASTCALL | METH_KEYWORDS,
+   PyDoc_STR("call_soon_threadsafe(callback, *args, context=None)\n--\n\n"
+             "Like call_soon(), but callable from any thread.")},
+  {"call_later", (PyCFunction) (void (*)(void)) loop_call_later,
+   METH_FASTCALL | METH_KEYWORDS,
+   PyDoc_STR("call_later(delay, callback, *args, context=None)\n--\n\n"
+             "Arrange for callback(*args) to be called after delay seconds.")},
+  {"call_at", (PyCFunction) (void (*)(void)) loop_call_at,
+   METH_FASTCALL | METH_KEYWORDS,
+   PyDoc_STR("call_at(when, callback, *args, context=None)\n--\n\n"
+             "Arrange for callback(*args) to be called at loop time when.")},
+  {"time", (PyCFunction) loop_time, METH_NOARGS,
+   PyDoc_STR("Return the loop's time: the monotonic clock, in seconds.")},
+  {"_run_forever_impl", (PyCFunction) loop_run_forever_impl, METH_NOARGS, NULL},
+  {"stop", (PyCFunction) loop_stop, METH_NOARGS,
+   PyDoc_STR("Stop the loop after the current iteration.")},
+  {"is_running", (PyCFunction) loop_is_running, METH_NOARGS,
+   PyDoc_STR("Return True if the loop is running.")},
+  {"is_closed", (PyCFunction) loop_is_closed, METH_NOARGS,
+   PyDoc_STR("Return True if the loop was closed.")},
+  {"close", (PyCFunction) loop_close, METH_NOARGS,
+   PyDoc_STR("Close the loop, dropping pending callbacks.")},
+  {"create_future", (PyCFunction) loop_create_future, METH_NOARGS,
+   PyDoc_STR("Create an asyncio.Future attached to the loop.")},
+  {"create_task", (PyCFunction) (void (*)(void)) loop_create_task,
+   METH_FASTCALL | METH_KEYWORDS,
+   PyDoc_STR("create_task(coro, *, name=None, context=None)\n--\n\n"
+             "Schedule a coroutine; return its Task.")},
+  {"set_task_factory", (PyCFunction) loop_set_task_factory, METH_O,
+   PyDoc_STR("Set the factory create_task() uses (None for the default).")},
+  {"get_task_factory", (PyCFunction) loop_get_task_factory, METH_NOARGS,
+   PyDoc_STR("Return the task factory, or None.")},
+  {"get_debug", (PyCFunction) loop_get_debug, METH_NOARGS,
+   PyDoc_STR("Return True if debug mode is on.")},
+  {NULL}
+};
+
+static PyGetSetDef loop_getset[] = {
+  {"_debug", (getter) loop_get_debug_attr, (setter) loop_set_debug_attr, NULL, NULL},
+  {"slow_callback_duration", (getter) loop_get_slow, (setter) loop_set_slow,
+   PyDoc_STR("Callbacks that take longer (in seconds) are logged in debug mode."),
+   NULL},
+  {"_thread_id", (getter) loop_get_thread_id, NULL, NULL, NULL},
+  {NULL}
+};
+
+static PyType_Slot loop_slots[] = {
+  {Py_tp_doc, (void*) PyDoc_STR("The engine half of asyncuv.Loop.")},
+  {Py_tp_new, loop_new},
+  {Py_tp_dealloc, loop_dealloc},
+  {Py_tp_traverse, loop_traverse},
+  {Py_tp_clear, loop_clear},
+  {Py_tp_methods, loop_methods},
+  {Py_tp_getset, loop_getset},
+  {0, NULL}
+};
+
+PyType_Spec auv__loop_spec = {
+  .name = "asyncuv._asyncuv.LoopBase",
+  .basicsize = sizeof(LoopObject),
+  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+           Py_TPFLAGS_IMMUTABLETYPE,
+  .slots = loop_slots,
+};
