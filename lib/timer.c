@@ -116,9 +116,15 @@ static void auv__due_unlink(auv_loop_t* loop, auv_timer_t* t) {
 
 
 static void auv__uv_timer_cb(uv_timer_t* handle) {
-  /* Nothing to do here: the timer only bounds the poll, and the heap is
-   * examined once uv_run() returns. */
-  auv__loop_unblock(handle->data);
+  auv_loop_t* loop;
+
+  /* The heap is examined once uv_run() returns.  libuv runs timers before
+   * it polls: make that poll return at once, or it would block with timers
+   * due (uv_stop() zeroes the poll timeout and ends this uv_run()). */
+  loop = handle->data;
+  auv__loop_unblock(loop);
+  loop->may_block = 0;
+  uv_stop(&loop->uv);
 }
 
 

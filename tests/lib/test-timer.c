@@ -330,3 +330,27 @@ TEST_IMPL(timer_einval) {
   free(t);
   CLOSE_LOOP(loop);
 }
+
+
+static void stop_loop_cb(auv_timer_t* timer) {
+  auv_loop_stop(auv_timer_get_loop(timer));
+}
+
+
+TEST_IMPL(timer_due_with_keepalive) {
+  auv_loop_t* loop;
+  auv_timer_t* t;
+
+  /* Kept alive with nothing else to do: the poll must not block while a
+   * timer is due (libuv fires its timer before polling). */
+  ASSERT_OK(auv_loop_new(&loop));
+  auv_loop_ref(loop);
+  t = new_timer(loop, 0);
+  ASSERT_OK(auv_timer_start(t, stop_loop_cb, auv_loop_now(loop)));
+  ASSERT_EQ(1, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_OK(auv_timer_start(t, stop_loop_cb, auv_loop_now(loop) + 2 * MS));
+  ASSERT_EQ(1, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  auv_loop_unref(loop);
+  free(t);
+  CLOSE_LOOP(loop);
+}
