@@ -17,6 +17,8 @@ typedef struct {
   PyTypeObject* TimerHandleType;
 
   PyObject* Future;                 /* asyncio.Future */
+  PyObject* aio_Handle;             /* asyncio.Handle */
+  PyObject* aio_TimerHandle;        /* asyncio.TimerHandle */
   PyObject* Task;                   /* asyncio.Task */
   PyObject* iscoroutine;            /* asyncio.iscoroutine */
   PyObject* iscoroutinefunction;    /* asyncio.iscoroutinefunction */
@@ -42,15 +44,21 @@ typedef struct {
 
 typedef struct LoopObject LoopObject;
 
+/* Handles subclass asyncio.Handle / asyncio.TimerHandle (CPython's loop
+ * returns those, and code checks isinstance).  Their __slots__ storage comes
+ * first; asyncuv keeps its own fields after it, at the same offset in both
+ * types.  Import fails cleanly if a future asyncio outgrows the pad. */
+#define AUV_ASYNCIO_HANDLE_PAD 12
+
 typedef struct {
   PyObject_HEAD
+  PyObject* asyncio_slots[AUV_ASYNCIO_HANDLE_PAD];
   LoopObject* loop;
   PyObject* callback;          /* NULL once cancelled */
   PyObject* args;              /* a tuple; NULL once cancelled */
   PyObject* context;
   PyObject* source_traceback;  /* debug mode only */
   PyObject* repr;              /* kept at cancel() in debug mode */
-  PyObject* weakreflist;
   char cancelled;
 } HandleObject;
 

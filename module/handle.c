@@ -3,6 +3,8 @@
  * The engine's ready queue holds (auv__handle_call_cb, handle) and owns one
  * reference to the handle.  A scheduled TimerHandle embeds its engine timer
  * and owns a reference to itself while the timer is in the heap. */
+#include <string.h>
+
 #include "asyncuv_module.h"
 
 size_t auv__timer_offset;
@@ -47,7 +49,7 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
   h->context = context;
   h->source_traceback = NULL;
   h->repr = NULL;
-  h->weakreflist = NULL;
+  memset(h->asyncio_slots, 0, sizeof(h->asyncio_slots));
   h->cancelled = 0;
 
   if (loop->debug) {
@@ -397,8 +399,18 @@ static PyObject* handle_run_method(HandleObject* h, PyObject* unused) {
 }
 
 
+/* Objects a caller stored through asyncio's own slot descriptors (such as
+ * _context or _repr): every pad entry but the weak reference list. */
+#define FOR_EACH_ASYNCIO_SLOT(h, p)                                          \
+  for (PyObject** p = (h)->asyncio_slots;                                   \
+       p < (h)->asyncio_slots + AUV_ASYNCIO_HANDLE_PAD; p++)                \
+    if ((char*) p - (char*) (h) != Py_TYPE(h)->tp_weaklistoffset)
+
+
 static int handle_traverse(HandleObject* h, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(h));
+  FOR_EACH_ASYNCIO_SLOT(h, p)
+    Py_VISIT(*p);
   Py_VISIT(h->loop);
   Py_VISIT(h->callback);
   Py_VISIT(h->args);
@@ -410,6 +422,8 @@ static int handle_traverse(HandleObject* h, visitproc visit, void* arg) {
 
 
 static int handle_clear(HandleObject* h) {
+  FOR_EACH_ASYNCIO_SLOT(h, p)
+    Py_CLEAR(*p);
   Py_CLEAR(h->callback);
   Py_CLEAR(h->args);
   Py_CLEAR(h->context);
@@ -425,7 +439,7 @@ static void handle_dealloc(HandleObject* h) {
 
   tp = Py_TYPE(h);
   PyObject_GC_UnTrack(h);
-  if (h->weakreflist != NULL)
+  if (tp->tp_weaklistoffset != 0)
     PyObject_ClearWeakRefs((PyObject*) h);
   handle_clear(h);
   tp->tp_free(h);
@@ -466,7 +480,6 @@ static PyMethodDef handle_methods[] = {
 
 static PyMemberDef handle_members[] = {
   {"_cancelled", T_BOOL, offsetof(HandleObject, cancelled), READONLY, NULL},
-  {"__weaklistoffset__", T_PYSSIZET, offsetof(HandleObject, weakreflist), READONLY, NULL},
   {NULL}
 };
 
@@ -474,6 +487,7 @@ static PyGetSetDef handle_getset[] = {
   {"_callback", (getter) handle_get_callback, NULL, NULL, NULL},
   {"_args", (getter) handle_get_args, NULL, NULL, NULL},
   {"_loop", (getter) handle_get_loop, NULL, NULL, NULL},
+  {"_context", (getter) handle_get_context, NULL, NULL, NULL},
   {"_source_traceback", (getter) handle_get_source_traceback, NULL, NULL, NULL},
   {NULL}
 };
@@ -493,8 +507,8 @@ static PyType_Slot handle_slots[] = {
 PyType_Spec auv__handle_spec = {
   .name = "asyncuv.Handle",
   .basicsize = sizeof(HandleObject),
-  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
-           Py_TPFLAGS_IMMUTABLETYPE,
+  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+           Py_TPFLAGS_DISALLOW_INSTANTIATION,
   .slots = handle_slots,
 };
 
@@ -564,12 +578,24 @@ static PyObject* timer_handle_get_when(TimerHandleObject* th, void* c) {
 
 
 static PyMethodDef timer_handle_methods[] = {
+  {"cancel", (PyCFunction) handle_cancel, METH_NOARGS,
+   PyDoc_STR("Cancel the call; a no-op if it ran or was cancelled.")},
+  {"cancelled", (PyCFunction) handle_cancelled, METH_NOARGS,
+   PyDoc_STR("Return True if the call was cancelled.")},
+  {"get_context", (PyCFunction) handle_get_context, METH_NOARGS,
+   PyDoc_STR("Return the contextvars.Context the callback runs in.")},
+  {"_run", (PyCFunction) handle_run_method, METH_NOARGS, NULL},
   {"when", (PyCFunction) timer_handle_when, METH_NOARGS,
    PyDoc_STR("Return the scheduled time, in loop.time() units.")},
   {NULL}
 };
 
 static PyGetSetDef timer_handle_getset[] = {
+  {"_callback", (getter) handle_get_callback, NULL, NULL, NULL},
+  {"_args", (getter) handle_get_args, NULL, NULL, NULL},
+  {"_loop", (getter) handle_get_loop, NULL, NULL, NULL},
+  {"_context", (getter) handle_get_context, NULL, NULL, NULL},
+  {"_source_traceback", (getter) handle_get_source_traceback, NULL, NULL, NULL},
   {"_scheduled", (getter) timer_handle_get_scheduled, NULL, NULL, NULL},
   {"_when", (getter) timer_handle_get_when, NULL, NULL, NULL},
   {NULL}
@@ -580,6 +606,8 @@ static PyType_Slot timer_handle_slots[] = {
   {Py_tp_dealloc, handle_dealloc},
   {Py_tp_traverse, handle_traverse},
   {Py_tp_clear, handle_clear},
+  {Py_tp_repr, handle_repr},
+  {Py_tp_members, handle_members},
   {Py_tp_methods, timer_handle_methods},
   {Py_tp_getset, timer_handle_getset},
   {Py_tp_richcompare, timer_handle_richcompare},
@@ -592,6 +620,7 @@ static PyType_Slot timer_handle_slots[] = {
 PyType_Spec auv__timer_handle_spec = {
   .name = "asyncuv.TimerHandle",
   .basicsize = 0,
-  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+           Py_TPFLAGS_DISALLOW_INSTANTIATION,
   .slots = timer_handle_slots,
 };

@@ -64,6 +64,8 @@ static int auv_exec(PyObject* module) {
   } while (0)
   IMPORT(Future, "asyncio.futures", "Future");
   IMPORT(Task, "asyncio.tasks", "Task");
+  IMPORT(aio_Handle, "asyncio.events", "Handle");
+  IMPORT(aio_TimerHandle, "asyncio.events", "TimerHandle");
   IMPORT(iscoroutine, "asyncio.coroutines", "iscoroutine");
   IMPORT(iscoroutinefunction, "asyncio.coroutines", "iscoroutinefunction");
   IMPORT(format_callback_source, "asyncio.format_helpers", "_format_callback_source");
@@ -95,7 +97,17 @@ static int auv_exec(PyObject* module) {
       (st->empty_tuple = PyTuple_New(0)) == NULL)
     return -1;
 
-  st->HandleType = (PyTypeObject*) PyType_FromModuleAndSpec(module, &auv__handle_spec, NULL);
+  if (((PyTypeObject*) st->aio_TimerHandle)->tp_basicsize >
+          (Py_ssize_t) offsetof(HandleObject, loop) ||
+      ((PyTypeObject*) st->aio_Handle)->tp_basicsize >
+          (Py_ssize_t) offsetof(HandleObject, loop)) {
+    PyErr_SetString(PyExc_ImportError,
+                    "asyncuv: asyncio.TimerHandle is larger than this build "
+                    "of asyncuv allows (AUV_ASYNCIO_HANDLE_PAD)");
+    return -1;
+  }
+  st->HandleType = (PyTypeObject*) PyType_FromModuleAndSpec(
+      module, &auv__handle_spec, st->aio_Handle);
   if (st->HandleType == NULL)
     return -1;
 
@@ -105,7 +117,7 @@ static int auv_exec(PyObject* module) {
   timer_spec = auv__timer_handle_spec;
   timer_spec.basicsize = (int) (auv__timer_offset + auv_timer_size());
   st->TimerHandleType = (PyTypeObject*) PyType_FromModuleAndSpec(
-      module, &timer_spec, (PyObject*) st->HandleType);
+      module, &timer_spec, st->aio_TimerHandle);
   if (st->TimerHandleType == NULL)
     return -1;
 
@@ -135,6 +147,8 @@ static int auv_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->TimerHandleType);
   Py_VISIT(st->Future);
   Py_VISIT(st->Task);
+  Py_VISIT(st->aio_TimerHandle);
+  Py_VISIT(st->aio_Handle);
   Py_VISIT(st->iscoroutine);
   Py_VISIT(st->iscoroutinefunction);
   Py_VISIT(st->format_callback_source);
@@ -153,6 +167,8 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->TimerHandleType);
   Py_CLEAR(st->Future);
   Py_CLEAR(st->Task);
+  Py_CLEAR(st->aio_TimerHandle);
+  Py_CLEAR(st->aio_Handle);
   Py_CLEAR(st->iscoroutine);
   Py_CLEAR(st->iscoroutinefunction);
   Py_CLEAR(st->format_callback_source);

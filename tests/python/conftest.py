@@ -1,0 +1,147 @@
+"""Shared fixtures for the asyncuv twin test suite.
+
+Every behavioural test takes the ``loop`` fixture, which is parametrized over
+two loop kinds:
+
+* ``asyncuv`` -- the loop under test (``asyncuv.new_event_loop()``);
+* ``asyncio`` -- the stock pure-Python selector loop, which is the reference:
+  when the two disagree, asyncio is right and the tests assert its behaviour.
+
+Until asyncuv is built, ``ASYNCUV_TEST_STANDIN=uvloop`` makes the ``asyncuv``
+parameter use uvloop instead, so the suite itself can be exercised.  Without
+that variable the suite imports ``asyncuv`` and every asyncuv test errors
+loudly if the import fails; nothing is ever skipped silently.
+
+Handy selections::
+
+    python3 -m pytest tests/python -m "not asyncuv"   # stock asyncio only
+    python3 -m pytest tests/python -m asyncuv         # asyncuv (+ API) only
+"""
+
+import asyncio
+import gc
+import logging
+import os
+
+import pytest
+
+from support import STANDIN_ENV, load_asyncuv, new_loop
+
+
+def pytest_report_header(config):
+    standin = os.environ.get(STANDIN_ENV)
+    if standin:
+        return f"asyncuv param: STAND-IN {standin!r} ({STANDIN_ENV})"
+    return "asyncuv param: real asyncuv module"
+
+
+def _load_or_fail():
+    """Load asyncuv or error the test loudly (never skip)."""
+    try:
+        return load_asyncuv()
+    except ImportError as exc:
+        message = str(exc)
+    pytest.fail(message, pytrace=False)
+
+
+class _LoopErrorCollector(logging.Handler):
+    """Collects ERROR records of the 'asyncio' logger, which is where every
+    default_exception_handler() call (ours or asyncio's) ends up."""
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture
+def loop_errors(request):
+    """Fail the test if the default exception handler was reached
+    (unhandled callback errors, 'Task exception was never retrieved',
+    'Task was destroyed but it is pending!', ...), unless the test is
+    marked ``allow_loop_errors``.  Yields the list of collected records."""
+    logger = logging.getLogger("asyncio")
+    collector = _LoopErrorCollector()
+    logger.addHandler(collector)
+    old_level = logger.level
+    if logger.getEffectiveLevel() > logging.ERROR:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield collector.records
+        # Let destroyed-pending-task style reports happen now, not later.
+        gc.collect()
+    finally:
+        logger.removeHandler(collector)
+        logger.setLevel(old_level)
+    if collector.records and not request.node.get_closest_marker("allow_loop_errors"):
+        details = "\n---\n".join(collector.format(r) for r in collector.records)
+        pytest.fail(
+            f"{len(collector.records)} unhandled error(s) reached the loop's "
+            f"default exception handler:\n{details}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("asyncuv", marks=pytest.mark.asyncuv),
+        pytest.param("asyncio", marks=pytest.mark.stock),
+    ]
+)
+def loop_kind(request):
+    """'asyncuv' or 'asyncio'."""
+    return request.param
+
+
+@pytest.fixture
+def loop_factory(loop_kind):
+    """Create extra loops of the same kind; they are closed at teardown."""
+    if loop_kind == "asyncuv":
+        _load_or_fail()
+    created = []
+
+    def factory():
+        lp = new_loop(loop_kind)
+        created.append(lp)
+        return lp
+
+    yield factory
+    for lp in created:
+        if not lp.is_closed():
+            lp.close()
+
+
+@pytest.fixture
+def loop(loop_kind, loop_errors):
+    """A fresh loop of each kind, current for the duration of the test."""
+    if loop_kind == "asyncuv":
+        _load_or_fail()
+    lp = new_loop(loop_kind)
+    asyncio.set_event_loop(lp)
+    try:
+        yield lp
+    finally:
+        try:
+            assert not lp.is_running(), "test left the loop running"
+            if not lp.is_closed():
+                lp.close()
+        finally:
+            asyncio.set_event_loop(None)
+            # Drop lingering references so leaks are reported by this test.
+            del lp
+            gc.collect()
+
+
+@pytest.fixture
+def asyncuv():
+    """The asyncuv module (or its stand-in) for asyncuv-only API tests."""
+    return _load_or_fail()
+
+
+@pytest.fixture
+def restore_policy():
+    """Restore the default event loop policy after tests that install one."""
+    yield
+    asyncio.set_event_loop_policy(None)

@@ -1,0 +1,157 @@
+"""asyncuv's own module-level API (run, install, EventLoopPolicy,
+new_event_loop, Loop).  These run once, against asyncuv only."""
+
+import asyncio
+import threading
+
+import pytest
+
+pytestmark = pytest.mark.asyncuv
+
+
+class TestLoopClass:
+    def test_loop_is_an_abstract_event_loop(self, asyncuv):
+        assert issubclass(asyncuv.Loop, asyncio.AbstractEventLoop)
+
+    def test_new_event_loop_returns_a_fresh_loop(self, asyncuv):
+        first = asyncuv.new_event_loop()
+        second = asyncuv.new_event_loop()
+        try:
+            assert isinstance(first, asyncuv.Loop)
+            assert isinstance(first, asyncio.AbstractEventLoop)
+            assert first is not second
+            assert not first.is_running()
+            assert not first.is_closed()
+        finally:
+            first.close()
+            second.close()
+
+
+class TestEventLoopPolicy:
+    def test_is_an_event_loop_policy(self, asyncuv):
+        assert isinstance(asyncuv.EventLoopPolicy(), asyncio.AbstractEventLoopPolicy)
+
+    def test_new_event_loop_returns_asyncuv_loop(self, asyncuv):
+        loop = asyncuv.EventLoopPolicy().new_event_loop()
+        try:
+            assert isinstance(loop, asyncuv.Loop)
+        finally:
+            loop.close()
+
+    def test_install_makes_asyncio_create_asyncuv_loops(self, asyncuv, restore_policy):
+        asyncuv.install()
+        assert isinstance(asyncio.get_event_loop_policy(), asyncuv.EventLoopPolicy)
+        loop = asyncio.new_event_loop()
+        try:
+            assert isinstance(loop, asyncuv.Loop)
+        finally:
+            loop.close()
+
+    def test_asyncio_run_uses_installed_policy(self, asyncuv, restore_policy):
+        asyncuv.install()
+
+        async def main():
+            return type(asyncio.get_running_loop())
+
+        assert issubclass(asyncio.run(main()), asyncuv.Loop)
+
+
+class TestRun:
+    def test_returns_result(self, asyncuv):
+        async def main():
+            await asyncio.sleep(0)
+            return 42
+
+        assert asyncuv.run(main()) == 42
+
+    def test_runs_in_an_asyncuv_loop_that_is_closed_afterwards(self, asyncuv):
+        async def main():
+            return asyncio.get_running_loop()
+
+        loop = asyncuv.run(main())
+        assert isinstance(loop, asyncuv.Loop)
+        assert loop.is_closed()
+
+    @pytest.mark.parametrize("debug", [True, False])
+    def test_debug_is_honoured(self, asyncuv, debug):
+        async def main():
+            return asyncio.get_running_loop().get_debug()
+
+        assert asyncuv.run(main(), debug=debug) is debug
+
+    def test_exception_propagates(self, asyncuv):
+        async def main():
+            await asyncio.sleep(0)
+            raise LookupError("from main")
+
+        with pytest.raises(LookupError, match="from main"):
+            asyncuv.run(main())
+
+    def test_cancels_leftover_tasks(self, asyncuv):
+        async def forever():
+            await asyncio.get_running_loop().create_future()
+
+        async def main():
+            task = asyncio.ensure_future(forever())
+            await asyncio.sleep(0)
+            return task
+
+        task = asyncuv.run(main())
+        assert task.cancelled()
+
+    def test_finalizes_async_generators(self, asyncuv):
+        events = []
+
+        async def agen():
+            try:
+                yield 1
+                yield 2
+            finally:
+                events.append("finalized")
+
+        async def main():
+            gen = agen()
+            await gen.__anext__()
+            return gen
+
+        gen = asyncuv.run(main())
+        assert events == ["finalized"]
+        del gen
+
+    def test_shuts_down_default_executor(self, asyncuv):
+        async def main():
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, threading.current_thread)
+
+        worker = asyncuv.run(main())
+        assert not worker.is_alive()
+
+    def test_rejects_non_coroutine(self, asyncuv):
+        with pytest.raises(ValueError, match="a coroutine was expected"):
+            asyncuv.run(42)
+
+    def test_cannot_be_called_from_a_running_loop(self, asyncuv):
+        async def inner():
+            pass
+
+        async def main():
+            coro = inner()
+            try:
+                asyncuv.run(coro)
+            except RuntimeError as exc:
+                return str(exc)
+            finally:
+                coro.close()
+
+        assert "cannot be called from a running event loop" in asyncuv.run(main())
+
+    def test_debug_is_keyword_only(self, asyncuv):
+        async def main():
+            pass
+
+        coro = main()
+        try:
+            with pytest.raises(TypeError):
+                asyncuv.run(coro, True)
+        finally:
+            coro.close()

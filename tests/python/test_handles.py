@@ -1,0 +1,312 @@
+"""Handle / TimerHandle objects and reference management (no leaks of
+callbacks, arguments or contexts)."""
+
+import asyncio
+import contextvars
+import gc
+import sys
+import tracemalloc
+import weakref
+
+import pytest
+
+from support import noop, run_briefly
+
+
+def my_callback_fn(*args):
+    pass
+
+
+class Payload:
+    """Something to hang a weakref on; its bound method is a callback."""
+
+    def method(self, *args):
+        pass
+
+
+class Callable:
+    """A callable whose own refcount can be tracked (unlike bound methods,
+    which are created afresh on every attribute access)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, *args):
+        self.calls += 1
+
+
+SCHEDULERS = {
+    "call_soon": lambda loop, cb, *args: loop.call_soon(cb, *args),
+    "call_soon_threadsafe": lambda loop, cb, *args: loop.call_soon_threadsafe(cb, *args),
+    "call_later": lambda loop, cb, *args: loop.call_later(0, cb, *args),
+    "call_at": lambda loop, cb, *args: loop.call_at(loop.time(), cb, *args),
+}
+FAR_SCHEDULERS = {
+    "call_soon": lambda loop, cb, *args: loop.call_soon(cb, *args),
+    "call_soon_threadsafe": lambda loop, cb, *args: loop.call_soon_threadsafe(cb, *args),
+    "call_later": lambda loop, cb, *args: loop.call_later(3600, cb, *args),
+    "call_at": lambda loop, cb, *args: loop.call_at(loop.time() + 3600, cb, *args),
+}
+
+
+class TestHandle:
+    def test_call_soon_returns_asyncio_handle(self, loop):
+        handle = loop.call_soon(noop)
+        assert isinstance(handle, asyncio.Handle)
+        assert not isinstance(handle, asyncio.TimerHandle)
+
+    @pytest.mark.parametrize("method", ["call_later", "call_at"])
+    def test_timer_methods_return_asyncio_timer_handle(self, loop, method):
+        handle = FAR_SCHEDULERS[method](loop, noop)
+        assert isinstance(handle, asyncio.TimerHandle)
+        assert isinstance(handle, asyncio.Handle)
+        handle.cancel()
+
+    @pytest.mark.parametrize("method", sorted(FAR_SCHEDULERS))
+    def test_cancel_and_cancelled(self, loop, method):
+        handle = FAR_SCHEDULERS[method](loop, noop)
+        assert handle.cancelled() is False
+        handle.cancel()
+        assert handle.cancelled() is True
+        handle.cancel()  # idempotent
+        assert handle.cancelled() is True
+
+    def test_cancel_after_the_callback_ran_is_harmless(self, loop):
+        calls = []
+        handle = loop.call_soon(calls.append, 1)
+        run_briefly(loop)
+        handle.cancel()
+        run_briefly(loop)
+        assert calls == [1]
+
+    @pytest.mark.parametrize("method", sorted(FAR_SCHEDULERS))
+    def test_repr_contains_callback_name(self, loop, method):
+        handle = FAR_SCHEDULERS[method](loop, my_callback_fn)
+        assert "my_callback_fn" in repr(handle)
+        handle.cancel()
+
+    def test_repr_names_the_handle_type(self, loop):
+        handle = loop.call_soon(my_callback_fn)
+        timer = loop.call_later(3600, my_callback_fn)
+        assert repr(handle).startswith("<Handle ")
+        assert repr(timer).startswith("<TimerHandle ")
+        timer.cancel()
+
+    def test_repr_of_cancelled_handle_says_cancelled(self, loop):
+        handle = loop.call_soon(my_callback_fn)
+        handle.cancel()
+        assert "cancelled" in repr(handle)
+
+
+class TestHandleGetContext:
+    """Handle.get_context() only exists on asyncio from Python 3.12."""
+
+    @pytest.fixture(autouse=True)
+    def _require_get_context(self, loop_kind):
+        if loop_kind == "asyncio" and not hasattr(asyncio.Handle, "get_context"):
+            pytest.skip("asyncio.Handle.get_context() needs Python 3.12+")
+
+    @pytest.mark.parametrize("method", sorted(FAR_SCHEDULERS))
+    def test_returns_the_given_context(self, loop, method):
+        ctx = contextvars.Context()
+        handle = {
+            "call_soon": lambda: loop.call_soon(noop, context=ctx),
+            "call_soon_threadsafe": lambda: loop.call_soon_threadsafe(noop, context=ctx),
+            "call_later": lambda: loop.call_later(3600, noop, context=ctx),
+            "call_at": lambda: loop.call_at(loop.time() + 3600, noop, context=ctx),
+        }[method]()
+        assert handle.get_context() is ctx
+        handle.cancel()
+
+    def test_default_context_is_a_copy_of_the_current_one(self, loop):
+        var = contextvars.ContextVar("var")
+        token = var.set("value")
+        try:
+            handle = loop.call_soon(noop)
+        finally:
+            var.reset(token)
+        ctx = handle.get_context()
+        assert isinstance(ctx, contextvars.Context)
+        assert ctx is not contextvars.copy_context()
+        assert ctx[var] == "value"
+
+
+class TestReferenceRelease:
+    """Callbacks, their arguments and contexts must be released once a handle
+    ran, was cancelled, or its loop was closed."""
+
+    @pytest.mark.parametrize("method", sorted(SCHEDULERS))
+    def test_released_after_running_and_dropping_the_handle(self, loop, method):
+        obj, arg = Payload(), Payload()
+        obj_ref, arg_ref = weakref.ref(obj), weakref.ref(arg)
+        handle = SCHEDULERS[method](loop, obj.method, arg)
+        del obj, arg
+        run_briefly(loop, steps=2)
+        del handle
+        gc.collect()
+        assert obj_ref() is None, "callback kept alive after it ran"
+        assert arg_ref() is None, "argument kept alive after the callback ran"
+
+    @pytest.mark.parametrize("method", sorted(FAR_SCHEDULERS))
+    def test_cancel_releases_callback_even_while_handle_is_held(self, loop, method):
+        obj, arg = Payload(), Payload()
+        obj_ref, arg_ref = weakref.ref(obj), weakref.ref(arg)
+        handle = FAR_SCHEDULERS[method](loop, obj.method, arg)
+        del obj, arg
+        handle.cancel()
+        gc.collect()
+        assert obj_ref() is None, "cancelled handle still holds its callback"
+        assert arg_ref() is None, "cancelled handle still holds its arguments"
+        assert handle.cancelled()
+
+    def test_close_releases_pending_callbacks(self, loop):
+        obj = Payload()
+        obj_ref = weakref.ref(obj)
+        loop.call_soon(obj.method, obj)
+        loop.call_soon_threadsafe(obj.method)
+        loop.call_later(3600, obj.method, obj)
+        loop.call_at(loop.time() + 3600, obj.method)
+        del obj
+        loop.close()
+        gc.collect()
+        assert obj_ref() is None, "closed loop still holds pending callbacks"
+
+    def test_close_releases_pending_contexts(self, loop):
+        ctx = contextvars.copy_context()
+        base = sys.getrefcount(ctx)
+        loop.call_soon(noop, context=ctx)
+        loop.call_later(3600, noop, context=ctx)
+        assert sys.getrefcount(ctx) > base
+        loop.close()
+        gc.collect()
+        assert sys.getrefcount(ctx) == base
+
+    def test_completed_task_releases_its_coroutine_arguments(self, loop):
+        arg = Payload()
+        arg_ref = weakref.ref(arg)
+
+        async def use(value):
+            await asyncio.sleep(0)
+            return None
+
+        loop.run_until_complete(use(arg))
+        del arg
+        gc.collect()
+        assert arg_ref() is None
+
+
+def _raise_value_error(*args):
+    raise ValueError("deliberate")
+
+
+class TestRefcounts:
+    """Exact reference counts (sys.getrefcount works on release builds) of a
+    callback, its argument and its context after many schedule/run or
+    schedule/cancel cycles."""
+
+    ROUNDS = 300
+
+    def _assert_refcounts_restored(self, loop, cycle, *, steps=1):
+        cb, arg, ctx = Callable(), object(), contextvars.copy_context()
+        gc.collect()
+        before = [sys.getrefcount(o) for o in (cb, arg, ctx)]
+        for _ in range(self.ROUNDS):
+            cycle(loop, cb, arg, ctx)
+        run_briefly(loop, steps=steps)
+        gc.collect()
+        after = [sys.getrefcount(o) for o in (cb, arg, ctx)]
+        assert after == before, "refcounts of (callback, arg, context) changed"
+        return cb
+
+    @pytest.mark.parametrize("method", sorted(SCHEDULERS))
+    def test_schedule_and_run(self, loop, method):
+        def cycle(loop, cb, arg, ctx):
+            SCHEDULERS[method](loop, cb, arg)
+            run_briefly(loop)
+
+        cb = self._assert_refcounts_restored(loop, cycle)
+        assert cb.calls == self.ROUNDS
+
+    @pytest.mark.parametrize("method", sorted(SCHEDULERS))
+    def test_schedule_with_context_and_run(self, loop, method):
+        def cycle(loop, cb, arg, ctx):
+            {
+                "call_soon": lambda: loop.call_soon(cb, arg, context=ctx),
+                "call_soon_threadsafe": lambda: loop.call_soon_threadsafe(cb, arg, context=ctx),
+                "call_later": lambda: loop.call_later(0, cb, arg, context=ctx),
+                "call_at": lambda: loop.call_at(loop.time(), cb, arg, context=ctx),
+            }[method]()
+            run_briefly(loop)
+
+        cb = self._assert_refcounts_restored(loop, cycle)
+        assert cb.calls == self.ROUNDS
+
+    @pytest.mark.parametrize("method", sorted(FAR_SCHEDULERS))
+    def test_schedule_and_cancel(self, loop, method):
+        def cycle(loop, cb, arg, ctx):
+            FAR_SCHEDULERS[method](loop, cb, arg).cancel()
+
+        cb = self._assert_refcounts_restored(loop, cycle)
+        assert cb.calls == 0
+
+    def test_schedule_and_cancel_without_running_in_between(self, loop):
+        def cycle(loop, cb, arg, ctx):
+            handles = [loop.call_later(3600, cb, arg, context=ctx) for _ in range(5)]
+            handles.append(loop.call_soon(cb, arg, context=ctx))
+            for handle in handles:
+                handle.cancel()
+
+        self._assert_refcounts_restored(loop, cycle, steps=3)
+
+    def test_callback_raising_into_exception_handler(self, loop):
+        contexts = []
+        loop.set_exception_handler(lambda lp, context: contexts.append(context["message"]))
+
+        def cycle(loop, cb, arg, ctx):
+            loop.call_soon(_raise_value_error, cb, arg, context=ctx)
+            run_briefly(loop)
+
+        self._assert_refcounts_restored(loop, cycle)
+        assert len(contexts) == self.ROUNDS
+
+    def test_create_task(self, loop):
+        async def coro(cb, arg):
+            await asyncio.sleep(0)
+            cb(arg)
+
+        def cycle(loop, cb, arg, ctx):
+            loop.create_task(coro(cb, arg), context=ctx)
+            run_briefly(loop, steps=3)
+
+        cb = self._assert_refcounts_restored(loop, cycle)
+        assert cb.calls == self.ROUNDS
+
+
+class TestMemoryStability:
+    def test_traced_memory_does_not_grow(self, loop):
+        async def coro():
+            await asyncio.sleep(0)
+
+        def one_round():
+            for _ in range(500):
+                loop.call_soon(noop, 1)
+                loop.call_later(3600, noop, 2).cancel()
+                loop.call_at(loop.time() - 1, noop)
+            for _ in range(100):
+                loop.create_task(coro())
+            run_briefly(loop, steps=3)
+
+        tracemalloc.start()
+        try:
+            for _ in range(3):  # warm up caches and free lists
+                one_round()
+            gc.collect()
+            start, _ = tracemalloc.get_traced_memory()
+            for _ in range(10):
+                one_round()
+            gc.collect()
+            end, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        # A leak of one small object per operation would be ~1.5 MB here.
+        assert end - start < 200_000, f"traced memory grew by {end - start} bytes"
