@@ -26,7 +26,8 @@
   X(timer_stop_due)                                                     \
   X(timer_deadline_respected)                                           \
   X(timer_next_timer)                                                   \
-  X(timer_einval)                                                       \
+  X(timer_einval)                                                        \
+  X(timer_due_with_keepalive)                                           \
   X(threadsafe_calls)                                                   \
   X(threadsafe_wakeup)                                                  \
   X(threadsafe_discard)                                                 \
