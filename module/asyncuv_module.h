@@ -11,6 +11,10 @@
 #define AUV_MOD_INTERNAL __attribute__((visibility("hidden")))
 
 /* Everything the module keeps: types, and the asyncio objects it calls. */
+#define AUV_HANDLE_FREELIST 512
+
+typedef struct HandleObject HandleObject;
+
 typedef struct {
   PyTypeObject* LoopType;
   PyTypeObject* HandleType;
@@ -40,6 +44,12 @@ typedef struct {
   PyObject* str_source_traceback;
   PyObject* str_warning;
   PyObject* empty_tuple;
+
+  /* Dead handles kept for reuse (memory only: no references held). */
+  HandleObject* handle_free[AUV_HANDLE_FREELIST];
+  HandleObject* timer_free[AUV_HANDLE_FREELIST];
+  int handle_nfree;
+  int timer_nfree;
 } auv_state;
 
 typedef struct LoopObject LoopObject;
@@ -50,7 +60,7 @@ typedef struct LoopObject LoopObject;
  * types.  Import fails cleanly if a future asyncio outgrows the pad. */
 #define AUV_ASYNCIO_HANDLE_PAD 12
 
-typedef struct {
+struct HandleObject {
   PyObject_HEAD
   PyObject* asyncio_slots[AUV_ASYNCIO_HANDLE_PAD];
   LoopObject* loop;
@@ -60,7 +70,7 @@ typedef struct {
   PyObject* source_traceback;  /* debug mode only */
   PyObject* repr;              /* kept at cancel() in debug mode */
   char cancelled;
-} HandleObject;
+};
 
 typedef struct {
   HandleObject base;
@@ -108,6 +118,10 @@ AUV_MOD_INTERNAL TimerHandleObject* auv__timer_handle_new(auv_state* st,
                                                           Py_ssize_t nargs,
                                                           PyObject* context);
 AUV_MOD_INTERNAL void auv__handle_run(HandleObject* h);
+/* Drop the ready queue's reference to h (see handle.c on GC tracking). */
+AUV_MOD_INTERNAL void auv__handle_release(HandleObject* h);
+AUV_MOD_INTERNAL int auv__handle_visit_fields(HandleObject* h, visitproc visit, void* arg);
+AUV_MOD_INTERNAL void auv__handle_freelist_clear(auv_state* st);
 AUV_MOD_INTERNAL void auv__handle_call_cb(auv_loop_t* loop, void* arg);
 AUV_MOD_INTERNAL void auv__timer_fire_cb(auv_timer_t* timer);
 

@@ -15,6 +15,7 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
                                   Py_ssize_t nargs, PyObject* context) {
   HandleObject* h;
   PyObject* argtuple;
+  auv_state* st;
   Py_ssize_t i;
 
   if (nargs == 0) {
@@ -37,7 +38,16 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
     Py_INCREF(context);
   }
 
-  h = PyObject_GC_New(HandleObject, tp);
+  st = loop->state;
+  if (tp == st->HandleType && st->handle_nfree > 0) {
+    h = st->handle_free[--st->handle_nfree];
+    PyObject_Init((PyObject*) h, tp);
+  } else if (tp == st->TimerHandleType && st->timer_nfree > 0) {
+    h = st->timer_free[--st->timer_nfree];
+    PyObject_Init((PyObject*) h, tp);
+  } else {
+    h = PyObject_GC_New(HandleObject, tp);
+  }
   if (h == NULL) {
     Py_DECREF(argtuple);
     Py_DECREF(context);
@@ -59,14 +69,25 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
       h->source_traceback = PyObject_CallOneArg(loop->state->extract_stack,
                                                 (PyObject*) frame);
       if (h->source_traceback == NULL) {
-        PyObject_GC_Track(h);
         Py_DECREF(h);
         return NULL;
       }
     }
   }
-  PyObject_GC_Track(h);
+  /* A plain Handle starts untracked: while only the ready queue holds it,
+   * the loop's traversal visits its references (see loop.c), so queued
+   * handles cost the collector nothing.  auv__handle_release() tracks one
+   * that outlives its turn in the queue with other holders. */
+  if (tp != st->HandleType)
+    PyObject_GC_Track(h);
   return h;
+}
+
+
+void auv__handle_release(HandleObject* h) {
+  if (Py_REFCNT(h) > 1 && !PyObject_GC_IsTracked((PyObject*) h))
+    PyObject_GC_Track(h);
+  Py_DECREF(h);
 }
 
 
@@ -240,7 +261,7 @@ void auv__handle_call_cb(auv_loop_t* loop, void* arg) {
     Py_DECREF(cb);
     Py_DECREF(args);
   }
-  Py_DECREF(h);
+  auv__handle_release(h);
 }
 
 
@@ -399,18 +420,19 @@ static PyObject* handle_run_method(HandleObject* h, PyObject* unused) {
 }
 
 
-/* Objects a caller stored through asyncio's own slot descriptors (such as
- * _context or _repr): every pad entry but the weak reference list. */
+/* Objects stored through asyncio's own slot descriptors, called directly
+ * (asyncio.Handle._repr.__set__(h, x)): every pad entry but the weak
+ * reference list.  Released at deallocation. */
 #define FOR_EACH_ASYNCIO_SLOT(h, p)                                          \
   for (PyObject** p = (h)->asyncio_slots;                                   \
        p < (h)->asyncio_slots + AUV_ASYNCIO_HANDLE_PAD; p++)                \
     if ((char*) p - (char*) (h) != Py_TYPE(h)->tp_weaklistoffset)
 
 
-static int handle_traverse(HandleObject* h, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(h));
-  FOR_EACH_ASYNCIO_SLOT(h, p)
-    Py_VISIT(*p);
+/* asyncio's slots are shadowed by read-only descriptors of ours, so the
+ * pad holds nothing that a collection must see; traversal (run for every
+ * young handle at every collection) skips it. */
+int auv__handle_visit_fields(HandleObject* h, visitproc visit, void* arg) {
   Py_VISIT(h->loop);
   Py_VISIT(h->callback);
   Py_VISIT(h->args);
@@ -421,9 +443,29 @@ static int handle_traverse(HandleObject* h, visitproc visit, void* arg) {
 }
 
 
-static int handle_clear(HandleObject* h) {
+static int handle_traverse(HandleObject* h, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(h));
+  return auv__handle_visit_fields(h, visit, arg);
+}
+
+
+static void handle_clear_pad(HandleObject* h) {
+  uintptr_t any;
+  int i;
+
+  /* Almost always all NULL: test that cheaply first. */
+  any = 0;
+  for (i = 0; i < AUV_ASYNCIO_HANDLE_PAD; i++)
+    any |= (uintptr_t) h->asyncio_slots[i];
+  if (any == 0)
+    return;
   FOR_EACH_ASYNCIO_SLOT(h, p)
     Py_CLEAR(*p);
+}
+
+
+static int handle_clear(HandleObject* h) {
+  handle_clear_pad(h);
   Py_CLEAR(h->callback);
   Py_CLEAR(h->args);
   Py_CLEAR(h->context);
@@ -436,14 +478,38 @@ static int handle_clear(HandleObject* h) {
 
 static void handle_dealloc(HandleObject* h) {
   PyTypeObject* tp;
+  auv_state* st;
 
   tp = Py_TYPE(h);
+  st = h->loop != NULL ? h->loop->state : NULL;
   PyObject_GC_UnTrack(h);
-  if (tp->tp_weaklistoffset != 0)
+  if (*(PyObject**) ((char*) h + tp->tp_weaklistoffset) != NULL)
     PyObject_ClearWeakRefs((PyObject*) h);
   handle_clear(h);
+  /* Keep the memory for the next handle of this type: no allocation, and
+   * no count towards the next garbage collection. */
+  if (st != NULL) {
+    if (tp == st->HandleType && st->handle_nfree < AUV_HANDLE_FREELIST) {
+      st->handle_free[st->handle_nfree++] = h;
+      Py_DECREF(tp);
+      return;
+    }
+    if (tp == st->TimerHandleType && st->timer_nfree < AUV_HANDLE_FREELIST) {
+      st->timer_free[st->timer_nfree++] = h;
+      Py_DECREF(tp);
+      return;
+    }
+  }
   tp->tp_free(h);
   Py_DECREF(tp);
+}
+
+
+void auv__handle_freelist_clear(auv_state* st) {
+  while (st->handle_nfree > 0)
+    PyObject_GC_Del(st->handle_free[--st->handle_nfree]);
+  while (st->timer_nfree > 0)
+    PyObject_GC_Del(st->timer_free[--st->timer_nfree]);
 }
 
 
@@ -459,6 +525,11 @@ static PyObject* handle_get_args(HandleObject* h, void* closure) {
 
 static PyObject* handle_get_source_traceback(HandleObject* h, void* closure) {
   return Py_NewRef(h->source_traceback ? h->source_traceback : Py_None);
+}
+
+
+static PyObject* handle_get_repr(HandleObject* h, void* closure) {
+  return Py_NewRef(h->repr ? h->repr : Py_None);
 }
 
 
@@ -488,6 +559,7 @@ static PyGetSetDef handle_getset[] = {
   {"_args", (getter) handle_get_args, NULL, NULL, NULL},
   {"_loop", (getter) handle_get_loop, NULL, NULL, NULL},
   {"_context", (getter) handle_get_context, NULL, NULL, NULL},
+  {"_repr", (getter) handle_get_repr, NULL, NULL, NULL},
   {"_source_traceback", (getter) handle_get_source_traceback, NULL, NULL, NULL},
   {NULL}
 };
@@ -595,6 +667,7 @@ static PyGetSetDef timer_handle_getset[] = {
   {"_args", (getter) handle_get_args, NULL, NULL, NULL},
   {"_loop", (getter) handle_get_loop, NULL, NULL, NULL},
   {"_context", (getter) handle_get_context, NULL, NULL, NULL},
+  {"_repr", (getter) handle_get_repr, NULL, NULL, NULL},
   {"_source_traceback", (getter) handle_get_source_traceback, NULL, NULL, NULL},
   {"_scheduled", (getter) timer_handle_get_scheduled, NULL, NULL, NULL},
   {"_when", (getter) timer_handle_get_when, NULL, NULL, NULL},

@@ -327,7 +327,7 @@ static PyObject* loop_is_closed(LoopObject* self, PyObject* unused) {
 
 
 static void loop_dispose_call(auv_loop_t* loop, void* arg) {
-  Py_DECREF((PyObject*) arg);
+  auv__handle_release(arg);
 }
 
 
@@ -560,9 +560,16 @@ static PyObject* loop_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
 static int loop_visit_call(auv_call_cb cb, void* arg, void* ctx) {
   void** v = ctx;
 
-  if (cb == auv__handle_call_cb)
-    return ((visitproc) v[0])((PyObject*) arg, v[1]);
-  return 0;
+  HandleObject* h;
+
+  if (cb != auv__handle_call_cb)
+    return 0;
+  h = arg;
+  /* An untracked handle that only the queue holds is, for the collector,
+   * part of the loop: visit what it references. */
+  if (!PyObject_GC_IsTracked((PyObject*) h) && Py_REFCNT(h) == 1)
+    return auv__handle_visit_fields(h, (visitproc) v[0], v[1]);
+  return ((visitproc) v[0])((PyObject*) h, v[1]);
 }
 
 

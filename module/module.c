@@ -188,6 +188,7 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->str_source_traceback);
   Py_CLEAR(st->str_warning);
   Py_CLEAR(st->empty_tuple);
+  auv__handle_freelist_clear(st);
   return 0;
 }
 

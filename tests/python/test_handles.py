@@ -310,3 +310,53 @@ class TestMemoryStability:
             tracemalloc.stop()
         # A leak of one small object per operation would be ~1.5 MB here.
         assert end - start < 200_000, f"traced memory grew by {end - start} bytes"
+
+
+class _Owner:
+    """Holds the handle of its own pending callback: a reference cycle
+    owner -> handle -> bound method -> owner."""
+
+    def __init__(self, loop):
+        self.handle = loop.call_soon(self.method)
+        self.ran = False
+
+    def method(self):
+        self.ran = True
+
+
+class TestCyclesThroughHandles:
+    """The collector must find cycles that pass through handles, whatever
+    state the handle is in (queued, run, dropped by close())."""
+
+    def test_cycle_through_a_handle_that_ran(self, loop):
+        owner = _Owner(loop)
+        ref = weakref.ref(owner)
+        run_briefly(loop)
+        assert owner.ran
+        del owner
+        gc.collect()
+        assert ref() is None, "cycle owner -> handle -> owner was not collected"
+
+    def test_cycle_through_a_handle_dropped_by_close(self, loop_factory):
+        lp = loop_factory()
+        owner = _Owner(lp)
+        ref = weakref.ref(owner)
+        lp.close()
+        del owner
+        gc.collect()
+        assert ref() is None, "cycle through a discarded handle leaked"
+
+    def test_abandoned_loop_with_queued_callbacks_is_collected(self, loop_kind):
+        from support import new_loop
+
+        lp = new_loop(loop_kind)
+        # Queued callbacks that refer back to the loop: loop -> handle ->
+        # bound method -> loop.
+        for _ in range(3):
+            lp.call_soon(lp.stop)
+        lp.call_later(3600, lp.stop)
+        ref = weakref.ref(lp)
+        with pytest.warns(ResourceWarning, match="unclosed event loop"):
+            del lp
+            gc.collect()
+        assert ref() is None, "an unclosed loop with pending callbacks leaked"
