@@ -249,8 +249,9 @@ static PyObject* loop_call_later(LoopObject* self, PyObject* const* args,
   delay = PyFloat_AsDouble(args[0]);
   if (delay == -1.0 && PyErr_Occurred())
     return NULL;
+  /* asyncio delegates to call_at(), whose name its errors carry. */
   return loop_schedule_at(self, (double) auv_loop_now(NULL) / 1e9 + delay,
-                          args + 1, nargs - 1, context, "call_later");
+                          args + 1, nargs - 1, context, "call_at");
 }
 
 
