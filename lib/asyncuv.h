@@ -30,6 +30,14 @@ struct uv_loop_s;
 
 typedef struct auv_loop_s auv_loop_t;
 typedef struct auv_timer_s auv_timer_t;
+typedef struct auv_poll_s auv_poll_t;
+
+/* Events of an fd watcher. */
+enum {
+  AUV_READABLE = 1,
+  AUV_WRITABLE = 2,
+  AUV_DISCONNECT = 4
+};
 
 typedef enum {
   /* Run until auv_loop_stop() or until nothing is left to do: no queued
@@ -47,6 +55,8 @@ typedef void (*auv_call_cb)(auv_loop_t* loop, void* arg);
 typedef void (*auv_timer_cb)(auv_timer_t* timer);
 typedef void (*auv_block_cb)(auv_loop_t* loop, void* arg);
 typedef void (*auv_work_cb)(void* arg);
+typedef void (*auv_poll_cb)(auv_poll_t* poll, int status, int events);
+typedef void (*auv_close_cb)(void* data);
 typedef void (*auv_after_work_cb)(auv_loop_t* loop, void* arg, int status);
 
 
@@ -170,6 +180,29 @@ AUV_EXTERN int auv_loop_walk_timers(const auv_loop_t* loop,
                                     void* ctx);
 /* The callback a timer was started with (NULL if never started). */
 AUV_EXTERN auv_timer_cb auv_timer_get_cb(const auv_timer_t* timer);
+
+
+/* --- Fd watchers ---------------------------------------------------------- */
+
+/* Create a watcher of fd's readiness (the caller keeps owning fd, which
+ * must stay open until the watcher is closed).  Returns 0, UV_EINVAL,
+ * UV_ENOMEM, or the error of registering fd (UV_EPERM for a regular file,
+ * UV_EEXIST if another watcher of this loop has fd). */
+AUV_EXTERN int auv_poll_new(auv_loop_t* loop, int fd, auv_poll_t** poll);
+/* Call cb(poll, status, events) whenever fd is ready for one of events
+ * (AUV_READABLE | AUV_WRITABLE | AUV_DISCONNECT), level-triggered; status
+ * is 0 or a negative errno with events 0.  Calling it again changes the
+ * events and callback. */
+AUV_EXTERN int auv_poll_start(auv_poll_t* poll, int events, auv_poll_cb cb);
+/* Stop watching; the watcher can be started again. */
+AUV_EXTERN int auv_poll_stop(auv_poll_t* poll);
+/* Stop and free the watcher; close_cb(data), if not NULL, runs on the loop
+ * thread once the memory is released.  The fd is not closed. */
+AUV_EXTERN void auv_poll_close(auv_poll_t* poll, auv_close_cb close_cb);
+AUV_EXTERN int auv_poll_get_fd(const auv_poll_t* poll);
+AUV_EXTERN auv_loop_t* auv_poll_get_loop(const auv_poll_t* poll);
+AUV_EXTERN void auv_poll_set_data(auv_poll_t* poll, void* data);
+AUV_EXTERN void* auv_poll_get_data(const auv_poll_t* poll);
 
 
 /* --- Thread-pool work -------------------------------------------------- */

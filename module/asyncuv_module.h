@@ -82,6 +82,7 @@ typedef struct {
 struct LoopObject {
   PyObject_HEAD
   auv_loop_t* loop;            /* NULL once closed */
+  auv_poll_t* signal_poll;     /* the signal wake-up fd, while running */
   auv_state* state;
   PyThreadState* tstate;       /* saved while blocked in the poll */
   PyObject* task_factory;

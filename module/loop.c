@@ -2,7 +2,9 @@
  * Python class in asyncuv/__init__.py adds asyncio's cold paths (the
  * exception handler chain, async generator and executor shutdown) and
  * makes it an asyncio.AbstractEventLoop. */
+#include <errno.h>
 #include <math.h>
+#include <unistd.h>
 
 #include "asyncuv_module.h"
 
@@ -310,6 +312,63 @@ static PyObject* loop_run_forever_impl(LoopObject* self, PyObject* unused) {
 }
 
 
+/* Signals.  libuv retries epoll_wait() on EINTR, so Python's own signal
+ * handlers (KeyboardInterrupt for SIGINT) would not run while the loop is
+ * blocked.  While it runs in the main thread, signal.set_wakeup_fd() points
+ * at a socket watched here: a signal wakes the loop and its handler runs. */
+static void loop_signal_wakeup_cb(auv_poll_t* poll, int status, int events) {
+  LoopObject* self;
+  char buf[256];
+  ssize_t n;
+
+  self = auv_poll_get_data(poll);
+  do
+    n = read(auv_poll_get_fd(poll), buf, sizeof(buf));
+  while (n == (ssize_t) sizeof(buf) || (n < 0 && errno == EINTR));
+  if (PyErr_CheckSignals() < 0)
+    auv__loop_set_pending(self);
+}
+
+
+static PyObject* loop_start_signal_wakeup(LoopObject* self, PyObject* arg) {
+  int fd;
+  int err;
+
+  fd = PyObject_AsFileDescriptor(arg);
+  if (fd < 0)
+    return NULL;
+  if (loop_check_closed(self) < 0)
+    return NULL;
+  if (self->signal_poll != NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "signal wake-up already started");
+    return NULL;
+  }
+  err = auv_poll_new(self->loop, fd, &self->signal_poll);
+  if (err == 0) {
+    auv_poll_set_data(self->signal_poll, self);
+    err = auv_poll_start(self->signal_poll, AUV_READABLE, loop_signal_wakeup_cb);
+    if (err != 0) {
+      auv_poll_close(self->signal_poll, NULL);
+      self->signal_poll = NULL;
+    }
+  }
+  if (err != 0) {
+    errno = -err;
+    return PyErr_SetFromErrno(PyExc_OSError);
+  }
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* loop_stop_signal_wakeup(LoopObject* self, PyObject* unused) {
+  if (self->signal_poll != NULL) {
+    auv_poll_close(self->signal_poll, NULL);
+    self->signal_poll = NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+
 static PyObject* loop_stop(LoopObject* self, PyObject* unused) {
   if (self->loop != NULL)
     auv_loop_stop(self->loop);
@@ -364,6 +423,7 @@ static PyObject* loop_close(LoopObject* self, PyObject* unused) {
   if (self->closed)
     Py_RETURN_NONE;
   self->closed = 1;
+  loop_stop_signal_wakeup(self, NULL);
   loop_drop_callbacks(self);
   err = auv_loop_close(self->loop);
   if (err != 0) {
@@ -621,6 +681,7 @@ static void loop_dealloc(LoopObject* self) {
   tp = Py_TYPE(self);
   PyObject_GC_UnTrack(self);
   loop_clear(self);
+  loop_stop_signal_wakeup(self, NULL);
   if (self->loop != NULL && auv_loop_close(self->loop) == 0)
     self->loop = NULL;
   tp->tp_free(self);
@@ -648,6 +709,8 @@ static PyMethodDef loop_methods[] = {
   {"time", (PyCFunction) loop_time, METH_NOARGS,
    PyDoc_STR("Return the loop's time: the monotonic clock, in seconds.")},
   {"_run_forever_impl", (PyCFunction) loop_run_forever_impl, METH_NOARGS, NULL},
+  {"_start_signal_wakeup", (PyCFunction) loop_start_signal_wakeup, METH_O, NULL},
+  {"_stop_signal_wakeup", (PyCFunction) loop_stop_signal_wakeup, METH_NOARGS, NULL},
   {"stop", (PyCFunction) loop_stop, METH_NOARGS,
    PyDoc_STR("Stop the loop after the current iteration.")},
   {"is_running", (PyCFunction) loop_is_running, METH_NOARGS,

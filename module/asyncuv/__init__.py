@@ -14,6 +14,8 @@ the run()/install() helpers.
 
 import asyncio
 import concurrent.futures
+import signal
+import socket
 import sys
 import threading
 import traceback
@@ -52,6 +54,7 @@ class Loop(_LoopBase, asyncio.AbstractEventLoop):
         self._coroutine_origin_tracking_enabled = False
         self._coroutine_origin_tracking_saved_depth = None
         self._debug = _coroutines._is_debug_mode()
+        self._signal_socks = None
 
     def __repr__(self):
         return (f'<{self.__class__.__name__} running={self.is_running()} '
@@ -82,15 +85,40 @@ class Loop(_LoopBase, asyncio.AbstractEventLoop):
         self._check_running()
         self._set_coroutine_origin_tracking(self._debug)
         old_agen_hooks = sys.get_asyncgen_hooks()
+        old_wakeup_fd = None
         try:
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
+            old_wakeup_fd = self._start_signal_wakeup_fd()
             _events._set_running_loop(self)
             self._run_forever_impl()
         finally:
             _events._set_running_loop(None)
+            if old_wakeup_fd is not None:
+                self._stop_signal_wakeup()
+                signal.set_wakeup_fd(old_wakeup_fd)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def _start_signal_wakeup_fd(self):
+        # libuv retries an interrupted poll, so Python's signal handlers
+        # (KeyboardInterrupt) would wait for the next event: in the main
+        # thread, a signal wakes the loop through the wake-up fd instead.
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        if self._signal_socks is None:
+            rsock, wsock = socket.socketpair()
+            rsock.setblocking(False)
+            wsock.setblocking(False)
+            self._signal_socks = (rsock, wsock)
+        rsock, wsock = self._signal_socks
+        old = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+        try:
+            self._start_signal_wakeup(rsock.fileno())
+        except BaseException:
+            signal.set_wakeup_fd(old)
+            raise
+        return old
 
     def run_until_complete(self, future):
         """Run until the Future is done; return its result or raise."""
@@ -131,6 +159,10 @@ class Loop(_LoopBase, asyncio.AbstractEventLoop):
         if self._debug:
             _logger.debug("Close %r", self)
         super().close()
+        if self._signal_socks is not None:
+            for sock in self._signal_socks:
+                sock.close()
+            self._signal_socks = None
         self._executor_shutdown_called = True
         executor = self._default_executor
         if executor is not None:

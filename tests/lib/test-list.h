@@ -32,6 +32,9 @@
   X(threadsafe_wakeup)                                                  \
   X(threadsafe_discard)                                                 \
   X(work_queue)                                                         \
+  X(poll_readable)                                                       \
+  X(poll_writable_and_close_in_callback)                                \
+  X(poll_einval)                                                        \
   X(work_einval)
 
 #endif /* AUV_TEST_LIST_H */
