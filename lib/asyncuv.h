@@ -101,7 +101,8 @@ AUV_EXTERN int auv_loop_alive(const auv_loop_t* loop);
 AUV_EXTERN void auv_loop_ref(auv_loop_t* loop);
 AUV_EXTERN void auv_loop_unref(auv_loop_t* loop);
 /* The monotonic clock in nanoseconds (CLOCK_MONOTONIC, the clock of Python's
- * time.monotonic()); timer deadlines use it.  Read afresh on every call. */
+ * time.monotonic()); timer deadlines use it.  Read afresh on every call;
+ * loop may be NULL, and any thread may call it. */
 AUV_EXTERN uint64_t auv_loop_now(const auv_loop_t* loop);
 /* An opaque pointer for the caller. */
 AUV_EXTERN void auv_loop_set_data(auv_loop_t* loop, void* data);
@@ -194,7 +195,8 @@ AUV_EXTERN int auv_poll_new(auv_loop_t* loop, int fd, auv_poll_t** poll);
  * is 0 or a negative errno with events 0.  Calling it again changes the
  * events and callback. */
 AUV_EXTERN int auv_poll_start(auv_poll_t* poll, int events, auv_poll_cb cb);
-/* Stop watching; the watcher can be started again. */
+/* Stop watching; the watcher can be started again.  After
+ * auv_poll_close(), start and stop return UV_EINVAL. */
 AUV_EXTERN int auv_poll_stop(auv_poll_t* poll);
 /* Stop and free the watcher; close_cb(data), if not NULL, runs on the loop
  * thread once the memory is released.  The fd is not closed. */
@@ -208,8 +210,9 @@ AUV_EXTERN void* auv_poll_get_data(const auv_poll_t* poll);
 /* --- Thread-pool work -------------------------------------------------- */
 
 /* Run work(arg) on libuv's thread pool, then after(loop, arg, status) on
- * the loop thread with status 0 (or UV_ECANCELED if the loop is being
- * torn down).  after may be NULL.  Returns 0, UV_EINVAL or UV_ENOMEM. */
+ * the loop thread with status 0.  after may be NULL.  Pending work keeps
+ * auv_loop_close() from closing the loop.  Returns 0, UV_EINVAL or
+ * UV_ENOMEM. */
 AUV_EXTERN int auv_work_queue(auv_loop_t* loop,
                               auv_work_cb work,
                               auv_after_work_cb after,

@@ -240,6 +240,9 @@ static void auv__ready_run(auv_loop_t* loop) {
   /* Only what was queued before this point: calls queued by these
    * callbacks run in the next iteration. */
   for (ntodo = ring->count; ntodo > 0; ntodo--) {
+    /* A callback may have discarded the queue (auv_loop_discard_calls). */
+    if (ring->count == 0)
+      break;
     call = ring->items[ring->head];
     ring->head = (ring->head + 1) & ring->mask;
     ring->count--;

@@ -72,7 +72,8 @@ int auv_poll_start(auv_poll_t* poll, int events, auv_poll_cb cb) {
   int uv_events;
 
   if (poll == NULL || cb == NULL ||
-      (events & ~(AUV_READABLE | AUV_WRITABLE | AUV_DISCONNECT)) != 0)
+      (events & ~(AUV_READABLE | AUV_WRITABLE | AUV_DISCONNECT)) != 0 ||
+      uv_is_closing((uv_handle_t*) &poll->handle))
     return UV_EINVAL;
   uv_events = 0;
   if (events & AUV_READABLE)
@@ -87,7 +88,7 @@ int auv_poll_start(auv_poll_t* poll, int events, auv_poll_cb cb) {
 
 
 int auv_poll_stop(auv_poll_t* poll) {
-  if (poll == NULL)
+  if (poll == NULL || uv_is_closing((uv_handle_t*) &poll->handle))
     return UV_EINVAL;
   return uv_poll_stop(&poll->handle);
 }

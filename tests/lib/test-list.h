@@ -15,6 +15,7 @@
   X(loop_reentrant_run)                                                 \
   X(loop_close_busy)                                                    \
   X(loop_block_hooks)                                                   \
+  X(loop_discard_during_run)                                            \
   X(loop_data)                                                          \
   X(timer_order)                                                        \
   X(timer_ties_in_start_order)                                          \

@@ -337,3 +337,26 @@ TEST_IMPL(loop_data) {
   ASSERT(auv_loop_now(loop) > 0);
   CLOSE_LOOP(loop);
 }
+
+
+static void discard_cb(auv_loop_t* loop, void* arg) {
+  order[norder++] = 99;
+  auv_loop_discard_calls(loop, NULL);
+}
+
+
+TEST_IMPL(loop_discard_during_run) {
+  auv_loop_t* loop;
+  int i;
+
+  norder = 0;
+  ASSERT_OK(auv_loop_new(&loop));
+  ASSERT_OK(auv_loop_call_soon(loop, discard_cb, NULL));
+  for (i = 0; i < 3; i++)
+    ASSERT_OK(auv_loop_call_soon(loop, record_cb, (void*) (intptr_t) i));
+  /* The rest of this iteration's calls are gone, not run from stale slots. */
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_ONCE));
+  ASSERT_EQ(1, norder);
+  ASSERT_EQ(99, order[0]);
+  CLOSE_LOOP(loop);
+}

@@ -103,6 +103,8 @@ TEST_IMPL(poll_einval) {
   ASSERT_EQ(UV_EINVAL, auv_poll_stop(NULL));
   ASSERT_EQ(-1, auv_poll_get_fd(NULL));
   auv_poll_close(poll, NULL);
+  ASSERT_EQ(UV_EINVAL, auv_poll_start(poll, AUV_READABLE, on_readable));
+  ASSERT_EQ(UV_EINVAL, auv_poll_stop(poll));
   auv_poll_close(NULL, NULL);
   CLOSE_LOOP(loop);
   close(fds[0]);

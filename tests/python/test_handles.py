@@ -98,13 +98,23 @@ class TestHandle:
         assert "cancelled" in repr(handle)
 
 
-class TestHandleGetContext:
-    """Handle.get_context() only exists on asyncio from Python 3.12."""
+def handle_context(handle):
+    """The handle's context: get_context() (asyncio 3.12+, asyncuv), else
+    the _context attribute that asyncio 3.11's Handle keeps it in."""
+    if hasattr(handle, "get_context"):
+        return handle.get_context()
+    return handle._context
 
-    @pytest.fixture(autouse=True)
-    def _require_get_context(self, loop_kind):
-        if loop_kind == "asyncio" and not hasattr(asyncio.Handle, "get_context"):
-            pytest.skip("asyncio.Handle.get_context() needs Python 3.12+")
+
+class TestHandleGetContext:
+    """asyncuv offers Handle.get_context() (asyncio's from 3.12); on 3.11's
+    stock loop the same context is read from Handle._context."""
+
+    def test_asyncuv_handles_have_get_context(self, loop, loop_kind):
+        if loop_kind == "asyncuv":
+            handle = loop.call_soon(noop)
+            assert handle.get_context() is handle._context
+            handle.cancel()
 
     @pytest.mark.parametrize("method", sorted(FAR_SCHEDULERS))
     def test_returns_the_given_context(self, loop, method):
@@ -115,7 +125,7 @@ class TestHandleGetContext:
             "call_later": lambda: loop.call_later(3600, noop, context=ctx),
             "call_at": lambda: loop.call_at(loop.time() + 3600, noop, context=ctx),
         }[method]()
-        assert handle.get_context() is ctx
+        assert handle_context(handle) is ctx
         handle.cancel()
 
     def test_default_context_is_a_copy_of_the_current_one(self, loop):
@@ -125,7 +135,7 @@ class TestHandleGetContext:
             handle = loop.call_soon(noop)
         finally:
             var.reset(token)
-        ctx = handle.get_context()
+        ctx = handle_context(handle)
         assert isinstance(ctx, contextvars.Context)
         assert ctx is not contextvars.copy_context()
         assert ctx[var] == "value"
