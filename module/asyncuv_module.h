@@ -30,6 +30,20 @@ typedef struct {
   PyObject* extract_stack;          /* asyncio.format_helpers.extract_stack */
   PyObject* format_handle;          /* asyncio.base_events._format_handle */
   PyObject* logger;                 /* asyncio.log.logger */
+  PyObject* isfuture;               /* asyncio.isfuture */
+  PyObject* ensure_future;          /* asyncio.ensure_future */
+  PyObject* get_running_loop;       /* asyncio.events._get_running_loop */
+  PyObject* set_running_loop;       /* asyncio.events._set_running_loop */
+  PyObject* WeakSet;                /* weakref.WeakSet */
+  PyObject* format_list;            /* traceback.format_list */
+  PyObject* get_asyncgen_hooks;     /* sys.get_asyncgen_hooks */
+  PyObject* set_asyncgen_hooks;     /* sys.set_asyncgen_hooks */
+  PyObject* get_origin_depth;       /* sys.get_coroutine_origin_tracking_depth */
+  PyObject* set_origin_depth;       /* sys.set_coroutine_origin_tracking_depth */
+  PyObject* set_wakeup_fd;          /* signal.set_wakeup_fd */
+  PyObject* stop_when_done;         /* our run_until_complete() callback */
+  PyObject* coroutines;             /* asyncio.coroutines, for _is_debug_mode()
+                                       (looked up per loop: tests patch it) */
 
   PyObject* kw_loop;                /* ("loop",) */
   PyObject* kw_loop_name;           /* ("loop", "name") */
@@ -43,6 +57,38 @@ typedef struct {
   PyObject* str_handle;
   PyObject* str_source_traceback;
   PyObject* str_warning;
+  PyObject* str_error;
+  PyObject* str_debug;
+  PyObject* str_run_forever;
+  PyObject* str_close;
+  PyObject* str_default_exception_handler;
+  PyObject* str_log_destroy_pending;
+  PyObject* str_add_done_callback;
+  PyObject* str_remove_done_callback;
+  PyObject* str_done;
+  PyObject* str_cancelled;
+  PyObject* str_result;
+  PyObject* str_get_loop;
+  PyObject* str_stop;
+  PyObject* str_get_context;
+  PyObject* str_run;
+  PyObject* str_task;
+  PyObject* str_future;
+  PyObject* str_context;
+  PyObject* str_handle_traceback;
+  PyObject* str_exc_info;
+  PyObject* str_shutdown;
+  PyObject* str_wait;
+  PyObject* str_add;
+  PyObject* str_discard;
+  PyObject* str_aclose;
+  PyObject* str_create_task;
+  PyObject* str_firstiter;
+  PyObject* str_finalizer;
+  PyObject* str_warn_on_full_buffer;
+  PyObject* str_set_origin_tracking;
+  PyObject* str_call_soon_threadsafe;
+  PyObject* str_get;
   PyObject* empty_tuple;
 
   /* Dead handles kept for reuse (memory only: no references held). */
@@ -89,10 +135,18 @@ struct LoopObject {
   PyObject* pending_type;      /* a KeyboardInterrupt/SystemExit to re-raise */
   PyObject* pending_value;
   PyObject* pending_tb;
+  PyObject* exception_handler;
+  PyObject* default_executor;
+  PyObject* asyncgens;         /* weakref.WeakSet of live async generators */
   unsigned long thread_id;     /* of the thread running the loop, or 0 */
   double slow_callback_duration;
+  int signal_fds[2];           /* wake-up socket pair, -1 until first run */
+  int origin_saved_depth;
   char debug;
   char closed;
+  char origin_tracking;
+  char asyncgens_shutdown_called;
+  char executor_shutdown_called;
 };
 
 AUV_MOD_INTERNAL extern size_t auv__timer_offset;
@@ -129,5 +183,25 @@ AUV_MOD_INTERNAL void auv__timer_fire_cb(auv_timer_t* timer);
 /* loop.c */
 AUV_MOD_INTERNAL extern PyType_Spec auv__loop_spec;
 AUV_MOD_INTERNAL void auv__loop_set_pending(LoopObject* loop);
+AUV_MOD_INTERNAL int auv__loop_check_closed(LoopObject* loop);
+
+/* run.c: running, closing, debug mode, async generator hooks */
+AUV_MOD_INTERNAL PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused);
+AUV_MOD_INTERNAL PyObject* auv__loop_run_until_complete(LoopObject* self, PyObject* future);
+AUV_MOD_INTERNAL PyObject* auv__loop_close(LoopObject* self, PyObject* unused);
+AUV_MOD_INTERNAL PyObject* auv__loop_set_debug(LoopObject* self, PyObject* enabled);
+AUV_MOD_INTERNAL PyObject* auv__loop_set_origin_tracking(LoopObject* self, PyObject* enabled);
+AUV_MOD_INTERNAL PyObject* auv__loop_asyncgen_firstiter(LoopObject* self, PyObject* agen);
+AUV_MOD_INTERNAL PyObject* auv__loop_asyncgen_finalizer(LoopObject* self, PyObject* agen);
+AUV_MOD_INTERNAL PyObject* auv__stop_when_done(PyObject* module, PyObject* fut);
+AUV_MOD_INTERNAL void auv__loop_drop_callbacks(LoopObject* self);
+AUV_MOD_INTERNAL void auv__loop_stop_signal_wakeup(LoopObject* self);
+
+/* errors.c: the exception handler chain */
+AUV_MOD_INTERNAL PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context);
+AUV_MOD_INTERNAL PyObject* auv__loop_default_exception_handler(LoopObject* self, PyObject* context);
+AUV_MOD_INTERNAL PyObject* auv__loop_set_exception_handler(LoopObject* self, PyObject* handler);
+AUV_MOD_INTERNAL PyObject* auv__loop_get_exception_handler(LoopObject* self, PyObject* unused);
+AUV_MOD_INTERNAL void auv__loop_finalize(LoopObject* self);
 
 #endif /* ASYNCUV_MODULE_H */

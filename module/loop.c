@@ -2,7 +2,6 @@
  * Python class in asyncuv/__init__.py adds asyncio's cold paths (the
  * exception handler chain, async generator and executor shutdown) and
  * makes it an asyncio.AbstractEventLoop. */
-#include <errno.h>
 #include <math.h>
 #include <unistd.h>
 
@@ -46,7 +45,7 @@ void auv__loop_set_pending(LoopObject* self) {
 }
 
 
-static int loop_check_closed(LoopObject* self) {
+int auv__loop_check_closed(LoopObject* self) {
   if (self->closed) {
     PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
     return -1;
@@ -152,7 +151,7 @@ static PyObject* loop_schedule_soon(LoopObject* self, PyObject* const* args,
                  method);
     return NULL;
   }
-  if (loop_check_closed(self) < 0)
+  if (auv__loop_check_closed(self) < 0)
     return NULL;
   if (self->debug && !threadsafe && loop_check_thread(self) < 0)
     return NULL;
@@ -207,7 +206,7 @@ static PyObject* loop_schedule_at(LoopObject* self, double when,
   TimerHandleObject* th;
   int err;
 
-  if (loop_check_closed(self) < 0)
+  if (auv__loop_check_closed(self) < 0)
     return NULL;
   if (self->debug && loop_check_thread(self) < 0)
     return NULL;
@@ -286,89 +285,6 @@ static PyObject* loop_time(LoopObject* self, PyObject* unused) {
 }
 
 
-static PyObject* loop_run_forever_impl(LoopObject* self, PyObject* unused) {
-  auv_loop_t* loop;
-
-  if (loop_check_closed(self) < 0)
-    return NULL;
-  if (self->thread_id != 0) {
-    PyErr_SetString(PyExc_RuntimeError, "This event loop is already running");
-    return NULL;
-  }
-
-  loop = self->loop;
-  self->thread_id = PyThread_get_thread_ident();
-  auv_loop_ref(loop);
-  auv_loop_run(loop, AUV_RUN_DEFAULT);
-  auv_loop_unref(loop);
-  self->thread_id = 0;
-
-  if (self->pending_type != NULL) {
-    PyErr_Restore(self->pending_type, self->pending_value, self->pending_tb);
-    self->pending_type = self->pending_value = self->pending_tb = NULL;
-    return NULL;
-  }
-  Py_RETURN_NONE;
-}
-
-
-/* Signals.  libuv retries epoll_wait() on EINTR, so Python's own signal
- * handlers (KeyboardInterrupt for SIGINT) would not run while the loop is
- * blocked.  While it runs in the main thread, signal.set_wakeup_fd() points
- * at a socket watched here: a signal wakes the loop and its handler runs. */
-static void loop_signal_wakeup_cb(auv_poll_t* poll, int status, int events) {
-  LoopObject* self;
-  char buf[256];
-  ssize_t n;
-
-  self = auv_poll_get_data(poll);
-  do
-    n = read(auv_poll_get_fd(poll), buf, sizeof(buf));
-  while (n == (ssize_t) sizeof(buf) || (n < 0 && errno == EINTR));
-  if (PyErr_CheckSignals() < 0)
-    auv__loop_set_pending(self);
-}
-
-
-static PyObject* loop_start_signal_wakeup(LoopObject* self, PyObject* arg) {
-  int fd;
-  int err;
-
-  fd = PyObject_AsFileDescriptor(arg);
-  if (fd < 0)
-    return NULL;
-  if (loop_check_closed(self) < 0)
-    return NULL;
-  if (self->signal_poll != NULL) {
-    PyErr_SetString(PyExc_RuntimeError, "signal wake-up already started");
-    return NULL;
-  }
-  err = auv_poll_new(self->loop, fd, &self->signal_poll);
-  if (err == 0) {
-    auv_poll_set_data(self->signal_poll, self);
-    err = auv_poll_start(self->signal_poll, AUV_READABLE, loop_signal_wakeup_cb);
-    if (err != 0) {
-      auv_poll_close(self->signal_poll, NULL);
-      self->signal_poll = NULL;
-    }
-  }
-  if (err != 0) {
-    errno = -err;
-    return PyErr_SetFromErrno(PyExc_OSError);
-  }
-  Py_RETURN_NONE;
-}
-
-
-static PyObject* loop_stop_signal_wakeup(LoopObject* self, PyObject* unused) {
-  if (self->signal_poll != NULL) {
-    auv_poll_close(self->signal_poll, NULL);
-    self->signal_poll = NULL;
-  }
-  Py_RETURN_NONE;
-}
-
-
 static PyObject* loop_stop(LoopObject* self, PyObject* unused) {
   if (self->loop != NULL)
     auv_loop_stop(self->loop);
@@ -393,7 +309,7 @@ static void loop_dispose_call(auv_loop_t* loop, void* arg) {
 
 /* Drop every queued handle and scheduled timer, as asyncio's close()
  * clears _ready and _scheduled (without cancelling the handles). */
-static void loop_drop_callbacks(LoopObject* self) {
+void auv__loop_drop_callbacks(LoopObject* self) {
   TimerHandleObject* th;
   auv_timer_t* t;
 
@@ -410,31 +326,6 @@ static void loop_drop_callbacks(LoopObject* self) {
       Py_DECREF(th);
     }
   }
-}
-
-
-static PyObject* loop_close(LoopObject* self, PyObject* unused) {
-  int err;
-
-  if (self->thread_id != 0) {
-    PyErr_SetString(PyExc_RuntimeError, "Cannot close a running event loop");
-    return NULL;
-  }
-  if (self->closed)
-    Py_RETURN_NONE;
-  self->closed = 1;
-  loop_stop_signal_wakeup(self, NULL);
-  loop_drop_callbacks(self);
-  err = auv_loop_close(self->loop);
-  if (err != 0) {
-    /* Work still pending on the thread pool (it holds the engine): the
-     * engine is left to the process rather than freed under it. */
-    PyErr_Format(PyExc_RuntimeError, "cannot close the engine loop: %s",
-                 auv_strerror(err));
-    return NULL;
-  }
-  self->loop = NULL;
-  Py_RETURN_NONE;
 }
 
 
@@ -480,7 +371,7 @@ static PyObject* loop_create_task(LoopObject* self, PyObject* const* args,
       return NULL;
     }
   }
-  if (loop_check_closed(self) < 0)
+  if (auv__loop_check_closed(self) < 0)
     return NULL;
 
   if (self->task_factory == NULL) {
@@ -584,6 +475,45 @@ static int loop_set_slow(LoopObject* self, PyObject* value, void* closure) {
 }
 
 
+static PyObject* loop_get_default_executor(LoopObject* self, void* closure) {
+  return Py_NewRef(self->default_executor ? self->default_executor : Py_None);
+}
+
+
+static int loop_set_default_executor(LoopObject* self, PyObject* value,
+                                     void* closure) {
+  Py_XSETREF(self->default_executor,
+             value == NULL || value == Py_None ? NULL : Py_NewRef(value));
+  return 0;
+}
+
+
+static PyObject* loop_get_asyncgens(LoopObject* self, void* closure) {
+  return Py_NewRef(self->asyncgens);
+}
+
+
+static PyObject* loop_repr(LoopObject* self) {
+  PyObject* name;
+  PyObject* res;
+
+  name = PyType_GetName(Py_TYPE(self));
+  if (name == NULL)
+    return NULL;
+  res = PyUnicode_FromFormat("<%U running=%s closed=%s debug=%s>", name,
+                             self->thread_id != 0 ? "True" : "False",
+                             self->closed ? "True" : "False",
+                             self->debug ? "True" : "False");
+  Py_DECREF(name);
+  return res;
+}
+
+
+static void loop_finalize(LoopObject* self) {
+  auv__loop_finalize(self);
+}
+
+
 static PyObject* loop_get_thread_id(LoopObject* self, void* closure) {
   if (self->thread_id == 0)
     Py_RETURN_NONE;
@@ -593,6 +523,7 @@ static PyObject* loop_get_thread_id(LoopObject* self, void* closure) {
 
 static PyObject* loop_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   LoopObject* self;
+  PyObject* debug;
   int err;
 
   self = (LoopObject*) type->tp_alloc(type, 0);
@@ -604,6 +535,19 @@ static PyObject* loop_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
     return NULL;
   }
   self->slow_callback_duration = 0.1;
+  self->signal_fds[0] = self->signal_fds[1] = -1;
+  self->asyncgens = PyObject_CallNoArgs(self->state->WeakSet);
+  debug = self->asyncgens == NULL ? NULL :
+          PyObject_CallMethod(self->state->coroutines, "_is_debug_mode", NULL);
+  if (debug != NULL) {
+    self->debug = (char) (PyObject_IsTrue(debug) > 0);
+    Py_DECREF(debug);
+  }
+  if (debug == NULL) {
+    self->closed = 1;
+    Py_DECREF(self);
+    return NULL;
+  }
   err = auv_loop_new(&self->loop);
   if (err != 0) {
     self->closed = 1;
@@ -649,6 +593,9 @@ static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
 
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->task_factory);
+  Py_VISIT(self->exception_handler);
+  Py_VISIT(self->default_executor);
+  Py_VISIT(self->asyncgens);
   Py_VISIT(self->pending_type);
   Py_VISIT(self->pending_value);
   Py_VISIT(self->pending_tb);
@@ -666,11 +613,14 @@ static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
 
 static int loop_clear(LoopObject* self) {
   Py_CLEAR(self->task_factory);
+  Py_CLEAR(self->exception_handler);
+  Py_CLEAR(self->default_executor);
+  Py_CLEAR(self->asyncgens);
   Py_CLEAR(self->pending_type);
   Py_CLEAR(self->pending_value);
   Py_CLEAR(self->pending_tb);
   if (self->thread_id == 0)
-    loop_drop_callbacks(self);
+    auv__loop_drop_callbacks(self);
   return 0;
 }
 
@@ -679,11 +629,18 @@ static void loop_dealloc(LoopObject* self) {
   PyTypeObject* tp;
 
   tp = Py_TYPE(self);
+  if (tp->tp_finalize != NULL &&
+      PyObject_CallFinalizerFromDealloc((PyObject*) self) < 0)
+    return;  /* resurrected */
   PyObject_GC_UnTrack(self);
   loop_clear(self);
-  loop_stop_signal_wakeup(self, NULL);
+  auv__loop_stop_signal_wakeup(self);
   if (self->loop != NULL && auv_loop_close(self->loop) == 0)
     self->loop = NULL;
+  if (self->signal_fds[0] >= 0) {
+    close(self->signal_fds[0]);
+    close(self->signal_fds[1]);
+  }
   tp->tp_free(self);
   Py_DECREF(tp);
 }
@@ -708,17 +665,34 @@ static PyMethodDef loop_methods[] = {
              "Arrange for callback(*args) to be called at loop time when.")},
   {"time", (PyCFunction) loop_time, METH_NOARGS,
    PyDoc_STR("Return the loop's time: the monotonic clock, in seconds.")},
-  {"_run_forever_impl", (PyCFunction) loop_run_forever_impl, METH_NOARGS, NULL},
-  {"_start_signal_wakeup", (PyCFunction) loop_start_signal_wakeup, METH_O, NULL},
-  {"_stop_signal_wakeup", (PyCFunction) loop_stop_signal_wakeup, METH_NOARGS, NULL},
+  {"run_forever", (PyCFunction) auv__loop_run_forever, METH_NOARGS,
+   PyDoc_STR("Run until stop() is called.")},
+  {"run_until_complete", (PyCFunction) auv__loop_run_until_complete, METH_O,
+   PyDoc_STR("Run until the future (or coroutine, wrapped in a Task) is done; "
+             "return its result or raise its exception.")},
+  {"set_debug", (PyCFunction) auv__loop_set_debug, METH_O,
+   PyDoc_STR("Turn debug mode on or off.")},
+  {"_set_coroutine_origin_tracking", (PyCFunction) auv__loop_set_origin_tracking,
+   METH_O, NULL},
+  {"_asyncgen_firstiter_hook", (PyCFunction) auv__loop_asyncgen_firstiter, METH_O, NULL},
+  {"_asyncgen_finalizer_hook", (PyCFunction) auv__loop_asyncgen_finalizer, METH_O, NULL},
+  {"call_exception_handler", (PyCFunction) auv__loop_call_exception_handler, METH_O,
+   PyDoc_STR("Pass an error context to the exception handler.")},
+  {"default_exception_handler", (PyCFunction) auv__loop_default_exception_handler,
+   METH_O, PyDoc_STR("Log an error context on the 'asyncio' logger.")},
+  {"set_exception_handler", (PyCFunction) auv__loop_set_exception_handler, METH_O,
+   PyDoc_STR("Set the exception handler, a callable(loop, context), or None.")},
+  {"get_exception_handler", (PyCFunction) auv__loop_get_exception_handler,
+   METH_NOARGS, PyDoc_STR("Return the exception handler, or None.")},
   {"stop", (PyCFunction) loop_stop, METH_NOARGS,
    PyDoc_STR("Stop the loop after the current iteration.")},
   {"is_running", (PyCFunction) loop_is_running, METH_NOARGS,
    PyDoc_STR("Return True if the loop is running.")},
   {"is_closed", (PyCFunction) loop_is_closed, METH_NOARGS,
    PyDoc_STR("Return True if the loop was closed.")},
-  {"close", (PyCFunction) loop_close, METH_NOARGS,
-   PyDoc_STR("Close the loop, dropping pending callbacks.")},
+  {"close", (PyCFunction) auv__loop_close, METH_NOARGS,
+   PyDoc_STR("Close the loop: drop pending callbacks, shut the default "
+             "executor down.  Not while running; idempotent.")},
   {"create_future", (PyCFunction) loop_create_future, METH_NOARGS,
    PyDoc_STR("Create an asyncio.Future attached to the loop.")},
   {"create_task", (PyCFunction) (void (*)(void)) loop_create_task,
@@ -740,6 +714,18 @@ static PyGetSetDef loop_getset[] = {
    PyDoc_STR("Callbacks that take longer (in seconds) are logged in debug mode."),
    NULL},
   {"_thread_id", (getter) loop_get_thread_id, NULL, NULL, NULL},
+  {"_default_executor", (getter) loop_get_default_executor,
+   (setter) loop_set_default_executor, NULL, NULL},
+  {"_asyncgens", (getter) loop_get_asyncgens, NULL, NULL, NULL},
+  {"_exception_handler", (getter) auv__loop_get_exception_handler, NULL, NULL, NULL},
+  {NULL}
+};
+
+static PyMemberDef loop_members[] = {
+  {"_executor_shutdown_called", T_BOOL,
+   offsetof(LoopObject, executor_shutdown_called), 0, NULL},
+  {"_asyncgens_shutdown_called", T_BOOL,
+   offsetof(LoopObject, asyncgens_shutdown_called), 0, NULL},
   {NULL}
 };
 
@@ -751,6 +737,9 @@ static PyType_Slot loop_slots[] = {
   {Py_tp_clear, loop_clear},
   {Py_tp_methods, loop_methods},
   {Py_tp_getset, loop_getset},
+  {Py_tp_members, loop_members},
+  {Py_tp_repr, loop_repr},
+  {Py_tp_finalize, loop_finalize},
   {0, NULL}
 };
 

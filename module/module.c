@@ -3,6 +3,11 @@
 
 static struct PyModuleDef auv_module_def;
 
+static PyMethodDef auv_stop_when_done_def = {
+  "_stop_when_done", (PyCFunction) auv__stop_when_done, METH_O,
+  PyDoc_STR("run_until_complete()'s done callback: stop the future's loop.")
+};
+
 
 auv_state* auv__state_from_type(PyTypeObject* tp) {
   PyObject* module;
@@ -72,6 +77,20 @@ static int auv_exec(PyObject* module) {
   IMPORT(extract_stack, "asyncio.format_helpers", "extract_stack");
   IMPORT(format_handle, "asyncio.base_events", "_format_handle");
   IMPORT(logger, "asyncio.log", "logger");
+  IMPORT(isfuture, "asyncio.futures", "isfuture");
+  IMPORT(ensure_future, "asyncio.tasks", "ensure_future");
+  IMPORT(get_running_loop, "asyncio.events", "_get_running_loop");
+  IMPORT(set_running_loop, "asyncio.events", "_set_running_loop");
+  IMPORT(WeakSet, "weakref", "WeakSet");
+  IMPORT(format_list, "traceback", "format_list");
+  IMPORT(get_asyncgen_hooks, "sys", "get_asyncgen_hooks");
+  IMPORT(set_asyncgen_hooks, "sys", "set_asyncgen_hooks");
+  IMPORT(get_origin_depth, "sys", "get_coroutine_origin_tracking_depth");
+  IMPORT(set_origin_depth, "sys", "set_coroutine_origin_tracking_depth");
+  IMPORT(set_wakeup_fd, "signal", "set_wakeup_fd");
+  st->coroutines = PyImport_ImportModule("asyncio.coroutines");
+  if (st->coroutines == NULL)
+    return -1;
 #undef IMPORT
 
 #define INTERN(field, text)                                        \
@@ -87,6 +106,38 @@ static int auv_exec(PyObject* module) {
   INTERN(str_handle, "handle");
   INTERN(str_source_traceback, "source_traceback");
   INTERN(str_warning, "warning");
+  INTERN(str_error, "error");
+  INTERN(str_debug, "debug");
+  INTERN(str_run_forever, "run_forever");
+  INTERN(str_close, "close");
+  INTERN(str_default_exception_handler, "default_exception_handler");
+  INTERN(str_log_destroy_pending, "_log_destroy_pending");
+  INTERN(str_add_done_callback, "add_done_callback");
+  INTERN(str_remove_done_callback, "remove_done_callback");
+  INTERN(str_done, "done");
+  INTERN(str_cancelled, "cancelled");
+  INTERN(str_result, "result");
+  INTERN(str_get_loop, "get_loop");
+  INTERN(str_stop, "stop");
+  INTERN(str_get_context, "get_context");
+  INTERN(str_run, "run");
+  INTERN(str_task, "task");
+  INTERN(str_future, "future");
+  INTERN(str_context, "context");
+  INTERN(str_handle_traceback, "handle_traceback");
+  INTERN(str_exc_info, "exc_info");
+  INTERN(str_shutdown, "shutdown");
+  INTERN(str_wait, "wait");
+  INTERN(str_add, "add");
+  INTERN(str_discard, "discard");
+  INTERN(str_aclose, "aclose");
+  INTERN(str_create_task, "create_task");
+  INTERN(str_firstiter, "firstiter");
+  INTERN(str_finalizer, "finalizer");
+  INTERN(str_warn_on_full_buffer, "warn_on_full_buffer");
+  INTERN(str_set_origin_tracking, "_set_coroutine_origin_tracking");
+  INTERN(str_call_soon_threadsafe, "call_soon_threadsafe");
+  INTERN(str_get, "get");
 #undef INTERN
 
   if ((st->kw_loop = str_tuple(1, "loop", NULL, NULL)) == NULL ||
@@ -95,6 +146,10 @@ static int auv_exec(PyObject* module) {
       (st->kw_loop_name_context = str_tuple(3, "loop", "name", "context")) == NULL ||
       (st->kw_context = str_tuple(1, "context", NULL, NULL)) == NULL ||
       (st->empty_tuple = PyTuple_New(0)) == NULL)
+    return -1;
+
+  st->stop_when_done = PyCFunction_NewEx(&auv_stop_when_done_def, module, NULL);
+  if (st->stop_when_done == NULL)
     return -1;
 
   if (((PyTypeObject*) st->aio_TimerHandle)->tp_basicsize >
@@ -155,6 +210,19 @@ static int auv_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->extract_stack);
   Py_VISIT(st->format_handle);
   Py_VISIT(st->logger);
+  Py_VISIT(st->isfuture);
+  Py_VISIT(st->ensure_future);
+  Py_VISIT(st->get_running_loop);
+  Py_VISIT(st->set_running_loop);
+  Py_VISIT(st->WeakSet);
+  Py_VISIT(st->format_list);
+  Py_VISIT(st->get_asyncgen_hooks);
+  Py_VISIT(st->set_asyncgen_hooks);
+  Py_VISIT(st->get_origin_depth);
+  Py_VISIT(st->set_origin_depth);
+  Py_VISIT(st->set_wakeup_fd);
+  Py_VISIT(st->stop_when_done);
+  Py_VISIT(st->coroutines);
   return 0;
 }
 
@@ -175,6 +243,51 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->extract_stack);
   Py_CLEAR(st->format_handle);
   Py_CLEAR(st->logger);
+  Py_CLEAR(st->isfuture);
+  Py_CLEAR(st->ensure_future);
+  Py_CLEAR(st->get_running_loop);
+  Py_CLEAR(st->set_running_loop);
+  Py_CLEAR(st->WeakSet);
+  Py_CLEAR(st->format_list);
+  Py_CLEAR(st->get_asyncgen_hooks);
+  Py_CLEAR(st->set_asyncgen_hooks);
+  Py_CLEAR(st->get_origin_depth);
+  Py_CLEAR(st->set_origin_depth);
+  Py_CLEAR(st->set_wakeup_fd);
+  Py_CLEAR(st->stop_when_done);
+  Py_CLEAR(st->coroutines);
+  Py_CLEAR(st->str_error);
+  Py_CLEAR(st->str_debug);
+  Py_CLEAR(st->str_run_forever);
+  Py_CLEAR(st->str_close);
+  Py_CLEAR(st->str_default_exception_handler);
+  Py_CLEAR(st->str_log_destroy_pending);
+  Py_CLEAR(st->str_add_done_callback);
+  Py_CLEAR(st->str_remove_done_callback);
+  Py_CLEAR(st->str_done);
+  Py_CLEAR(st->str_cancelled);
+  Py_CLEAR(st->str_result);
+  Py_CLEAR(st->str_get_loop);
+  Py_CLEAR(st->str_stop);
+  Py_CLEAR(st->str_get_context);
+  Py_CLEAR(st->str_run);
+  Py_CLEAR(st->str_task);
+  Py_CLEAR(st->str_future);
+  Py_CLEAR(st->str_context);
+  Py_CLEAR(st->str_handle_traceback);
+  Py_CLEAR(st->str_exc_info);
+  Py_CLEAR(st->str_shutdown);
+  Py_CLEAR(st->str_wait);
+  Py_CLEAR(st->str_add);
+  Py_CLEAR(st->str_discard);
+  Py_CLEAR(st->str_aclose);
+  Py_CLEAR(st->str_create_task);
+  Py_CLEAR(st->str_firstiter);
+  Py_CLEAR(st->str_finalizer);
+  Py_CLEAR(st->str_warn_on_full_buffer);
+  Py_CLEAR(st->str_set_origin_tracking);
+  Py_CLEAR(st->str_call_soon_threadsafe);
+  Py_CLEAR(st->str_get);
   Py_CLEAR(st->kw_loop);
   Py_CLEAR(st->kw_loop_name);
   Py_CLEAR(st->kw_loop_context);

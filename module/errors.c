@@ -1,0 +1,340 @@
+/* The exception handler chain: where errors from callbacks, tasks and
+ * futures go.  A custom handler runs in the context of the object that
+ * failed; a handler that fails itself is reported by the default handler,
+ * which logs to the 'asyncio' logger.  SystemExit and KeyboardInterrupt go
+ * through untouched. */
+#include "asyncuv_module.h"
+
+
+static int is_exit_exception(void) {
+  return PyErr_ExceptionMatches(PyExc_SystemExit) ||
+         PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+
+/* logger.error(message, exc_info=<the current exception>), which is then
+ * cleared.  Its own failure is unraisable. */
+static void log_current_error(LoopObject* self, const char* message) {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+  PyObject* exc_info;
+  PyObject* r;
+
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  exc_info = PyTuple_Pack(3, type ? type : Py_None, value ? value : Py_None,
+                          tb ? tb : Py_None);
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+  r = NULL;
+  if (exc_info != NULL) {
+    PyObject* kwargs = Py_BuildValue("{OO}", self->state->str_exc_info, exc_info);
+    PyObject* error = PyObject_GetAttr(self->state->logger, self->state->str_error);
+    PyObject* args = Py_BuildValue("(s)", message);
+    if (kwargs != NULL && error != NULL && args != NULL)
+      r = PyObject_Call(error, args, kwargs);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(error);
+    Py_XDECREF(args);
+    Py_DECREF(exc_info);
+  }
+  if (r == NULL)
+    PyErr_WriteUnraisable((PyObject*) self);
+  Py_XDECREF(r);
+}
+
+
+/* context.get(key), as asyncio reads it: any mapping with get() will do. */
+static PyObject* context_get(LoopObject* self, PyObject* context, PyObject* key) {
+  return PyObject_CallMethodOneArg(context, self->state->str_get, key);
+}
+
+
+/* Run the custom handler; -1 with an exception set if it failed. */
+static int call_custom_handler(LoopObject* self, PyObject* context) {
+  auv_state* st;
+  PyObject* thing;
+  PyObject* ctx;
+  PyObject* run;
+  PyObject* r;
+  PyObject* keys[3];
+  int i;
+
+  st = self->state;
+  keys[0] = st->str_task;
+  keys[1] = st->str_future;
+  keys[2] = st->str_handle;
+  thing = NULL;
+  for (i = 0; i < 3; i++) {
+    thing = context_get(self, context, keys[i]);
+    if (thing == NULL)
+      return -1;
+    if (thing != Py_None)
+      break;
+    Py_CLEAR(thing);
+  }
+
+  ctx = NULL;
+  if (thing != NULL) {
+    if (PyObject_HasAttr(thing, st->str_get_context))
+      ctx = PyObject_CallMethodNoArgs(thing, st->str_get_context);
+    Py_DECREF(thing);
+    if (ctx == NULL && PyErr_Occurred())
+      return -1;
+  }
+
+  run = NULL;
+  if (ctx != NULL && ctx != Py_None) {
+    run = PyObject_GetAttr(ctx, st->str_run);
+    if (run == NULL) {
+      if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        Py_DECREF(ctx);
+        return -1;
+      }
+      PyErr_Clear();
+    }
+  }
+  Py_XDECREF(ctx);
+
+  if (run != NULL) {
+    r = PyObject_CallFunctionObjArgs(run, self->exception_handler, self, context, NULL);
+    Py_DECREF(run);
+  } else {
+    r = PyObject_CallFunctionObjArgs(self->exception_handler, self, context, NULL);
+  }
+  if (r == NULL)
+    return -1;
+  Py_DECREF(r);
+  return 0;
+}
+
+
+PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context) {
+  auv_state* st;
+  PyObject* r;
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+  PyObject* report;
+
+  st = self->state;
+  if (self->exception_handler == NULL) {
+    r = PyObject_CallMethodOneArg((PyObject*) self,
+                                  st->str_default_exception_handler, context);
+    if (r != NULL) {
+      Py_DECREF(r);
+      Py_RETURN_NONE;
+    }
+    if (is_exit_exception())
+      return NULL;
+    /* A failing default handler (a subclass's, say) still gets logged. */
+    log_current_error(self, "Exception in default exception handler");
+    Py_RETURN_NONE;
+  }
+
+  if (call_custom_handler(self, context) == 0)
+    Py_RETURN_NONE;
+  if (is_exit_exception())
+    return NULL;
+
+  /* The custom handler failed: report that through the default one. */
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != NULL)
+    PyException_SetTraceback(value, tb);
+  report = Py_BuildValue("{sssOsO}",
+                         "message", "Unhandled error in exception handler",
+                         "exception", value ? value : Py_None,
+                         "context", context);
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+  if (report == NULL)
+    return NULL;
+  r = PyObject_CallMethodOneArg((PyObject*) self,
+                                st->str_default_exception_handler, report);
+  Py_DECREF(report);
+  if (r != NULL) {
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+  }
+  if (is_exit_exception())
+    return NULL;
+  log_current_error(self, "Exception in default exception handler while "
+                          "handling an unexpected error in custom exception "
+                          "handler");
+  Py_RETURN_NONE;
+}
+
+
+/* "Object created at (most recent call last):\n" + the formatted stack. */
+static PyObject* format_stack_value(LoopObject* self, const char* what,
+                                    PyObject* stack) {
+  PyObject* lines;
+  PyObject* empty;
+  PyObject* joined;
+  PyObject* stripped;
+  PyObject* res;
+
+  lines = PyObject_CallOneArg(self->state->format_list, stack);
+  if (lines == NULL)
+    return NULL;
+  empty = PyUnicode_FromString("");
+  joined = empty != NULL ? PyUnicode_Join(empty, lines) : NULL;
+  Py_XDECREF(empty);
+  Py_DECREF(lines);
+  if (joined == NULL)
+    return NULL;
+  stripped = PyObject_CallMethod(joined, "rstrip", NULL);
+  Py_DECREF(joined);
+  if (stripped == NULL)
+    return NULL;
+  res = PyUnicode_FromFormat("%s created at (most recent call last):\n%U",
+                             what, stripped);
+  Py_DECREF(stripped);
+  return res;
+}
+
+
+PyObject* auv__loop_default_exception_handler(LoopObject* self, PyObject* context) {
+  auv_state* st;
+  PyObject* message = NULL;
+  PyObject* exception = NULL;
+  PyObject* exc_info = NULL;
+  PyObject* keys = NULL;
+  PyObject* lines = NULL;
+  PyObject* text = NULL;
+  PyObject* sep = NULL;
+  PyObject* res = NULL;
+  Py_ssize_t i;
+  int truth;
+
+  st = self->state;
+  message = context_get(self, context, st->str_message);
+  if (message == NULL)
+    goto done;
+  truth = PyObject_IsTrue(message);
+  if (truth < 0)
+    goto done;
+  if (!truth)
+    Py_SETREF(message, PyUnicode_FromString("Unhandled exception in event loop"));
+  if (message == NULL)
+    goto done;
+
+  exception = context_get(self, context, st->str_exception);
+  if (exception == NULL)
+    goto done;
+  if (exception != Py_None) {
+    PyObject* tb = PyException_GetTraceback(exception);
+    exc_info = PyTuple_Pack(3, (PyObject*) Py_TYPE(exception), exception,
+                            tb ? tb : Py_None);
+    Py_XDECREF(tb);
+  } else {
+    exc_info = Py_NewRef(Py_False);
+  }
+  if (exc_info == NULL)
+    goto done;
+
+  /* The message, then every other key in sorted order, one per line. */
+  lines = PyList_New(0);
+  keys = PySequence_List(context);
+  if (lines == NULL || keys == NULL || PyList_Append(lines, message) < 0 ||
+      PyList_Sort(keys) < 0)
+    goto done;
+  for (i = 0; i < PyList_GET_SIZE(keys); i++) {
+    PyObject* key = PyList_GET_ITEM(keys, i);
+    PyObject* value;
+    PyObject* shown;
+    PyObject* line;
+
+    if (PyUnicode_Check(key) &&
+        (PyUnicode_Compare(key, st->str_message) == 0 ||
+         PyUnicode_Compare(key, st->str_exception) == 0))
+      continue;
+    value = PyObject_GetItem(context, key);
+    if (value == NULL)
+      goto done;
+    if (PyUnicode_Check(key) && PyUnicode_Compare(key, st->str_source_traceback) == 0)
+      shown = format_stack_value(self, "Object", value);
+    else if (PyUnicode_Check(key) && PyUnicode_Compare(key, st->str_handle_traceback) == 0)
+      shown = format_stack_value(self, "Handle", value);
+    else
+      shown = PyObject_Repr(value);
+    Py_DECREF(value);
+    if (shown == NULL)
+      goto done;
+    line = PyUnicode_FromFormat("%S: %U", key, shown);
+    Py_DECREF(shown);
+    if (line == NULL || PyList_Append(lines, line) < 0) {
+      Py_XDECREF(line);
+      goto done;
+    }
+    Py_DECREF(line);
+  }
+
+  sep = PyUnicode_FromString("\n");
+  text = sep != NULL ? PyUnicode_Join(sep, lines) : NULL;
+  if (text != NULL) {
+    PyObject* error = PyObject_GetAttr(st->logger, st->str_error);
+    PyObject* args = PyTuple_Pack(1, text);
+    PyObject* kwargs = Py_BuildValue("{OO}", st->str_exc_info, exc_info);
+    if (error != NULL && args != NULL && kwargs != NULL)
+      res = PyObject_Call(error, args, kwargs);
+    Py_XDECREF(error);
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+  }
+
+done:
+  Py_XDECREF(message);
+  Py_XDECREF(exception);
+  Py_XDECREF(exc_info);
+  Py_XDECREF(keys);
+  Py_XDECREF(lines);
+  Py_XDECREF(text);
+  Py_XDECREF(sep);
+  if (res == NULL)
+    return NULL;
+  Py_DECREF(res);
+  Py_RETURN_NONE;
+}
+
+
+PyObject* auv__loop_set_exception_handler(LoopObject* self, PyObject* handler) {
+  if (handler != Py_None && !PyCallable_Check(handler)) {
+    PyErr_Format(PyExc_TypeError,
+                 "A callable object or None is expected, got %R", handler);
+    return NULL;
+  }
+  Py_XSETREF(self->exception_handler, handler == Py_None ? NULL : Py_NewRef(handler));
+  Py_RETURN_NONE;
+}
+
+
+PyObject* auv__loop_get_exception_handler(LoopObject* self, PyObject* unused) {
+  return Py_NewRef(self->exception_handler ? self->exception_handler : Py_None);
+}
+
+
+/* An unclosed loop warns when collected, and is closed if it can be. */
+void auv__loop_finalize(LoopObject* self) {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+  PyObject* r;
+
+  if (self->closed)
+    return;
+  PyErr_Fetch(&type, &value, &tb);
+  if (PyErr_ResourceWarning((PyObject*) self, 1, "unclosed event loop %R", self) < 0)
+    PyErr_WriteUnraisable((PyObject*) self);
+  if (self->thread_id == 0) {
+    r = PyObject_CallMethodNoArgs((PyObject*) self, self->state->str_close);
+    if (r == NULL)
+      PyErr_WriteUnraisable((PyObject*) self);
+    Py_XDECREF(r);
+  }
+  PyErr_Restore(type, value, tb);
+}

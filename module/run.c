@@ -1,0 +1,529 @@
+/* Running and closing a loop: run_forever(), run_until_complete(), close(),
+ * debug mode, the async generator hooks and the signal wake-up fd.  These run
+ * once per run, not per callback, but they carry asyncio's semantics that
+ * applications rely on: what a running loop installs and restores. */
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "asyncuv_module.h"
+
+/* asyncio.constants.DEBUG_STACK_DEPTH: coroutine origin frames kept in
+ * debug mode. */
+#define AUV_DEBUG_STACK_DEPTH 10
+
+
+static int loop_origin_tracking(LoopObject* self, int enabled) {
+  auv_state* st;
+  PyObject* r;
+  int depth;
+
+  if ((enabled != 0) == (self->origin_tracking != 0))
+    return 0;
+  st = self->state;
+  if (enabled) {
+    r = PyObject_CallNoArgs(st->get_origin_depth);
+    if (r == NULL)
+      return -1;
+    depth = (int) PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (depth == -1 && PyErr_Occurred())
+      return -1;
+    self->origin_saved_depth = depth;
+  } else {
+    depth = self->origin_saved_depth;
+  }
+  r = PyObject_CallFunction(st->set_origin_depth, "i",
+                            enabled ? AUV_DEBUG_STACK_DEPTH : depth);
+  if (r == NULL)
+    return -1;
+  Py_DECREF(r);
+  self->origin_tracking = (char) (enabled != 0);
+  return 0;
+}
+
+
+PyObject* auv__loop_set_origin_tracking(LoopObject* self, PyObject* enabled) {
+  int truth;
+
+  truth = PyObject_IsTrue(enabled);
+  if (truth < 0 || loop_origin_tracking(self, truth) < 0)
+    return NULL;
+  Py_RETURN_NONE;
+}
+
+
+PyObject* auv__loop_set_debug(LoopObject* self, PyObject* enabled) {
+  PyObject* tracking;
+  PyObject* r;
+  int truth;
+
+  truth = PyObject_IsTrue(enabled);
+  if (truth < 0)
+    return NULL;
+  self->debug = (char) truth;
+  if (self->thread_id == 0)
+    Py_RETURN_NONE;
+  /* Running: switch coroutine origin tracking from the loop's thread. */
+  tracking = PyObject_GetAttr((PyObject*) self, self->state->str_set_origin_tracking);
+  if (tracking == NULL)
+    return NULL;
+  r = PyObject_CallMethodObjArgs((PyObject*) self,
+                                 self->state->str_call_soon_threadsafe,
+                                 tracking, enabled, NULL);
+  Py_DECREF(tracking);
+  if (r == NULL)
+    return NULL;
+  Py_DECREF(r);
+  Py_RETURN_NONE;
+}
+
+
+/* --- Async generators ------------------------------------------------------ */
+
+PyObject* auv__loop_asyncgen_firstiter(LoopObject* self, PyObject* agen) {
+  if (self->asyncgens_shutdown_called &&
+      PyErr_ResourceWarning((PyObject*) self, 1,
+                            "asynchronous generator %R was scheduled after "
+                            "loop.shutdown_asyncgens() call", agen) < 0)
+    return NULL;
+  return PyObject_CallMethodOneArg(self->asyncgens, self->state->str_add, agen);
+}
+
+
+PyObject* auv__loop_asyncgen_finalizer(LoopObject* self, PyObject* agen) {
+  PyObject* r;
+  PyObject* aclose;
+  PyObject* create_task;
+
+  r = PyObject_CallMethodOneArg(self->asyncgens, self->state->str_discard, agen);
+  if (r == NULL)
+    return NULL;
+  Py_DECREF(r);
+  if (self->closed)
+    Py_RETURN_NONE;
+  /* Any thread may finalize a generator: close it on the loop. */
+  aclose = PyObject_CallMethodNoArgs(agen, self->state->str_aclose);
+  if (aclose == NULL)
+    return NULL;
+  create_task = PyObject_GetAttr((PyObject*) self, self->state->str_create_task);
+  if (create_task == NULL) {
+    Py_DECREF(aclose);
+    return NULL;
+  }
+  r = PyObject_CallMethodObjArgs((PyObject*) self,
+                                 self->state->str_call_soon_threadsafe,
+                                 create_task, aclose, NULL);
+  Py_DECREF(create_task);
+  Py_DECREF(aclose);
+  return r;
+}
+
+
+static int loop_install_asyncgen_hooks(LoopObject* self) {
+  PyObject* kwargs;
+  PyObject* hook;
+  PyObject* r;
+
+  kwargs = PyDict_New();
+  if (kwargs == NULL)
+    return -1;
+  hook = PyObject_GetAttrString((PyObject*) self, "_asyncgen_firstiter_hook");
+  if (hook == NULL || PyDict_SetItem(kwargs, self->state->str_firstiter, hook) < 0)
+    goto error;
+  Py_DECREF(hook);
+  hook = PyObject_GetAttrString((PyObject*) self, "_asyncgen_finalizer_hook");
+  if (hook == NULL || PyDict_SetItem(kwargs, self->state->str_finalizer, hook) < 0)
+    goto error;
+  Py_DECREF(hook);
+  r = PyObject_Call(self->state->set_asyncgen_hooks, self->state->empty_tuple, kwargs);
+  Py_DECREF(kwargs);
+  if (r == NULL)
+    return -1;
+  Py_DECREF(r);
+  return 0;
+
+error:
+  Py_XDECREF(hook);
+  Py_DECREF(kwargs);
+  return -1;
+}
+
+
+/* --- Signal wake-up -------------------------------------------------------- */
+
+/* libuv retries epoll_wait() on EINTR, so Python's signal handlers (the
+ * KeyboardInterrupt of Ctrl-C) would wait for the next event.  While a loop
+ * runs in the main thread, signal.set_wakeup_fd() points at a socket pair
+ * that the engine watches; its callback runs the pending handlers. */
+static void loop_signal_wakeup_cb(auv_poll_t* poll, int status, int events) {
+  LoopObject* self;
+  char buf[256];
+  ssize_t n;
+
+  self = auv_poll_get_data(poll);
+  do
+    n = read(auv_poll_get_fd(poll), buf, sizeof(buf));
+  while (n == (ssize_t) sizeof(buf) || (n < 0 && errno == EINTR));
+  if (PyErr_CheckSignals() < 0)
+    auv__loop_set_pending(self);
+}
+
+
+void auv__loop_stop_signal_wakeup(LoopObject* self) {
+  if (self->signal_poll != NULL) {
+    auv_poll_close(self->signal_poll, NULL);
+    self->signal_poll = NULL;
+  }
+}
+
+
+/* On success *old_fd is the previous wake-up fd to restore, or NULL when
+ * this thread may not set one (not the main thread). */
+static int loop_start_signal_wakeup(LoopObject* self, PyObject** old_fd) {
+  auv_state* st;
+  PyObject* args;
+  PyObject* kwargs;
+  PyObject* old;
+  PyObject* r;
+  int err;
+
+  *old_fd = NULL;
+  st = self->state;
+  if (self->signal_fds[0] < 0 &&
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                 self->signal_fds) < 0) {
+    self->signal_fds[0] = self->signal_fds[1] = -1;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+  }
+
+  args = Py_BuildValue("(i)", self->signal_fds[1]);
+  kwargs = Py_BuildValue("{OO}", st->str_warn_on_full_buffer, Py_False);
+  old = NULL;
+  if (args != NULL && kwargs != NULL)
+    old = PyObject_Call(st->set_wakeup_fd, args, kwargs);
+  Py_XDECREF(args);
+  Py_XDECREF(kwargs);
+  if (old == NULL) {
+    if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+      PyErr_Clear();  /* not the main thread: signals go elsewhere */
+      return 0;
+    }
+    return -1;
+  }
+
+  err = auv_poll_new(self->loop, self->signal_fds[0], &self->signal_poll);
+  if (err == 0) {
+    auv_poll_set_data(self->signal_poll, self);
+    err = auv_poll_start(self->signal_poll, AUV_READABLE, loop_signal_wakeup_cb);
+    if (err != 0)
+      auv__loop_stop_signal_wakeup(self);
+  }
+  if (err != 0) {
+    r = PyObject_CallOneArg(st->set_wakeup_fd, old);
+    Py_XDECREF(r);
+    Py_DECREF(old);
+    errno = -err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+  }
+  *old_fd = old;
+  return 0;
+}
+
+
+/* --- run_forever() ----------------------------------------------------------- */
+
+static int loop_check_running(LoopObject* self) {
+  PyObject* running;
+
+  if (self->thread_id != 0) {
+    PyErr_SetString(PyExc_RuntimeError, "This event loop is already running");
+    return -1;
+  }
+  running = PyObject_CallNoArgs(self->state->get_running_loop);
+  if (running == NULL)
+    return -1;
+  Py_DECREF(running);
+  if (running != Py_None) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "Cannot run the event loop while another loop is running");
+    return -1;
+  }
+  return 0;
+}
+
+
+/* The engine run itself; the GIL is released only while it polls. */
+static PyObject* loop_run_engine(LoopObject* self) {
+  auv_loop_t* loop;
+
+  loop = self->loop;
+  self->thread_id = PyThread_get_thread_ident();
+  auv_loop_ref(loop);
+  auv_loop_run(loop, AUV_RUN_DEFAULT);
+  auv_loop_unref(loop);
+  self->thread_id = 0;
+
+  if (self->pending_type != NULL) {
+    PyErr_Restore(self->pending_type, self->pending_value, self->pending_tb);
+    self->pending_type = self->pending_value = self->pending_tb = NULL;
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+
+/* After the run: undo what it set up, whatever happened, keeping the first
+ * error (the run's own, if any) and reporting later ones as unraisable. */
+typedef struct {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+} saved_error_t;
+
+static void keep_first_error(LoopObject* self, saved_error_t* e, PyObject* r) {
+  if (r != NULL) {
+    Py_DECREF(r);
+    return;
+  }
+  if (e->type == NULL)
+    PyErr_Fetch(&e->type, &e->value, &e->tb);
+  else
+    PyErr_WriteUnraisable((PyObject*) self);
+}
+
+
+PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused) {
+  auv_state* st;
+  saved_error_t err = { NULL, NULL, NULL };
+  PyObject* old_hooks;
+  PyObject* old_fd;
+  PyObject* result;
+  PyObject* r;
+
+  st = self->state;
+  if (auv__loop_check_closed(self) < 0 || loop_check_running(self) < 0)
+    return NULL;
+  if (loop_origin_tracking(self, self->debug) < 0)
+    return NULL;
+
+  result = NULL;
+  old_fd = NULL;
+  old_hooks = PyObject_CallNoArgs(st->get_asyncgen_hooks);
+  if (old_hooks != NULL && loop_install_asyncgen_hooks(self) == 0 &&
+      loop_start_signal_wakeup(self, &old_fd) == 0) {
+    r = PyObject_CallOneArg(st->set_running_loop, (PyObject*) self);
+    if (r != NULL) {
+      Py_DECREF(r);
+      result = loop_run_engine(self);
+    }
+  }
+
+  if (result == NULL)
+    PyErr_Fetch(&err.type, &err.value, &err.tb);
+  keep_first_error(self, &err, PyObject_CallOneArg(st->set_running_loop, Py_None));
+  if (old_fd != NULL) {
+    auv__loop_stop_signal_wakeup(self);
+    keep_first_error(self, &err, PyObject_CallOneArg(st->set_wakeup_fd, old_fd));
+    Py_DECREF(old_fd);
+  }
+  if (loop_origin_tracking(self, 0) < 0)
+    keep_first_error(self, &err, NULL);
+  if (old_hooks != NULL) {
+    keep_first_error(self, &err, PyObject_Call(st->set_asyncgen_hooks, old_hooks, NULL));
+    Py_DECREF(old_hooks);
+  }
+
+  if (err.type != NULL) {
+    Py_XDECREF(result);
+    PyErr_Restore(err.type, err.value, err.tb);
+    return NULL;
+  }
+  return result;
+}
+
+
+/* --- run_until_complete() ---------------------------------------------------- */
+
+/* Done callback of run_until_complete()'s future: stop its loop, unless the
+ * future failed with SystemExit/KeyboardInterrupt, which already ended the
+ * run on their way out. */
+PyObject* auv__stop_when_done(PyObject* module, PyObject* fut) {
+  auv_state* st;
+  PyObject* r;
+  PyObject* loop;
+  int cancelled;
+
+  st = PyModule_GetState(module);
+  r = PyObject_CallMethodNoArgs(fut, st->str_cancelled);
+  if (r == NULL)
+    return NULL;
+  cancelled = PyObject_IsTrue(r);
+  Py_DECREF(r);
+  if (cancelled < 0)
+    return NULL;
+  if (!cancelled) {
+    r = PyObject_CallMethodNoArgs(fut, st->str_exception);
+    if (r == NULL)
+      return NULL;
+    if (PyObject_TypeCheck(r, (PyTypeObject*) PyExc_SystemExit) ||
+        PyObject_TypeCheck(r, (PyTypeObject*) PyExc_KeyboardInterrupt)) {
+      Py_DECREF(r);
+      Py_RETURN_NONE;
+    }
+    Py_DECREF(r);
+  }
+  loop = PyObject_CallMethodNoArgs(fut, st->str_get_loop);
+  if (loop == NULL)
+    return NULL;
+  r = PyObject_CallMethodNoArgs(loop, st->str_stop);
+  Py_DECREF(loop);
+  return r;
+}
+
+
+static int call_truth(PyObject* obj, PyObject* method) {
+  PyObject* r;
+  int truth;
+
+  r = PyObject_CallMethodNoArgs(obj, method);
+  if (r == NULL)
+    return -1;
+  truth = PyObject_IsTrue(r);
+  Py_DECREF(r);
+  return truth;
+}
+
+
+PyObject* auv__loop_run_until_complete(LoopObject* self, PyObject* future) {
+  auv_state* st;
+  saved_error_t err = { NULL, NULL, NULL };
+  PyObject* stack[2];
+  PyObject* fut;
+  PyObject* r;
+  int new_task;
+  int done;
+
+  st = self->state;
+  if (auv__loop_check_closed(self) < 0 || loop_check_running(self) < 0)
+    return NULL;
+
+  r = PyObject_CallOneArg(st->isfuture, future);
+  if (r == NULL)
+    return NULL;
+  new_task = !PyObject_IsTrue(r);
+  Py_DECREF(r);
+
+  stack[0] = future;
+  stack[1] = (PyObject*) self;
+  fut = PyObject_Vectorcall(st->ensure_future, stack, 1, st->kw_loop);
+  if (fut == NULL)
+    return NULL;
+  /* A task made here raises through us if it fails: asyncio does not log
+   * it as destroyed while pending. */
+  if (new_task && PyObject_SetAttr(fut, st->str_log_destroy_pending, Py_False) < 0)
+    goto error;
+  r = PyObject_CallMethodOneArg(fut, st->str_add_done_callback, st->stop_when_done);
+  if (r == NULL)
+    goto error;
+  Py_DECREF(r);
+
+  r = PyObject_CallMethodNoArgs((PyObject*) self, st->str_run_forever);
+  if (r == NULL) {
+    PyErr_Fetch(&err.type, &err.value, &err.tb);
+    /* The coroutine raised a BaseException: consume it so that it is not
+     * logged, the caller never saw the task. */
+    if (new_task && call_truth(fut, st->str_done) > 0 &&
+        call_truth(fut, st->str_cancelled) == 0) {
+      PyObject* exc = PyObject_CallMethodNoArgs(fut, st->str_exception);
+      Py_XDECREF(exc);
+    }
+    PyErr_Clear();
+  } else {
+    Py_DECREF(r);
+  }
+  keep_first_error(self, &err,
+                   PyObject_CallMethodOneArg(fut, st->str_remove_done_callback,
+                                             st->stop_when_done));
+  if (err.type != NULL) {
+    PyErr_Restore(err.type, err.value, err.tb);
+    goto error;
+  }
+
+  done = call_truth(fut, st->str_done);
+  if (done < 0)
+    goto error;
+  if (!done) {
+    PyErr_SetString(PyExc_RuntimeError, "Event loop stopped before Future completed.");
+    goto error;
+  }
+  r = PyObject_CallMethodNoArgs(fut, st->str_result);
+  Py_DECREF(fut);
+  return r;
+
+error:
+  Py_DECREF(fut);
+  return NULL;
+}
+
+
+/* --- close() ----------------------------------------------------------------- */
+
+PyObject* auv__loop_close(LoopObject* self, PyObject* unused) {
+  PyObject* executor;
+  PyObject* r;
+  int err;
+
+  if (self->thread_id != 0) {
+    PyErr_SetString(PyExc_RuntimeError, "Cannot close a running event loop");
+    return NULL;
+  }
+  if (self->closed)
+    Py_RETURN_NONE;
+  if (self->debug) {
+    r = PyObject_CallMethod(self->state->logger, "debug", "sO", "Close %r", self);
+    if (r == NULL)
+      return NULL;
+    Py_DECREF(r);
+  }
+
+  self->closed = 1;
+  auv__loop_stop_signal_wakeup(self);
+  auv__loop_drop_callbacks(self);
+  err = auv_loop_close(self->loop);
+  if (err != 0) {
+    /* Work still on the thread pool holds the engine: leave it to the
+     * process rather than free it under that work. */
+    PyErr_Format(PyExc_RuntimeError, "cannot close the engine loop: %s",
+                 auv_strerror(err));
+    return NULL;
+  }
+  self->loop = NULL;
+  if (self->signal_fds[0] >= 0) {
+    close(self->signal_fds[0]);
+    close(self->signal_fds[1]);
+    self->signal_fds[0] = self->signal_fds[1] = -1;
+  }
+
+  self->executor_shutdown_called = 1;
+  executor = self->default_executor;
+  if (executor != NULL) {
+    self->default_executor = NULL;
+    PyObject* kwargs = Py_BuildValue("{OO}", self->state->str_wait, Py_False);
+    PyObject* shutdown = PyObject_GetAttr(executor, self->state->str_shutdown);
+    r = NULL;
+    if (kwargs != NULL && shutdown != NULL)
+      r = PyObject_Call(shutdown, self->state->empty_tuple, kwargs);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(shutdown);
+    if (r == NULL) {
+      Py_DECREF(executor);
+      return NULL;
+    }
+    Py_DECREF(r);
+    Py_DECREF(executor);
+  }
+  Py_RETURN_NONE;
+}
