@@ -538,14 +538,27 @@ static PyObject* handle_get_loop(HandleObject* h, void* closure) {
 }
 
 
+/* Handle and TimerHandle share these (TimerHandle subclasses
+ * asyncio.TimerHandle, not our Handle, so it cannot inherit them). */
+#define AUV_HANDLE_METHODS                                                    \
+  {"cancel", (PyCFunction) handle_cancel, METH_NOARGS,                        \
+   PyDoc_STR("Cancel the call; a no-op if it ran or was cancelled.")},        \
+  {"cancelled", (PyCFunction) handle_cancelled, METH_NOARGS,                  \
+   PyDoc_STR("Return True if the call was cancelled.")},                      \
+  {"get_context", (PyCFunction) handle_get_context, METH_NOARGS,              \
+   PyDoc_STR("Return the contextvars.Context the callback runs in.")},        \
+  {"_run", (PyCFunction) handle_run_method, METH_NOARGS, NULL}
+
+#define AUV_HANDLE_GETSET                                                     \
+  {"_callback", (getter) handle_get_callback, NULL, NULL, NULL},              \
+  {"_args", (getter) handle_get_args, NULL, NULL, NULL},                      \
+  {"_loop", (getter) handle_get_loop, NULL, NULL, NULL},                      \
+  {"_context", (getter) handle_get_context, NULL, NULL, NULL},                \
+  {"_repr", (getter) handle_get_repr, NULL, NULL, NULL},                      \
+  {"_source_traceback", (getter) handle_get_source_traceback, NULL, NULL, NULL}
+
 static PyMethodDef handle_methods[] = {
-  {"cancel", (PyCFunction) handle_cancel, METH_NOARGS,
-   PyDoc_STR("Cancel the call; a no-op if it ran or was cancelled.")},
-  {"cancelled", (PyCFunction) handle_cancelled, METH_NOARGS,
-   PyDoc_STR("Return True if the call was cancelled.")},
-  {"get_context", (PyCFunction) handle_get_context, METH_NOARGS,
-   PyDoc_STR("Return the contextvars.Context the callback runs in.")},
-  {"_run", (PyCFunction) handle_run_method, METH_NOARGS, NULL},
+  AUV_HANDLE_METHODS,
   {NULL}
 };
 
@@ -555,12 +568,7 @@ static PyMemberDef handle_members[] = {
 };
 
 static PyGetSetDef handle_getset[] = {
-  {"_callback", (getter) handle_get_callback, NULL, NULL, NULL},
-  {"_args", (getter) handle_get_args, NULL, NULL, NULL},
-  {"_loop", (getter) handle_get_loop, NULL, NULL, NULL},
-  {"_context", (getter) handle_get_context, NULL, NULL, NULL},
-  {"_repr", (getter) handle_get_repr, NULL, NULL, NULL},
-  {"_source_traceback", (getter) handle_get_source_traceback, NULL, NULL, NULL},
+  AUV_HANDLE_GETSET,
   {NULL}
 };
 
@@ -650,25 +658,14 @@ static PyObject* timer_handle_get_when(TimerHandleObject* th, void* c) {
 
 
 static PyMethodDef timer_handle_methods[] = {
-  {"cancel", (PyCFunction) handle_cancel, METH_NOARGS,
-   PyDoc_STR("Cancel the call; a no-op if it ran or was cancelled.")},
-  {"cancelled", (PyCFunction) handle_cancelled, METH_NOARGS,
-   PyDoc_STR("Return True if the call was cancelled.")},
-  {"get_context", (PyCFunction) handle_get_context, METH_NOARGS,
-   PyDoc_STR("Return the contextvars.Context the callback runs in.")},
-  {"_run", (PyCFunction) handle_run_method, METH_NOARGS, NULL},
+  AUV_HANDLE_METHODS,
   {"when", (PyCFunction) timer_handle_when, METH_NOARGS,
    PyDoc_STR("Return the scheduled time, in loop.time() units.")},
   {NULL}
 };
 
 static PyGetSetDef timer_handle_getset[] = {
-  {"_callback", (getter) handle_get_callback, NULL, NULL, NULL},
-  {"_args", (getter) handle_get_args, NULL, NULL, NULL},
-  {"_loop", (getter) handle_get_loop, NULL, NULL, NULL},
-  {"_context", (getter) handle_get_context, NULL, NULL, NULL},
-  {"_repr", (getter) handle_get_repr, NULL, NULL, NULL},
-  {"_source_traceback", (getter) handle_get_source_traceback, NULL, NULL, NULL},
+  AUV_HANDLE_GETSET,
   {"_scheduled", (getter) timer_handle_get_scheduled, NULL, NULL, NULL},
   {"_when", (getter) timer_handle_get_when, NULL, NULL, NULL},
   {NULL}

@@ -230,53 +230,53 @@ static PyObject* loop_schedule_at(LoopObject* self, double when,
 }
 
 
-static PyObject* loop_call_later(LoopObject* self, PyObject* const* args,
-                                 Py_ssize_t nargs, PyObject* kwnames) {
+/* call_later(delay, ...) and call_at(when, ...): the first argument is a
+ * time, relative or absolute; errors carry call_at()'s name, as asyncio's
+ * call_later() delegates to call_at(). */
+static PyObject* loop_schedule_timer(LoopObject* self, PyObject* const* args,
+                                     Py_ssize_t nargs, PyObject* kwnames,
+                                     const char* method, const char* arg_name,
+                                     const char* none_message, int relative) {
   PyObject* context;
-  double delay;
+  double t;
 
-  if (loop_parse_context(kwnames, args + nargs, &context, "call_later") < 0)
+  if (loop_parse_context(kwnames, args + nargs, &context, method) < 0)
     return NULL;
   if (nargs < 2) {
-    PyErr_Format(PyExc_TypeError,
-                 "call_later() missing %zd required positional argument%s",
-                 2 - nargs, nargs == 1 ? ": 'callback'" : "s: 'delay' and 'callback'");
+    if (nargs == 1)
+      PyErr_Format(PyExc_TypeError,
+                   "%s() missing 1 required positional argument: 'callback'",
+                   method);
+    else
+      PyErr_Format(PyExc_TypeError,
+                   "%s() missing 2 required positional arguments: '%s' and "
+                   "'callback'", method, arg_name);
     return NULL;
   }
   if (args[0] == Py_None) {
-    PyErr_SetString(PyExc_TypeError, "delay must not be None");
+    PyErr_SetString(PyExc_TypeError, none_message);
     return NULL;
   }
-  delay = PyFloat_AsDouble(args[0]);
-  if (delay == -1.0 && PyErr_Occurred())
+  t = PyFloat_AsDouble(args[0]);
+  if (t == -1.0 && PyErr_Occurred())
     return NULL;
-  /* asyncio delegates to call_at(), whose name its errors carry. */
-  return loop_schedule_at(self, (double) auv_loop_now(NULL) / 1e9 + delay,
-                          args + 1, nargs - 1, context, "call_at");
+  if (relative)
+    t += (double) auv_loop_now(NULL) / 1e9;
+  return loop_schedule_at(self, t, args + 1, nargs - 1, context, "call_at");
+}
+
+
+static PyObject* loop_call_later(LoopObject* self, PyObject* const* args,
+                                 Py_ssize_t nargs, PyObject* kwnames) {
+  return loop_schedule_timer(self, args, nargs, kwnames, "call_later", "delay",
+                             "delay must not be None", 1);
 }
 
 
 static PyObject* loop_call_at(LoopObject* self, PyObject* const* args,
                               Py_ssize_t nargs, PyObject* kwnames) {
-  PyObject* context;
-  double when;
-
-  if (loop_parse_context(kwnames, args + nargs, &context, "call_at") < 0)
-    return NULL;
-  if (nargs < 2) {
-    PyErr_Format(PyExc_TypeError,
-                 "call_at() missing %zd required positional argument%s",
-                 2 - nargs, nargs == 1 ? ": 'callback'" : "s: 'when' and 'callback'");
-    return NULL;
-  }
-  if (args[0] == Py_None) {
-    PyErr_SetString(PyExc_TypeError, "when cannot be None");
-    return NULL;
-  }
-  when = PyFloat_AsDouble(args[0]);
-  if (when == -1.0 && PyErr_Occurred())
-    return NULL;
-  return loop_schedule_at(self, when, args + 1, nargs - 1, context, "call_at");
+  return loop_schedule_timer(self, args, nargs, kwnames, "call_at", "when",
+                             "when cannot be None", 0);
 }
 
 

@@ -49,7 +49,7 @@ def test_python_signal_handler_runs_while_loop_waits(loop):
     assert seen == [True]
 
 
-def test_keyboard_interrupt_ends_run_forever_and_loop_stays_usable(loop):
+def test_keyboard_interrupt_ends_run_forever_and_loop_stays_usable(loop, loop_kind):
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         thread = _signal_main_thread_from_another(loop, signal.SIGINT)
@@ -58,7 +58,12 @@ def test_keyboard_interrupt_ends_run_forever_and_loop_stays_usable(loop):
             loop.run_forever()
         thread.join()
         assert not loop.is_running()
-        assert safety.when() > loop.time()  # it was not the timer
+        if loop_kind == "asyncuv":
+            # Promptly, not when the safety timer woke the loop.  (The stock
+            # loop can miss a signal that lands between its GIL release and
+            # epoll_wait(), and then waits for the next event: asyncuv's
+            # wake-up fd has no such window.)
+            assert safety.when() > loop.time()
         safety.cancel()
     finally:
         signal.signal(signal.SIGINT, old)
