@@ -12,6 +12,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netdb.h>
 
 #include <asyncuv-version.h>
 
@@ -31,6 +34,20 @@ struct uv_loop_s;
 typedef struct auv_loop_s auv_loop_t;
 typedef struct auv_timer_s auv_timer_t;
 typedef struct auv_poll_s auv_poll_t;
+typedef struct auv_stream_s auv_stream_t;
+typedef struct auv_listener_s auv_listener_t;
+
+/* A buffer to write: the caller's memory, read before the call returns. */
+typedef struct {
+  const char* base;
+  size_t len;
+} auv_buf_t;
+
+/* Flags of auv_tcp_listen(). */
+enum {
+  AUV_TCP_REUSEADDR = 1,
+  AUV_TCP_REUSEPORT = 2
+};
 
 /* Events of an fd watcher. */
 enum {
@@ -57,6 +74,25 @@ typedef void (*auv_block_cb)(auv_loop_t* loop, void* arg);
 typedef void (*auv_work_cb)(void* arg);
 typedef void (*auv_poll_cb)(auv_poll_t* poll, int status, int events);
 typedef void (*auv_close_cb)(void* data);
+/* Give the memory to read into: at most *len bytes at *base (suggested is
+ * a hint).  *len == 0 makes the stream stop reading (UV_ENOBUFS).  If the
+ * read then finds nothing, read_cb is not called: the memory stays the
+ * caller's (hand out a reusable buffer). */
+typedef void (*auv_alloc_cb)(auv_stream_t* stream, size_t suggested,
+                             char** base, size_t* len);
+/* nread > 0: bytes read at base; UV_EOF: end of stream; other < 0: error.
+ * Never 0.  After EOF or an error the stream has stopped reading. */
+typedef void (*auv_read_cb)(auv_stream_t* stream, ssize_t nread, char* base);
+typedef void (*auv_stream_cb)(auv_stream_t* stream, int status);
+/* status < 0 (fd -1) reports an accept error; the listener keeps going. */
+typedef void (*auv_connection_cb)(auv_listener_t* listener, int status, int fd);
+typedef void (*auv_connect_cb)(auv_loop_t* loop, int status, int fd, void* data);
+/* res belongs to the callback: free it with auv_freeaddrinfo(). */
+typedef void (*auv_getaddrinfo_cb)(auv_loop_t* loop, int status,
+                                   struct addrinfo* res, void* data);
+typedef void (*auv_getnameinfo_cb)(auv_loop_t* loop, int status,
+                                   const char* host, const char* service,
+                                   void* data);
 typedef void (*auv_after_work_cb)(auv_loop_t* loop, void* arg, int status);
 
 
@@ -79,7 +115,8 @@ AUV_EXTERN const char* auv_err_name(int err);
 /* Create a loop in *loop.  Returns 0, UV_EINVAL or UV_ENOMEM. */
 AUV_EXTERN int auv_loop_new(auv_loop_t** loop);
 /* Free a loop.  Returns UV_EBUSY (and frees nothing) while it runs or while
- * calls are queued, timers are active, work is pending or handles are open. */
+ * calls are queued, timers are active, work or DNS requests are pending or
+ * handles (watchers, streams, listeners, connects) are open. */
 AUV_EXTERN int auv_loop_close(auv_loop_t* loop);
 /* Run the loop (see auv_run_mode).  Returns 1 if it still has work to do,
  * 0 if not, UV_EBUSY if it is already running, UV_EINVAL for NULL. */
@@ -205,6 +242,93 @@ AUV_EXTERN int auv_poll_get_fd(const auv_poll_t* poll);
 AUV_EXTERN auv_loop_t* auv_poll_get_loop(const auv_poll_t* poll);
 AUV_EXTERN void auv_poll_set_data(auv_poll_t* poll, void* data);
 AUV_EXTERN void* auv_poll_get_data(const auv_poll_t* poll);
+
+
+/* --- Streams ----------------------------------------------------------------
+ * Buffered I/O on a caller's connected fd (TCP or Unix socket, pipe, tty).
+ * The caller keeps owning the fd (it must stay open until the stream is
+ * closed); the stream makes it non-blocking. */
+
+/* Returns 0, UV_EINVAL, UV_ENOMEM or the error of registering fd (as
+ * auv_poll_new()). */
+AUV_EXTERN int auv_stream_new(auv_loop_t* loop, int fd, auv_stream_t** stream);
+/* Read whenever data comes: alloc_cb gives the memory, read_cb gets it.
+ * Up to 32 reads per wake-up, fewer if read_cb stops the stream. */
+AUV_EXTERN int auv_stream_read_start(auv_stream_t* stream,
+                                     auv_alloc_cb alloc_cb,
+                                     auv_read_cb read_cb);
+AUV_EXTERN int auv_stream_read_stop(auv_stream_t* stream);
+AUV_EXTERN int auv_stream_is_reading(const auv_stream_t* stream);
+/* Write bufs in order: as much as the fd takes at once (one writev() when
+ * nothing is queued), the rest copied to the stream's queue and written as
+ * the fd allows.  Returns the bytes written at once (>= 0), or a negative
+ * errno with nothing queued (UV_EPIPE after a shutdown or a write error). */
+AUV_EXTERN ssize_t auv_stream_write(auv_stream_t* stream,
+                                    const auv_buf_t bufs[],
+                                    unsigned int nbufs);
+/* Bytes queued, not yet written. */
+AUV_EXTERN size_t auv_stream_write_queue_size(const auv_stream_t* stream);
+/* cb(stream, 0) each time the queue empties; cb(stream, err) when writing
+ * it failed (the queue is dropped, later writes fail with UV_EPIPE). */
+AUV_EXTERN void auv_stream_set_drain_cb(auv_stream_t* stream, auv_stream_cb cb);
+/* Half-close: once the queue is written, shutdown(fd, SHUT_WR), then
+ * cb(stream, status) (cb may be NULL) on a later iteration, never inside
+ * this call.  Writes fail with UV_EPIPE after; a second shutdown fails with
+ * UV_ENOTCONN.  A pipe or tty has no half-close: it only stops writing. */
+AUV_EXTERN int auv_stream_shutdown(auv_stream_t* stream, auv_stream_cb cb);
+/* Stop and free the stream, dropping what is queued (no drain or shutdown
+ * callback follows); close_cb(data) runs on the loop thread once the memory
+ * is released.  The fd is not closed; the caller may close it as soon as
+ * this returns. */
+AUV_EXTERN void auv_stream_close(auv_stream_t* stream, auv_close_cb close_cb);
+AUV_EXTERN int auv_stream_get_fd(const auv_stream_t* stream);
+AUV_EXTERN auv_loop_t* auv_stream_get_loop(const auv_stream_t* stream);
+AUV_EXTERN void auv_stream_set_data(auv_stream_t* stream, void* data);
+AUV_EXTERN void* auv_stream_get_data(const auv_stream_t* stream);
+
+
+/* --- Listeners and TCP ---------------------------------------------------- */
+
+/* Accept connections on a caller's listening socket fd (the caller keeps
+ * owning it).  Each accepted fd (non-blocking, close-on-exec) goes to cb,
+ * which owns it. */
+AUV_EXTERN int auv_listener_new(auv_loop_t* loop, int fd, auv_listener_t** listener);
+AUV_EXTERN int auv_listener_start(auv_listener_t* listener, auv_connection_cb cb);
+AUV_EXTERN int auv_listener_stop(auv_listener_t* listener);
+AUV_EXTERN void auv_listener_close(auv_listener_t* listener, auv_close_cb close_cb);
+AUV_EXTERN int auv_listener_get_fd(const auv_listener_t* listener);
+AUV_EXTERN void auv_listener_set_data(auv_listener_t* listener, void* data);
+AUV_EXTERN void* auv_listener_get_data(const auv_listener_t* listener);
+/* A non-blocking TCP socket bound to addr and listening, in *fd (the
+ * caller owns it).  flags: AUV_TCP_REUSEADDR, AUV_TCP_REUSEPORT. */
+AUV_EXTERN int auv_tcp_listen(const struct sockaddr* addr, int backlog,
+                              unsigned int flags, int* fd);
+/* Connect a new non-blocking TCP socket to addr; cb(loop, status, fd, data)
+ * gets the connected fd (the callback owns it) or status < 0 and fd -1, on
+ * a later iteration.  Errors creating the socket are returned at once. */
+AUV_EXTERN int auv_tcp_connect(auv_loop_t* loop, const struct sockaddr* addr,
+                               auv_connect_cb cb, void* data);
+/* Turn Nagle's algorithm off (enable != 0: TCP_NODELAY) or back on. */
+AUV_EXTERN int auv_tcp_nodelay(int fd, int enable);
+/* TCP keep-alive, probes after delay seconds idle (0: the system's). */
+AUV_EXTERN int auv_tcp_keepalive(int fd, int enable, unsigned int delay);
+
+
+/* --- DNS, on the thread pool ---------------------------------------------- */
+
+/* getaddrinfo(3) on libuv's thread pool; cb(loop, status, res, data) on the
+ * loop thread, status 0 or UV_EAI_* (res NULL).  node or service may be
+ * NULL, not both; hints may be NULL. */
+AUV_EXTERN int auv_getaddrinfo(auv_loop_t* loop, const char* node,
+                               const char* service,
+                               const struct addrinfo* hints,
+                               auv_getaddrinfo_cb cb, void* data);
+/* Free a result of auv_getaddrinfo(); NULL is a no-op. */
+AUV_EXTERN void auv_freeaddrinfo(struct addrinfo* res);
+/* getnameinfo(3) of an AF_INET or AF_INET6 addr on the thread pool; host
+ * and service (NULL on error) are valid during the callback only. */
+AUV_EXTERN int auv_getnameinfo(auv_loop_t* loop, const struct sockaddr* addr,
+                               int flags, auv_getnameinfo_cb cb, void* data);
 
 
 /* --- Thread-pool work -------------------------------------------------- */

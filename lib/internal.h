@@ -69,6 +69,7 @@ struct auv_loop_s {
   unsigned int keepalive;
 
   size_t work_pending;
+  size_t dns_pending;         /* getaddrinfo/getnameinfo requests */
 
   /* Block hooks (an embedder's lock, Python's GIL). */
   uv_prepare_t prepare;

@@ -197,7 +197,8 @@ int auv_loop_close(auv_loop_t* loop) {
   user_handles = 0;
   uv_walk(&loop->uv, auv__count_user_handle, &user_handles);
   if (user_handles > 0 || ts_count > 0 || loop->ready.count > 0 ||
-      loop->heap_count > 0 || loop->due_head != NULL || loop->work_pending > 0)
+      loop->heap_count > 0 || loop->due_head != NULL || loop->work_pending > 0 ||
+      loop->dns_pending > 0)
     return UV_EBUSY;
 
   uv_close((uv_handle_t*) &loop->async, NULL);
