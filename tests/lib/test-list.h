@@ -36,6 +36,34 @@
   X(poll_readable)                                                       \
   X(poll_writable_and_close_in_callback)                                \
   X(poll_einval)                                                        \
+  X(stream_echo_socketpair)                                             \
+  X(stream_pipe)                                                        \
+  X(stream_write_queue)                                                 \
+  X(stream_write_many_bufs)                                             \
+  X(stream_eof)                                                         \
+  X(stream_shutdown_after_queue)                                        \
+  X(stream_shutdown_empty)                                              \
+  X(stream_write_peer_closed)                                           \
+  X(stream_queue_peer_closed)                                           \
+  X(stream_close_in_read_cb)                                            \
+  X(stream_close_in_alloc_cb)                                           \
+  X(stream_close_in_drain_cb)                                           \
+  X(stream_close_with_queue)                                            \
+  X(stream_read_stop_in_read_cb)                                        \
+  X(stream_enobufs)                                                     \
+  X(stream_einval)                                                      \
+  X(tcp_echo)                                                           \
+  X(tcp_connect_refused)                                                \
+  X(tcp_listener_close_in_cb)                                           \
+  X(tcp_listener_stop)                                                  \
+  X(tcp_peer_reset_read)                                                \
+  X(tcp_peer_reset_queue)                                               \
+  X(tcp_listen_errors)                                                  \
+  X(tcp_einval)                                                         \
+  X(dns_getaddrinfo_localhost)                                          \
+  X(dns_getaddrinfo_bad_name)                                           \
+  X(dns_getnameinfo)                                                    \
+  X(dns_einval)                                                         \
   X(work_einval)
 
 #endif /* AUV_TEST_LIST_H */
