@@ -75,13 +75,13 @@ typedef void (*auv_work_cb)(void* arg);
 typedef void (*auv_poll_cb)(auv_poll_t* poll, int status, int events);
 typedef void (*auv_close_cb)(void* data);
 /* Give the memory to read into: at most *len bytes at *base (suggested is
- * a hint).  *len == 0 makes the stream stop reading (UV_ENOBUFS).  If the
- * read then finds nothing, read_cb is not called: the memory stays the
- * caller's (hand out a reusable buffer). */
+ * a hint).  *len == 0 makes the stream stop reading (UV_ENOBUFS).  Every
+ * buffer given comes back to read_cb, unless alloc_cb closes the stream. */
 typedef void (*auv_alloc_cb)(auv_stream_t* stream, size_t suggested,
                              char** base, size_t* len);
-/* nread > 0: bytes read at base; UV_EOF: end of stream; other < 0: error.
- * Never 0.  After EOF or an error the stream has stopped reading. */
+/* nread > 0: bytes read at base; 0: nothing read after all (base comes
+ * back unused); UV_EOF: end of stream; other < 0: error.  After EOF or an
+ * error the stream has stopped reading. */
 typedef void (*auv_read_cb)(auv_stream_t* stream, ssize_t nread, char* base);
 typedef void (*auv_stream_cb)(auv_stream_t* stream, int status);
 /* status < 0 (fd -1) reports an accept error; the listener keeps going. */

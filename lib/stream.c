@@ -78,6 +78,7 @@ struct auv_stream_s {
   auv__chunk_t* queue_tail;
   size_t queue_size;
   unsigned int flags;
+  int shutdown_status;  /* reported by the idle handle */
   int events;          /* what the poll watches: UV_READABLE, UV_WRITABLE */
   int close_pending;   /* libuv close callbacks still to come */
   int fd;
@@ -259,18 +260,18 @@ static ssize_t auv__stream_send(auv_stream_t* stream,
 }
 
 
-/* shutdown(SHUT_WR) now that the queue is written, and report it.  A pipe
- * or tty has no half-close: the stream only stops taking writes. */
-static void auv__stream_shutdown_now(auv_stream_t* stream, int status) {
+/* A pipe or tty has no half-close: the stream only stops taking writes. */
+static int auv__stream_shutdown_fd(auv_stream_t* stream) {
+  if ((stream->flags & AUV__STREAM_SOCKET) && shutdown(stream->fd, SHUT_WR) != 0)
+    return -errno;
+  return 0;
+}
+
+
+static void auv__stream_shutdown_done(auv_stream_t* stream, int status) {
   auv_stream_cb cb;
 
   stream->flags &= ~AUV__STREAM_SHUT_PENDING;
-  /* Asked for from a drain callback, it may be waiting on the idle too. */
-  if (stream->flags & AUV__STREAM_IDLE)
-    uv_idle_stop(&stream->idle);
-  if (status == 0 && (stream->flags & AUV__STREAM_SOCKET))
-    if (shutdown(stream->fd, SHUT_WR) != 0)
-      status = -errno;
   cb = stream->shutdown_cb;
   stream->shutdown_cb = NULL;
   if (cb != NULL)
@@ -292,16 +293,18 @@ static void auv__stream_write_failed(auv_stream_t* stream, int err) {
   if (auv__stream_closing(stream))
     return;
   if (shut_pending)
-    auv__stream_shutdown_now(stream, err);
+    auv__stream_shutdown_done(stream, err);
 }
 
 
 static void auv__stream_flush(auv_stream_t* stream) {
   struct iovec iov[IOV_MAX];
   auv__chunk_t* chunk;
+  unsigned int shut_pending;
   size_t total;
   ssize_t n;
   int iovcnt;
+  int status;
 
   for (;;) {
     iovcnt = 0;
@@ -329,12 +332,15 @@ static void auv__stream_flush(auv_stream_t* stream) {
       break;
   }
 
+  /* Half-close before the drain callback, which may close the stream. */
+  shut_pending = stream->flags & AUV__STREAM_SHUT_PENDING;
+  status = shut_pending ? auv__stream_shutdown_fd(stream) : 0;
   if (stream->drain_cb != NULL)
     stream->drain_cb(stream, 0);
   if (auv__stream_closing(stream))
     return;
-  if (stream->flags & AUV__STREAM_SHUT_PENDING)
-    auv__stream_shutdown_now(stream, 0);
+  if (shut_pending)
+    auv__stream_shutdown_done(stream, status);
 }
 
 
@@ -358,10 +364,17 @@ static void auv__stream_read(auv_stream_t* stream) {
     base = NULL;
     len = 0;
     stream->alloc_cb(stream, AUV__READ_SIZE, &base, &len);
-    if (auv__stream_closing(stream) || !(stream->flags & AUV__STREAM_READING))
+    if (auv__stream_closing(stream))
       return;
     if (base == NULL || len == 0) {
-      auv__stream_read_end(stream, UV_ENOBUFS, base);
+      if (stream->flags & AUV__STREAM_READING)
+        auv__stream_read_end(stream, UV_ENOBUFS, base);
+      return;
+    }
+    /* Every buffer handed out comes back through read_cb, so that the
+     * caller may release it there. */
+    if (!(stream->flags & AUV__STREAM_READING)) {
+      stream->read_cb(stream, 0, base);
       return;
     }
 
@@ -370,11 +383,10 @@ static void auv__stream_read(auv_stream_t* stream) {
     while (n < 0 && errno == EINTR);
 
     if (n < 0) {
-      /* Nothing to read after all: read_cb is not called, the memory
-       * stays the caller's. */
       if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return;
-      auv__stream_read_end(stream, -errno, base);
+        stream->read_cb(stream, 0, base);  /* nothing after all */
+      else
+        auv__stream_read_end(stream, -errno, base);
       return;
     }
     if (n == 0) {
@@ -423,7 +435,7 @@ static void auv__stream_idle_cb(uv_idle_t* idle) {
   auv__loop_unblock(stream->loop);
   uv_idle_stop(idle);
   if (stream->flags & AUV__STREAM_SHUT_PENDING)
-    auv__stream_shutdown_now(stream, 0);
+    auv__stream_shutdown_done(stream, stream->shutdown_status);
 }
 
 
@@ -593,6 +605,8 @@ int auv_stream_shutdown(auv_stream_t* stream, auv_stream_cb cb) {
   if (stream->queue_head != NULL)
     return 0;  /* the flush that empties the queue finishes it */
 
+  /* Nothing queued: half-close now, report on the next iteration. */
+  stream->shutdown_status = auv__stream_shutdown_fd(stream);
   if (!(stream->flags & AUV__STREAM_IDLE)) {
     uv_idle_init(&stream->loop->uv, &stream->idle);
     stream->idle.data = stream;

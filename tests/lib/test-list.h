@@ -50,6 +50,8 @@
   X(stream_close_in_drain_cb)                                           \
   X(stream_close_with_queue)                                            \
   X(stream_read_stop_in_read_cb)                                        \
+  X(stream_read_nothing_after_all)                                      \
+  X(stream_stop_in_alloc_cb)                                            \
   X(stream_enobufs)                                                     \
   X(stream_einval)                                                      \
   X(tcp_echo)                                                           \
