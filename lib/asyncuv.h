@@ -98,6 +98,10 @@ typedef void (*auv_after_work_cb)(auv_loop_t* loop, void* arg, int status);
 
 /* --- Versions and errors ------------------------------------------------ */
 
+/* End of stream, as a read callback's nread (libuv's UV_EOF).  Every other
+ * error code is a negative errno value on Unix (UV_EPIPE == -EPIPE). */
+#define AUV_EOF (-4095)
+
 /* The library's version as AUV_VERSION_HEX: (major << 16) | (minor << 8) | patch. */
 AUV_EXTERN unsigned int auv_version(void);
 /* The library's version as "major.minor.patch"; static storage. */

@@ -6,6 +6,9 @@
 static __thread char auv__msg_buf[128];
 static __thread char auv__name_buf[64];
 
+/* The public header spells libuv's EOF code out; keep them equal. */
+_Static_assert(AUV_EOF == UV_EOF, "AUV_EOF must equal UV_EOF");
+
 unsigned int auv_version(void) {
   return AUV_VERSION_HEX;
 }

@@ -19,6 +19,13 @@ typedef struct {
   PyTypeObject* LoopType;
   PyTypeObject* HandleType;
   PyTypeObject* TimerHandleType;
+  PyTypeObject* FdWatcherType;
+  PyTypeObject* TransportType;
+  PyTypeObject* ListenerType;
+  PyObject* socket_type;            /* socket.socket */
+  PyObject* BufferedProtocol;       /* asyncio.BufferedProtocol */
+  PyObject* TransportSocket;        /* asyncio.trsock.TransportSocket */
+  PyObject* futures;                /* asyncio.futures */
 
   PyObject* Future;                 /* asyncio.Future */
   PyObject* aio_Handle;             /* asyncio.Handle */
@@ -138,6 +145,9 @@ struct LoopObject {
   PyObject* exception_handler;
   PyObject* default_executor;
   PyObject* asyncgens;         /* weakref.WeakSet of live async generators */
+  PyObject* fd_owners;         /* fd -> its _FdWatcher or transport */
+  PyObject* listeners;         /* listening fd -> its _Listener */
+  char* read_buf;              /* transports read here for data_received() */
   unsigned long thread_id;     /* of the thread running the loop, or 0 */
   double slow_callback_duration;
   int signal_fds[2];           /* wake-up socket pair, -1 until first run */
@@ -196,6 +206,28 @@ AUV_MOD_INTERNAL PyObject* auv__loop_asyncgen_finalizer(LoopObject* self, PyObje
 AUV_MOD_INTERNAL PyObject* auv__stop_when_done(PyObject* module, PyObject* fut);
 AUV_MOD_INTERNAL void auv__loop_drop_callbacks(LoopObject* self);
 AUV_MOD_INTERNAL void auv__loop_stop_signal_wakeup(LoopObject* self);
+
+/* fdwatch.c: add_reader() and friends */
+typedef struct FdWatcherObject FdWatcherObject;
+AUV_MOD_INTERNAL extern PyType_Spec auv__fd_watcher_spec;
+AUV_MOD_INTERNAL int auv__fileobj_to_fd(PyObject* fileobj);
+AUV_MOD_INTERNAL PyObject* auv__loop_add_reader(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auv__loop_add_writer(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auv__loop_remove_reader(LoopObject* self, PyObject* fd);
+AUV_MOD_INTERNAL PyObject* auv__loop_remove_writer(LoopObject* self, PyObject* fd);
+AUV_MOD_INTERNAL void auv__loop_close_watchers(LoopObject* self);
+AUV_MOD_INTERNAL PyObject* auv__loop_add_reader_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auv__loop_add_writer_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL extern PyType_Spec auv__listener_spec;
+AUV_MOD_INTERNAL PyObject* auv__loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auv__loop_unlisten(LoopObject* self, PyObject* sock);
+AUV_MOD_INTERNAL void auv__loop_close_listeners(LoopObject* self);
+
+/* transport.c: stream transports */
+AUV_MOD_INTERNAL extern PyType_Spec auv__transport_spec;
+AUV_MOD_INTERNAL extern size_t auv__transport_pad_end;
+AUV_MOD_INTERNAL PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args, PyObject* kwargs);
+AUV_MOD_INTERNAL void auv__transport_close_stream(PyObject* transport);
 
 /* errors.c: the exception handler chain */
 AUV_MOD_INTERNAL PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context);

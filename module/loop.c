@@ -536,7 +536,10 @@ static PyObject* loop_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   }
   self->slow_callback_duration = 0.1;
   self->signal_fds[0] = self->signal_fds[1] = -1;
-  self->asyncgens = PyObject_CallNoArgs(self->state->WeakSet);
+  self->fd_owners = PyDict_New();
+  self->listeners = self->fd_owners == NULL ? NULL : PyDict_New();
+  self->asyncgens = self->listeners == NULL ? NULL :
+                    PyObject_CallNoArgs(self->state->WeakSet);
   debug = self->asyncgens == NULL ? NULL :
           PyObject_CallMethod(self->state->coroutines, "_is_debug_mode", NULL);
   if (debug != NULL) {
@@ -596,6 +599,8 @@ static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
   Py_VISIT(self->exception_handler);
   Py_VISIT(self->default_executor);
   Py_VISIT(self->asyncgens);
+  Py_VISIT(self->fd_owners);
+  Py_VISIT(self->listeners);
   Py_VISIT(self->pending_type);
   Py_VISIT(self->pending_value);
   Py_VISIT(self->pending_tb);
@@ -616,6 +621,8 @@ static int loop_clear(LoopObject* self) {
   Py_CLEAR(self->exception_handler);
   Py_CLEAR(self->default_executor);
   Py_CLEAR(self->asyncgens);
+  Py_CLEAR(self->fd_owners);
+  Py_CLEAR(self->listeners);
   Py_CLEAR(self->pending_type);
   Py_CLEAR(self->pending_value);
   Py_CLEAR(self->pending_tb);
@@ -641,6 +648,7 @@ static void loop_dealloc(LoopObject* self) {
     close(self->signal_fds[0]);
     close(self->signal_fds[1]);
   }
+  PyMem_RawFree(self->read_buf);
   tp->tp_free(self);
   Py_DECREF(tp);
 }
@@ -684,6 +692,22 @@ static PyMethodDef loop_methods[] = {
    PyDoc_STR("Set the exception handler, a callable(loop, context), or None.")},
   {"get_exception_handler", (PyCFunction) auv__loop_get_exception_handler,
    METH_NOARGS, PyDoc_STR("Return the exception handler, or None.")},
+  {"_make_socket_transport", (PyCFunction) (void (*)(void)) auv__loop_make_socket_transport,
+   METH_VARARGS | METH_KEYWORDS, NULL},
+  {"add_reader", (PyCFunction) (void (*)(void)) auv__loop_add_reader, METH_FASTCALL,
+   PyDoc_STR("add_reader(fd, callback, *args)\n--\n\n"
+             "Call callback(*args) whenever fd is readable.")},
+  {"add_writer", (PyCFunction) (void (*)(void)) auv__loop_add_writer, METH_FASTCALL,
+   PyDoc_STR("add_writer(fd, callback, *args)\n--\n\n"
+             "Call callback(*args) whenever fd is writable.")},
+  {"_add_reader", (PyCFunction) (void (*)(void)) auv__loop_add_reader_handle, METH_FASTCALL, NULL},
+  {"_add_writer", (PyCFunction) (void (*)(void)) auv__loop_add_writer_handle, METH_FASTCALL, NULL},
+  {"_listen", (PyCFunction) (void (*)(void)) auv__loop_listen, METH_FASTCALL, NULL},
+  {"_unlisten", (PyCFunction) auv__loop_unlisten, METH_O, NULL},
+  {"remove_reader", (PyCFunction) auv__loop_remove_reader, METH_O,
+   PyDoc_STR("Stop watching fd for reading; return True if it was watched.")},
+  {"remove_writer", (PyCFunction) auv__loop_remove_writer, METH_O,
+   PyDoc_STR("Stop watching fd for writing; return True if it was watched.")},
   {"stop", (PyCFunction) loop_stop, METH_NOARGS,
    PyDoc_STR("Stop the loop after the current iteration.")},
   {"is_running", (PyCFunction) loop_is_running, METH_NOARGS,

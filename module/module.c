@@ -88,6 +88,12 @@ static int auv_exec(PyObject* module) {
   IMPORT(get_origin_depth, "sys", "get_coroutine_origin_tracking_depth");
   IMPORT(set_origin_depth, "sys", "set_coroutine_origin_tracking_depth");
   IMPORT(set_wakeup_fd, "signal", "set_wakeup_fd");
+  IMPORT(BufferedProtocol, "asyncio.protocols", "BufferedProtocol");
+  IMPORT(socket_type, "socket", "socket");
+  IMPORT(TransportSocket, "asyncio.trsock", "TransportSocket");
+  st->futures = PyImport_ImportModule("asyncio.futures");
+  if (st->futures == NULL)
+    return -1;
   st->coroutines = PyImport_ImportModule("asyncio.coroutines");
   if (st->coroutines == NULL)
     return -1;
@@ -176,13 +182,41 @@ static int auv_exec(PyObject* module) {
   if (st->TimerHandleType == NULL)
     return -1;
 
+  st->FdWatcherType = (PyTypeObject*) PyType_FromModuleAndSpec(
+      module, &auv__fd_watcher_spec, NULL);
+  if (st->FdWatcherType == NULL)
+    return -1;
+
+  {
+    PyObject* aio_transport = import_attr("asyncio.transports", "Transport");
+    if (aio_transport == NULL)
+      return -1;
+    if (((PyTypeObject*) aio_transport)->tp_basicsize > (Py_ssize_t) auv__transport_pad_end) {
+      Py_DECREF(aio_transport);
+      PyErr_SetString(PyExc_ImportError, "asyncuv: asyncio.Transport is larger "
+                      "than this build of asyncuv allows");
+      return -1;
+    }
+    st->TransportType = (PyTypeObject*) PyType_FromModuleAndSpec(
+        module, &auv__transport_spec, aio_transport);
+    Py_DECREF(aio_transport);
+    if (st->TransportType == NULL)
+      return -1;
+  }
+
+  st->ListenerType = (PyTypeObject*) PyType_FromModuleAndSpec(
+      module, &auv__listener_spec, NULL);
+  if (st->ListenerType == NULL)
+    return -1;
+
   st->LoopType = (PyTypeObject*) PyType_FromModuleAndSpec(module, &auv__loop_spec, NULL);
   if (st->LoopType == NULL)
     return -1;
 
   if (PyModule_AddType(module, st->LoopType) < 0 ||
       PyModule_AddType(module, st->HandleType) < 0 ||
-      PyModule_AddType(module, st->TimerHandleType) < 0)
+      PyModule_AddType(module, st->TimerHandleType) < 0 ||
+      PyModule_AddType(module, st->TransportType) < 0)
     return -1;
 
   base = PyUnicode_FromString(auv_version_string());
@@ -200,6 +234,13 @@ static int auv_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->LoopType);
   Py_VISIT(st->HandleType);
   Py_VISIT(st->TimerHandleType);
+  Py_VISIT(st->FdWatcherType);
+  Py_VISIT(st->socket_type);
+  Py_VISIT(st->ListenerType);
+  Py_VISIT(st->futures);
+  Py_VISIT(st->TransportSocket);
+  Py_VISIT(st->BufferedProtocol);
+  Py_VISIT(st->TransportType);
   Py_VISIT(st->Future);
   Py_VISIT(st->Task);
   Py_VISIT(st->aio_TimerHandle);
@@ -233,6 +274,13 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->LoopType);
   Py_CLEAR(st->HandleType);
   Py_CLEAR(st->TimerHandleType);
+  Py_CLEAR(st->FdWatcherType);
+  Py_CLEAR(st->socket_type);
+  Py_CLEAR(st->ListenerType);
+  Py_CLEAR(st->futures);
+  Py_CLEAR(st->TransportSocket);
+  Py_CLEAR(st->BufferedProtocol);
+  Py_CLEAR(st->TransportType);
   Py_CLEAR(st->Future);
   Py_CLEAR(st->Task);
   Py_CLEAR(st->aio_TimerHandle);

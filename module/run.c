@@ -491,6 +491,8 @@ PyObject* auv__loop_close(LoopObject* self, PyObject* unused) {
 
   self->closed = 1;
   auv__loop_stop_signal_wakeup(self);
+  auv__loop_close_listeners(self);
+  auv__loop_close_watchers(self);
   auv__loop_drop_callbacks(self);
   err = auv_loop_close(self->loop);
   if (err != 0) {

@@ -1,0 +1,648 @@
+/* add_reader(), add_writer() and their removal: one engine fd watcher per
+ * file descriptor, holding the reader and writer handles.  When the fd is
+ * ready the handle goes to the ready queue, as asyncio's selector loop does,
+ * so a reader runs after the callbacks queued before it. */
+#include <errno.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include "asyncuv_module.h"
+
+struct FdWatcherObject {
+  PyObject_HEAD
+  LoopObject* loop;
+  auv_poll_t* poll;            /* NULL once closed */
+  HandleObject* reader;
+  HandleObject* writer;
+  int fd;
+};
+
+
+/* asyncio's rules for turning a file object into a descriptor. */
+int auv__fileobj_to_fd(PyObject* fileobj) {
+  PyObject* fileno;
+  PyObject* num;
+  long fd;
+
+  if (PyLong_Check(fileobj)) {
+    fd = PyLong_AsLong(fileobj);
+    if (fd == -1 && PyErr_Occurred())
+      return -1;
+  } else {
+    fileno = PyObject_CallMethod(fileobj, "fileno", NULL);
+    num = fileno != NULL ? PyNumber_Index(fileno) : NULL;
+    Py_XDECREF(fileno);
+    if (num == NULL) {
+      if (!PyErr_ExceptionMatches(PyExc_AttributeError) &&
+          !PyErr_ExceptionMatches(PyExc_TypeError) &&
+          !PyErr_ExceptionMatches(PyExc_ValueError))
+        return -1;
+      PyErr_Clear();
+      PyErr_Format(PyExc_ValueError, "Invalid file object: %R", fileobj);
+      return -1;
+    }
+    fd = PyLong_AsLong(num);
+    Py_DECREF(num);
+    if (fd == -1 && PyErr_Occurred())
+      return -1;
+  }
+  if (fd < 0 || fd > INT_MAX) {
+    PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+    return -1;
+  }
+  return (int) fd;
+}
+
+
+/* A transport that is not closing owns its fd: readers and writers may not
+ * be added or removed behind its back. */
+static int check_no_transport(LoopObject* self, PyObject* fileobj, int fd) {
+  PyObject* key;
+  PyObject* owner;
+  PyObject* closing;
+  int truth;
+
+  key = PyLong_FromLong(fd);
+  if (key == NULL)
+    return -1;
+  owner = PyDict_GetItemWithError(self->fd_owners, key);
+  Py_DECREF(key);
+  if (owner == NULL)
+    return PyErr_Occurred() ? -1 : 0;
+  if (!Py_IS_TYPE(owner, self->state->TransportType))
+    return 0;
+  Py_INCREF(owner);
+  closing = PyObject_CallMethod(owner, "is_closing", NULL);
+  truth = closing != NULL ? PyObject_IsTrue(closing) : -1;
+  Py_XDECREF(closing);
+  if (truth == 0)
+    PyErr_Format(PyExc_RuntimeError,
+                 "File descriptor %R is used by transport %R", fileobj, owner);
+  Py_DECREF(owner);
+  return truth == 0 ? -1 : (truth < 0 ? -1 : 0);
+}
+
+
+static void watcher_poll_cb(auv_poll_t* poll, int status, int events) {
+  FdWatcherObject* w;
+  HandleObject* h;
+
+  w = auv_poll_get_data(poll);
+  /* An error (the fd was closed, say) wakes both sides, as a selector
+   * reports it: their own calls then see the error. */
+  if (status < 0)
+    events = AUV_READABLE | AUV_WRITABLE;
+  if ((events & (AUV_READABLE | AUV_DISCONNECT)) && (h = w->reader) != NULL &&
+      !h->cancelled) {
+    Py_INCREF(h);
+    if (auv_loop_call_soon(w->loop->loop, auv__handle_call_cb, h) != 0)
+      Py_DECREF(h);
+  }
+  if ((events & AUV_WRITABLE) && (h = w->writer) != NULL && !h->cancelled) {
+    Py_INCREF(h);
+    if (auv_loop_call_soon(w->loop->loop, auv__handle_call_cb, h) != 0)
+      Py_DECREF(h);
+  }
+}
+
+
+static void watcher_close_cb(void* data) {
+  Py_DECREF((PyObject*) data);  /* the engine's reference */
+}
+
+
+static void watcher_close(FdWatcherObject* w) {
+  if (w->poll != NULL) {
+    auv_poll_close(w->poll, watcher_close_cb);
+    w->poll = NULL;
+  }
+}
+
+
+static int watcher_update(FdWatcherObject* w) {
+  int events;
+  int err;
+
+  events = (w->reader != NULL ? AUV_READABLE : 0) |
+           (w->writer != NULL ? AUV_WRITABLE : 0);
+  err = auv_poll_start(w->poll, events, watcher_poll_cb);
+  if (err != 0) {
+    errno = -err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+  }
+  return 0;
+}
+
+
+static FdWatcherObject* watcher_get(LoopObject* self, int fd, int create) {
+  FdWatcherObject* w;
+  PyObject* key;
+  int err;
+
+  key = PyLong_FromLong(fd);
+  if (key == NULL)
+    return NULL;
+  w = (FdWatcherObject*) PyDict_GetItemWithError(self->fd_owners, key);
+  if (w != NULL || PyErr_Occurred() || !create) {
+    Py_DECREF(key);
+    Py_XINCREF(w);
+    return w;
+  }
+
+  w = PyObject_GC_New(FdWatcherObject, self->state->FdWatcherType);
+  if (w == NULL) {
+    Py_DECREF(key);
+    return NULL;
+  }
+  w->loop = (LoopObject*) Py_NewRef(self);
+  w->reader = NULL;
+  w->writer = NULL;
+  w->fd = fd;
+  w->poll = NULL;
+  PyObject_GC_Track(w);
+  err = auv_poll_new(self->loop, fd, &w->poll);
+  if (err != 0) {
+    Py_DECREF(key);
+    Py_DECREF(w);
+    errno = -err;
+    return (FdWatcherObject*) PyErr_SetFromErrno(PyExc_OSError);
+  }
+  auv_poll_set_data(w->poll, w);
+  Py_INCREF(w);  /* the engine's, until the close callback */
+  if (PyDict_SetItem(self->fd_owners, key, (PyObject*) w) < 0) {
+    watcher_close(w);
+    Py_DECREF(key);
+    Py_DECREF(w);
+    return NULL;
+  }
+  Py_DECREF(key);
+  return w;
+}
+
+
+static void watcher_forget(LoopObject* self, FdWatcherObject* w) {
+  PyObject* key;
+
+  watcher_close(w);
+  key = PyLong_FromLong(w->fd);
+  if (key == NULL || PyDict_DelItem(self->fd_owners, key) < 0)
+    PyErr_Clear();
+  Py_XDECREF(key);
+}
+
+
+static void cancel_handle(HandleObject* h) {
+  PyObject* r;
+
+  r = PyObject_CallMethod((PyObject*) h, "cancel", NULL);
+  if (r == NULL)
+    PyErr_WriteUnraisable((PyObject*) h);
+  Py_XDECREF(r);
+}
+
+
+/* Returns the new handle (asyncio's _add_reader()/_add_writer() do). */
+static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
+                                Py_ssize_t nargs, int writer,
+                                const char* method) {
+  FdWatcherObject* w;
+  HandleObject* h;
+  HandleObject* old;
+  int fd;
+
+  if (nargs < 2) {
+    PyErr_Format(PyExc_TypeError, "%s() takes at least 2 arguments (%zd given)",
+                 method, nargs);
+    return NULL;
+  }
+  fd = auv__fileobj_to_fd(args[0]);
+  if (fd < 0)
+    return NULL;
+  if (check_no_transport(self, args[0], fd) < 0)
+    return NULL;
+  if (auv__loop_check_closed(self) < 0)
+    return NULL;
+
+  h = auv__handle_new(self->state, self, args[1], args + 2, nargs - 2, NULL);
+  if (h == NULL)
+    return NULL;
+  w = watcher_get(self, fd, 1);
+  if (w == NULL) {
+    Py_DECREF(h);
+    return NULL;
+  }
+  if (writer) {
+    old = w->writer;
+    w->writer = h;
+  } else {
+    old = w->reader;
+    w->reader = h;
+  }
+  if (watcher_update(w) < 0) {
+    if (writer)
+      w->writer = old;
+    else
+      w->reader = old;
+    Py_DECREF(h);
+    if (w->reader == NULL && w->writer == NULL)
+      watcher_forget(self, w);
+    Py_DECREF(w);
+    return NULL;
+  }
+  if (old != NULL) {
+    cancel_handle(old);
+    Py_DECREF(old);
+  }
+  Py_DECREF(w);
+  return Py_NewRef(h);
+}
+
+
+static PyObject* loop_remove_watch(LoopObject* self, PyObject* fileobj, int writer) {
+  FdWatcherObject* w;
+  HandleObject* old;
+  int fd;
+
+  fd = auv__fileobj_to_fd(fileobj);
+  if (fd < 0)
+    return NULL;
+  if (check_no_transport(self, fileobj, fd) < 0)
+    return NULL;
+  if (self->closed)
+    Py_RETURN_FALSE;
+  w = watcher_get(self, fd, 0);
+  if (w == NULL) {
+    if (PyErr_Occurred())
+      return NULL;
+    Py_RETURN_FALSE;
+  }
+  if (writer) {
+    old = w->writer;
+    w->writer = NULL;
+  } else {
+    old = w->reader;
+    w->reader = NULL;
+  }
+  if (w->reader == NULL && w->writer == NULL)
+    watcher_forget(self, w);
+  else if (watcher_update(w) < 0)
+    PyErr_Clear();  /* it watches less than asked: harmless */
+  Py_DECREF(w);
+  if (old == NULL)
+    Py_RETURN_FALSE;
+  cancel_handle(old);
+  Py_DECREF(old);
+  Py_RETURN_TRUE;
+}
+
+
+static PyObject* none_instead(PyObject* r) {
+  if (r == NULL)
+    return NULL;
+  Py_DECREF(r);
+  Py_RETURN_NONE;
+}
+
+
+PyObject* auv__loop_add_reader(LoopObject* self, PyObject* const* args,
+                               Py_ssize_t nargs) {
+  return none_instead(loop_add_watch(self, args, nargs, 0, "add_reader"));
+}
+
+
+PyObject* auv__loop_add_writer(LoopObject* self, PyObject* const* args,
+                               Py_ssize_t nargs) {
+  return none_instead(loop_add_watch(self, args, nargs, 1, "add_writer"));
+}
+
+
+PyObject* auv__loop_add_reader_handle(LoopObject* self, PyObject* const* args,
+                                      Py_ssize_t nargs) {
+  return loop_add_watch(self, args, nargs, 0, "_add_reader");
+}
+
+
+PyObject* auv__loop_add_writer_handle(LoopObject* self, PyObject* const* args,
+                                      Py_ssize_t nargs) {
+  return loop_add_watch(self, args, nargs, 1, "_add_writer");
+}
+
+
+PyObject* auv__loop_remove_reader(LoopObject* self, PyObject* fd) {
+  return loop_remove_watch(self, fd, 0);
+}
+
+
+PyObject* auv__loop_remove_writer(LoopObject* self, PyObject* fd) {
+  return loop_remove_watch(self, fd, 1);
+}
+
+
+/* At close: stop every watcher (cancelling its handles) and every
+ * transport's engine stream. */
+void auv__loop_close_watchers(LoopObject* self) {
+  PyObject* owners;
+  PyObject* key;
+  PyObject* value;
+  Py_ssize_t pos;
+
+  if (self->fd_owners == NULL)
+    return;
+  owners = PyDict_Copy(self->fd_owners);
+  if (owners == NULL) {
+    PyErr_WriteUnraisable((PyObject*) self);
+    return;
+  }
+  pos = 0;
+  while (PyDict_Next(owners, &pos, &key, &value)) {
+    if (Py_IS_TYPE(value, self->state->FdWatcherType)) {
+      FdWatcherObject* w = (FdWatcherObject*) value;
+      watcher_close(w);
+      if (w->reader != NULL)
+        cancel_handle(w->reader);
+      if (w->writer != NULL)
+        cancel_handle(w->writer);
+      Py_CLEAR(w->reader);
+      Py_CLEAR(w->writer);
+      if (PyDict_DelItem(self->fd_owners, key) < 0)
+        PyErr_Clear();
+    } else {
+      /* A transport: its engine stream must not outlive the engine. */
+      auv__transport_close_stream(value);
+    }
+  }
+  Py_DECREF(owners);
+}
+
+
+static int watcher_traverse(FdWatcherObject* w, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(w));
+  Py_VISIT(w->loop);
+  Py_VISIT(w->reader);
+  Py_VISIT(w->writer);
+  return 0;
+}
+
+
+static int watcher_clear(FdWatcherObject* w) {
+  Py_CLEAR(w->reader);
+  Py_CLEAR(w->writer);
+  Py_CLEAR(w->loop);
+  return 0;
+}
+
+
+static void watcher_dealloc(FdWatcherObject* w) {
+  PyTypeObject* tp;
+
+  tp = Py_TYPE(w);
+  PyObject_GC_UnTrack(w);
+  watcher_clear(w);
+  tp->tp_free(w);
+  Py_DECREF(tp);
+}
+
+
+static PyType_Slot watcher_slots[] = {
+  {Py_tp_dealloc, watcher_dealloc},
+  {Py_tp_traverse, watcher_traverse},
+  {Py_tp_clear, watcher_clear},
+  {0, NULL}
+};
+
+PyType_Spec auv__fd_watcher_spec = {
+  .name = "asyncuv._asyncuv._FdWatcher",
+  .basicsize = sizeof(FdWatcherObject),
+  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+           Py_TPFLAGS_DISALLOW_INSTANTIATION,
+  .slots = watcher_slots,
+};
+
+
+/* --- Listeners: accepting connections for servers --------------------------- */
+
+struct ListenerObject {
+  PyObject_HEAD
+  LoopObject* loop;
+  auv_listener_t* listener;    /* NULL once closed */
+  PyObject* callback;          /* callback(conn_socket, None) / (None, OSError) */
+  int fd;
+};
+
+typedef struct ListenerObject ListenerObject;
+
+
+static void listener_connection_cb(auv_listener_t* l, int status, int fd) {
+  ListenerObject* self;
+  PyObject* conn;
+  PyObject* error;
+  PyObject* r;
+  PyObject* kwargs;
+
+  self = auv_listener_get_data(l);
+  Py_INCREF(self);
+  conn = Py_NewRef(Py_None);
+  error = Py_NewRef(Py_None);
+  if (status < 0) {
+    Py_SETREF(error, PyObject_CallFunction(PyExc_OSError, "is", -status,
+                                           auv_strerror(status)));
+  } else {
+    /* socket.socket(fileno=fd) learns family, type and protocol itself. */
+    kwargs = Py_BuildValue("{si}", "fileno", fd);
+    Py_SETREF(conn, kwargs == NULL ? NULL :
+              PyObject_Call(self->loop->state->socket_type,
+                            self->loop->state->empty_tuple, kwargs));
+    Py_XDECREF(kwargs);
+    if (conn == NULL)
+      close(fd);
+  }
+  if (conn != NULL && error != NULL) {
+    r = PyObject_CallFunctionObjArgs(self->callback, conn, error, NULL);
+  } else {
+    r = NULL;
+  }
+  if (r == NULL) {
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+      auv__loop_set_pending(self->loop);
+    } else {
+      PyObject* ctx;
+      PyObject* exc;
+      PyObject* type;
+      PyObject* tb;
+      PyErr_Fetch(&type, &exc, &tb);
+      PyErr_NormalizeException(&type, &exc, &tb);
+      ctx = Py_BuildValue("{sssO}", "message", "Error accepting a connection",
+                          "exception", exc ? exc : Py_None);
+      Py_XDECREF(type);
+      Py_XDECREF(exc);
+      Py_XDECREF(tb);
+      if (ctx != NULL) {
+        r = auv__loop_call_exception_handler(self->loop, ctx);
+        Py_DECREF(ctx);
+      }
+      if (r == NULL)
+        auv__loop_set_pending(self->loop);
+    }
+  }
+  Py_XDECREF(r);
+  Py_XDECREF(conn);
+  Py_XDECREF(error);
+  Py_DECREF(self);
+}
+
+
+static void listener_close_cb(void* data) {
+  Py_DECREF((PyObject*) data);
+}
+
+
+static void listener_close(ListenerObject* self) {
+  if (self->listener != NULL) {
+    auv_listener_close(self->listener, listener_close_cb);
+    self->listener = NULL;
+  }
+}
+
+
+PyObject* auv__loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  ListenerObject* l;
+  PyObject* key;
+  int fd;
+  int err;
+
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "_listen(sock, callback)");
+    return NULL;
+  }
+  if (auv__loop_check_closed(self) < 0)
+    return NULL;
+  fd = auv__fileobj_to_fd(args[0]);
+  if (fd < 0)
+    return NULL;
+  key = PyLong_FromLong(fd);
+  if (key == NULL)
+    return NULL;
+  if (PyDict_GetItemWithError(self->listeners, key) != NULL || PyErr_Occurred()) {
+    Py_DECREF(key);
+    if (!PyErr_Occurred())
+      PyErr_Format(PyExc_RuntimeError, "fd %d is already accepting", fd);
+    return NULL;
+  }
+
+  l = PyObject_GC_New(ListenerObject, self->state->ListenerType);
+  if (l == NULL) {
+    Py_DECREF(key);
+    return NULL;
+  }
+  l->loop = (LoopObject*) Py_NewRef(self);
+  l->callback = Py_NewRef(args[1]);
+  l->fd = fd;
+  l->listener = NULL;
+  PyObject_GC_Track(l);
+
+  err = auv_listener_new(self->loop, fd, &l->listener);
+  if (err == 0) {
+    auv_listener_set_data(l->listener, l);
+    Py_INCREF(l);  /* the engine's, until the close callback */
+    err = auv_listener_start(l->listener, listener_connection_cb);
+  }
+  if (err != 0 || PyDict_SetItem(self->listeners, key, (PyObject*) l) < 0) {
+    listener_close(l);
+    Py_DECREF(key);
+    Py_DECREF(l);
+    if (err != 0) {
+      errno = -err;
+      return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return NULL;
+  }
+  Py_DECREF(key);
+  Py_DECREF(l);
+  Py_RETURN_NONE;
+}
+
+
+PyObject* auv__loop_unlisten(LoopObject* self, PyObject* sock) {
+  ListenerObject* l;
+  PyObject* key;
+  int fd;
+
+  fd = auv__fileobj_to_fd(sock);
+  if (fd < 0)
+    return NULL;
+  key = PyLong_FromLong(fd);
+  if (key == NULL)
+    return NULL;
+  l = (ListenerObject*) PyDict_GetItemWithError(self->listeners, key);
+  if (l == NULL) {
+    Py_DECREF(key);
+    if (PyErr_Occurred())
+      return NULL;
+    Py_RETURN_FALSE;
+  }
+  listener_close(l);
+  if (PyDict_DelItem(self->listeners, key) < 0) {
+    Py_DECREF(key);
+    return NULL;
+  }
+  Py_DECREF(key);
+  Py_RETURN_TRUE;
+}
+
+
+void auv__loop_close_listeners(LoopObject* self) {
+  PyObject* key;
+  PyObject* value;
+  Py_ssize_t pos;
+
+  if (self->listeners == NULL)
+    return;
+  pos = 0;
+  while (PyDict_Next(self->listeners, &pos, &key, &value))
+    listener_close((ListenerObject*) value);
+  PyDict_Clear(self->listeners);
+}
+
+
+static int listener_traverse(ListenerObject* l, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(l));
+  Py_VISIT(l->loop);
+  Py_VISIT(l->callback);
+  return 0;
+}
+
+
+static int listener_clear(ListenerObject* l) {
+  Py_CLEAR(l->callback);
+  Py_CLEAR(l->loop);
+  return 0;
+}
+
+
+static void listener_dealloc(ListenerObject* l) {
+  PyTypeObject* tp;
+
+  tp = Py_TYPE(l);
+  PyObject_GC_UnTrack(l);
+  listener_clear(l);
+  tp->tp_free(l);
+  Py_DECREF(tp);
+}
+
+
+static PyType_Slot listener_slots[] = {
+  {Py_tp_dealloc, listener_dealloc},
+  {Py_tp_traverse, listener_traverse},
+  {Py_tp_clear, listener_clear},
+  {0, NULL}
+};
+
+PyType_Spec auv__listener_spec = {
+  .name = "asyncuv._asyncuv._Listener",
+  .basicsize = sizeof(ListenerObject),
+  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+           Py_TPFLAGS_DISALLOW_INSTANTIATION,
+  .slots = listener_slots,
+};

@@ -1,0 +1,1128 @@
+/* Stream transports (TCP and Unix sockets) on the engine's auv_stream_t.
+ *
+ * The hot paths: data comes from the engine's read callback straight into a
+ * bytes object for data_received() (or into a BufferedProtocol's buffer),
+ * and write() hands the bytes to the engine, which writes at once and copies
+ * only what the socket did not take.  Protocol methods are looked up when
+ * the protocol is set, not per call.  The rest follows asyncio's socket
+ * transport: the order of connection_made / reading / the waiter, flow
+ * control at the water marks, half-close, connection_lost exactly once. */
+#include <errno.h>
+#include <string.h>
+
+#include "asyncuv_module.h"
+
+#define AUV_READ_BUF_SIZE (256 * 1024)
+#define AUV_HIGH_WATER (64 * 1024)
+/* asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
+#define AUV_CONNLOST_WRITES_LOG 5
+
+/* asyncio.Transport's __slots__ (BaseTransport's "_extra") come first. */
+#define AUV_TRANSPORT_PAD 2
+
+struct TransportObject {
+  PyObject_HEAD
+  PyObject* asyncio_slots[AUV_TRANSPORT_PAD];
+  LoopObject* loop;
+  auv_stream_t* stream;        /* NULL once closed */
+  PyObject* sock;              /* NULL after connection_lost */
+  PyObject* protocol;
+  PyObject* data_received;     /* bound methods, looked up by set_protocol() */
+  PyObject* get_buffer;
+  PyObject* buffer_updated;
+  PyObject* extra;             /* dict */
+  PyObject* server;
+  PyObject* read_error;        /* get_buffer()'s failure, for the read cb */
+  PyObject* weakreflist;
+  Py_buffer rbuf;              /* a BufferedProtocol's buffer, during a read */
+  size_t high_water;
+  size_t low_water;
+  int fd;
+  int conn_lost;
+  char closing;
+  char paused;
+  char eof;
+  char protocol_paused;
+  char buffered;
+  char have_rbuf;
+};
+
+typedef struct TransportObject TransportObject;
+
+
+static PyObject* oserror_from(int err) {
+  errno = -err;
+  return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+
+/* Schedule a Python-level call, the way asyncio's transport does with
+ * loop.call_soon(): everything in the ready queue is a Handle. */
+static int transport_call_soon(TransportObject* self, PyObject* callable,
+                               PyObject* arg) {
+  HandleObject* h;
+  PyObject* args[1] = { arg };
+
+  if (self->loop == NULL || auv__loop_check_closed(self->loop) < 0) {
+    if (!PyErr_Occurred())
+      PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return -1;
+  }
+  h = auv__handle_new(self->loop->state, self->loop, callable, args,
+                      arg != NULL ? 1 : 0, NULL);
+  if (h == NULL)
+    return -1;
+  if (auv_loop_call_soon(self->loop->loop, auv__handle_call_cb, h) != 0) {
+    Py_DECREF(h);
+    PyErr_NoMemory();
+    return -1;
+  }
+  return 0;
+}
+
+
+static int transport_call_soon_method(TransportObject* self, const char* name,
+                                      PyObject* arg) {
+  PyObject* method;
+  int r;
+
+  method = PyObject_GetAttrString((PyObject*) self, name);
+  if (method == NULL)
+    return -1;
+  r = transport_call_soon(self, method, arg);
+  Py_DECREF(method);
+  return r;
+}
+
+
+static void stream_close_cb(void* data) {
+  Py_DECREF((PyObject*) data);  /* the engine's reference */
+}
+
+
+static void transport_close_stream(TransportObject* self) {
+  if (self->stream != NULL) {
+    auv_stream_close(self->stream, stream_close_cb);
+    self->stream = NULL;
+  }
+}
+
+
+static size_t transport_buffer_size(TransportObject* self) {
+  return self->stream != NULL ? auv_stream_write_queue_size(self->stream) : 0;
+}
+
+
+/* Take the current exception, normalized, with its traceback attached. */
+static PyObject* fetch_exception(void) {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != NULL && value != NULL)
+    PyException_SetTraceback(value, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  return value;
+}
+
+
+static int is_exit_exception(void) {
+  return PyErr_ExceptionMatches(PyExc_SystemExit) ||
+         PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+
+/* loop.call_exception_handler({message, exception, transport, protocol}). */
+static void report_protocol_error(TransportObject* self, const char* message,
+                                  PyObject* exc) {
+  PyObject* context;
+  PyObject* r;
+
+  if (self->loop == NULL)
+    return;
+  context = Py_BuildValue("{sssOsOsO}", "message", message,
+                          "exception", exc ? exc : Py_None,
+                          "transport", self,
+                          "protocol", self->protocol ? self->protocol : Py_None);
+  if (context == NULL) {
+    PyErr_WriteUnraisable((PyObject*) self);
+    return;
+  }
+  r = auv__loop_call_exception_handler(self->loop, context);
+  Py_DECREF(context);
+  if (r == NULL)
+    auv__loop_set_pending(self->loop);
+  Py_XDECREF(r);
+}
+
+
+/* asyncio's _force_close(): drop what is queued, stop reading, and call
+ * connection_lost(exc) soon, once. */
+static void transport_force_close(TransportObject* self, PyObject* exc) {
+  if (self->conn_lost)
+    return;
+  transport_close_stream(self);
+  self->closing = 1;
+  self->conn_lost++;
+  if (transport_call_soon_method(self, "_call_connection_lost",
+                                 exc != NULL ? exc : Py_None) < 0)
+    PyErr_WriteUnraisable((PyObject*) self);
+}
+
+
+/* asyncio's _fatal_error(): OS errors only close the transport (logged in
+ * debug mode); other errors go to the exception handler first.  The error
+ * is the current exception; SystemExit/KeyboardInterrupt end the run. */
+static void transport_fatal_error(TransportObject* self, const char* message) {
+  PyObject* exc;
+
+  if (is_exit_exception()) {
+    if (self->loop != NULL)
+      auv__loop_set_pending(self->loop);
+    else
+      PyErr_WriteUnraisable((PyObject*) self);
+    return;
+  }
+  exc = fetch_exception();
+  if (self->loop != NULL && PyObject_TypeCheck(exc, (PyTypeObject*) PyExc_OSError)) {
+    if (self->loop->debug) {
+      PyObject* r = PyObject_CallMethod(self->loop->state->logger, "debug", "sOs",
+                                        "%r: %s", self, message);
+      if (r == NULL)
+        PyErr_Clear();
+      Py_XDECREF(r);
+    }
+  } else {
+    report_protocol_error(self, message, exc);
+  }
+  transport_force_close(self, exc);
+  Py_XDECREF(exc);
+}
+
+
+/* pause_writing()/resume_writing() failures go to the exception handler. */
+static void transport_call_flow(TransportObject* self, const char* method,
+                                const char* message) {
+  PyObject* r;
+  PyObject* exc;
+
+  r = PyObject_CallMethod(self->protocol, method, NULL);
+  if (r != NULL) {
+    Py_DECREF(r);
+    return;
+  }
+  if (is_exit_exception()) {
+    auv__loop_set_pending(self->loop);
+    return;
+  }
+  exc = fetch_exception();
+  report_protocol_error(self, message, exc);
+  Py_XDECREF(exc);
+}
+
+
+static void transport_maybe_pause_protocol(TransportObject* self) {
+  if (transport_buffer_size(self) <= self->high_water || self->protocol_paused)
+    return;
+  self->protocol_paused = 1;
+  transport_call_flow(self, "pause_writing", "protocol.pause_writing() failed");
+}
+
+
+static void transport_maybe_resume_protocol(TransportObject* self) {
+  if (!self->protocol_paused || transport_buffer_size(self) > self->low_water)
+    return;
+  self->protocol_paused = 0;
+  transport_call_flow(self, "resume_writing", "protocol.resume_writing() failed");
+}
+
+
+/* --- Reading ---------------------------------------------------------------- */
+
+static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
+                               char** base, size_t* len) {
+  TransportObject* self;
+  PyObject* buf;
+  PyObject* hint;
+
+  self = auv_stream_get_data(stream);
+  if (!self->buffered) {
+    if (self->loop->read_buf == NULL) {
+      self->loop->read_buf = PyMem_RawMalloc(AUV_READ_BUF_SIZE);
+      if (self->loop->read_buf == NULL) {
+        *len = 0;
+        return;
+      }
+    }
+    *base = self->loop->read_buf;
+    *len = AUV_READ_BUF_SIZE;
+    return;
+  }
+
+  /* BufferedProtocol: read straight into the protocol's buffer. */
+  *len = 0;
+  hint = PyLong_FromLong(-1);
+  buf = hint != NULL ? PyObject_CallOneArg(self->get_buffer, hint) : NULL;
+  Py_XDECREF(hint);
+  if (buf != NULL) {
+    if (PyObject_GetBuffer(buf, &self->rbuf, PyBUF_WRITABLE) == 0) {
+      if (self->rbuf.len == 0) {
+        PyBuffer_Release(&self->rbuf);
+        PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
+      } else {
+        self->have_rbuf = 1;
+        *base = self->rbuf.buf;
+        *len = (size_t) self->rbuf.len;
+      }
+    }
+    Py_DECREF(buf);
+  }
+  /* Reported by the read callback, which the engine calls next. */
+  if (PyErr_Occurred())
+    Py_XSETREF(self->read_error, fetch_exception());
+}
+
+
+static void transport_eof_received(TransportObject* self) {
+  PyObject* r;
+  int keep_open;
+
+  if (self->loop->debug) {
+    r = PyObject_CallMethod(self->loop->state->logger, "debug", "sO",
+                            "%r received EOF", self);
+    if (r == NULL)
+      PyErr_Clear();
+    Py_XDECREF(r);
+  }
+  r = PyObject_CallMethod(self->protocol, "eof_received", NULL);
+  if (r == NULL) {
+    transport_fatal_error(self, "Fatal error: protocol.eof_received() call failed.");
+    return;
+  }
+  keep_open = PyObject_IsTrue(r);
+  Py_DECREF(r);
+  if (keep_open < 0) {
+    transport_fatal_error(self, "Fatal error: protocol.eof_received() call failed.");
+    return;
+  }
+  /* Kept open: the engine already stopped reading; writing goes on. */
+  if (!keep_open) {
+    r = PyObject_CallMethod((PyObject*) self, "close", NULL);
+    if (r == NULL)
+      PyErr_WriteUnraisable((PyObject*) self);
+    Py_XDECREF(r);
+  }
+}
+
+
+static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
+  TransportObject* self;
+  PyObject* data;
+  PyObject* r;
+
+  self = auv_stream_get_data(stream);
+  Py_INCREF(self);  /* a protocol callback may close and drop us */
+
+  if (self->buffered) {
+    if (self->have_rbuf) {
+      self->have_rbuf = 0;
+      PyBuffer_Release(&self->rbuf);
+    }
+    if (self->read_error != NULL) {
+      PyObject* exc = self->read_error;
+      self->read_error = NULL;
+      PyErr_SetObject((PyObject*) Py_TYPE(exc), exc);
+      Py_DECREF(exc);
+      transport_fatal_error(self, "Fatal error: protocol.get_buffer() call failed.");
+      goto done;
+    }
+  }
+
+  if (nread > 0) {
+    if (self->conn_lost)
+      goto done;
+    if (self->buffered) {
+      r = PyObject_CallFunction(self->buffer_updated, "n", (Py_ssize_t) nread);
+      if (r == NULL)
+        transport_fatal_error(self, "Fatal error: protocol.buffer_updated() call failed.");
+    } else {
+      data = PyBytes_FromStringAndSize(base, nread);
+      r = data == NULL ? NULL : PyObject_CallOneArg(self->data_received, data);
+      Py_XDECREF(data);
+      if (r == NULL)
+        transport_fatal_error(self, "Fatal error: protocol.data_received() call failed.");
+    }
+    Py_XDECREF(r);
+  } else if (nread == AUV_EOF) {
+    transport_eof_received(self);
+  } else if (nread == -ENOBUFS && !self->buffered) {
+    PyErr_NoMemory();
+    transport_fatal_error(self, "Fatal read error on socket transport");
+  } else if (nread < 0) {
+    oserror_from((int) nread);
+    transport_fatal_error(self, "Fatal read error on socket transport");
+  }
+
+done:
+  Py_DECREF(self);
+}
+
+
+static void transport_start_reading(TransportObject* self) {
+  int err;
+
+  if (self->closing || self->paused || self->stream == NULL)
+    return;
+  err = auv_stream_read_start(self->stream, transport_alloc_cb, transport_read_cb);
+  if (err != 0) {
+    oserror_from(err);
+    transport_fatal_error(self, "Fatal read error on socket transport");
+  }
+}
+
+
+/* The first reading starts after connection_made(): queued after it. */
+static PyObject* transport_start_reading_method(TransportObject* self, PyObject* unused) {
+  transport_start_reading(self);
+  Py_RETURN_NONE;
+}
+
+
+/* --- Writing ---------------------------------------------------------------- */
+
+static void transport_drain_cb(auv_stream_t* stream, int status) {
+  TransportObject* self;
+
+  self = auv_stream_get_data(stream);
+  Py_INCREF(self);
+  if (status < 0) {
+    oserror_from(status);
+    transport_fatal_error(self, "Fatal write error on socket transport");
+  } else {
+    transport_maybe_resume_protocol(self);
+    /* close() waited for the queue to empty. */
+    if (self->closing && !self->conn_lost && transport_buffer_size(self) == 0) {
+      self->conn_lost++;
+      transport_close_stream(self);
+      if (transport_call_soon_method(self, "_call_connection_lost", Py_None) < 0)
+        PyErr_WriteUnraisable((PyObject*) self);
+    }
+  }
+  Py_DECREF(self);
+}
+
+
+static PyObject* transport_write(TransportObject* self, PyObject* data) {
+  Py_buffer view;
+  auv_buf_t buf;
+  ssize_t n;
+
+  if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
+    PyErr_Format(PyExc_TypeError,
+                 "data argument must be a bytes-like object, not '%.100s'",
+                 Py_TYPE(data)->tp_name);
+    return NULL;
+  }
+  if (self->eof) {
+    PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+    return NULL;
+  }
+  if (PyBytes_Check(data)) {
+    buf.base = PyBytes_AS_STRING(data);
+    buf.len = (size_t) PyBytes_GET_SIZE(data);
+    view.obj = NULL;
+  } else {
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+      return NULL;
+    buf.base = view.buf;
+    buf.len = (size_t) view.len;
+  }
+  if (buf.len == 0)
+    goto out;
+  if (self->conn_lost || self->stream == NULL) {
+    if (self->conn_lost >= AUV_CONNLOST_WRITES_LOG && self->loop != NULL) {
+      PyObject* r = PyObject_CallMethod(self->loop->state->logger,
+                                        "warning", "s", "socket.send() raised exception.");
+      if (r == NULL)
+        PyErr_Clear();
+      Py_XDECREF(r);
+    }
+    self->conn_lost++;
+    goto out;
+  }
+
+  n = auv_stream_write(self->stream, &buf, 1);
+  if (n < 0) {
+    oserror_from((int) n);
+    transport_fatal_error(self, "Fatal write error on socket transport");
+  } else {
+    transport_maybe_pause_protocol(self);
+  }
+
+out:
+  if (view.obj != NULL)
+    PyBuffer_Release(&view);
+  if (self->loop != NULL && self->loop->pending_type != NULL) {
+    /* A KeyboardInterrupt in a protocol callback: raise it here. */
+    PyErr_Restore(self->loop->pending_type, self->loop->pending_value,
+                  self->loop->pending_tb);
+    self->loop->pending_type = self->loop->pending_value = self->loop->pending_tb = NULL;
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* transport_writelines(TransportObject* self, PyObject* lines) {
+  PyObject* iter;
+  PyObject* item;
+  PyObject* r;
+
+  /* One write per piece: the engine coalesces nothing, but each piece that
+   * the socket takes at once costs no copy. */
+  iter = PyObject_GetIter(lines);
+  if (iter == NULL)
+    return NULL;
+  while ((item = PyIter_Next(iter)) != NULL) {
+    r = transport_write(self, item);
+    Py_DECREF(item);
+    if (r == NULL) {
+      Py_DECREF(iter);
+      return NULL;
+    }
+    Py_DECREF(r);
+  }
+  Py_DECREF(iter);
+  if (PyErr_Occurred())
+    return NULL;
+  Py_RETURN_NONE;
+}
+
+
+static void transport_shutdown_cb(auv_stream_t* stream, int status) {
+  TransportObject* self;
+
+  self = auv_stream_get_data(stream);
+  /* The socket may already be gone; asyncio ignores shutdown errors too. */
+  (void) self;
+  (void) status;
+}
+
+
+static PyObject* transport_write_eof(TransportObject* self, PyObject* unused) {
+  int err;
+
+  if (self->closing || self->eof)
+    Py_RETURN_NONE;
+  self->eof = 1;
+  if (self->stream != NULL) {
+    err = auv_stream_shutdown(self->stream, transport_shutdown_cb);
+    if (err != 0 && err != -ENOTCONN)
+      return oserror_from(err);
+  }
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* transport_can_write_eof(TransportObject* self, PyObject* unused) {
+  Py_RETURN_TRUE;
+}
+
+
+/* --- Closing ------------------------------------------------------------------- */
+
+static PyObject* transport_close(TransportObject* self, PyObject* unused) {
+  if (self->closing)
+    Py_RETURN_NONE;
+  self->closing = 1;
+  if (self->stream != NULL)
+    auv_stream_read_stop(self->stream);
+  if (transport_buffer_size(self) == 0) {
+    self->conn_lost++;
+    transport_close_stream(self);
+    if (transport_call_soon_method(self, "_call_connection_lost", Py_None) < 0)
+      return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* transport_abort(TransportObject* self, PyObject* unused) {
+  transport_force_close(self, NULL);
+  Py_RETURN_NONE;
+}
+
+
+/* asyncio's SSLProtocol calls its transport's _force_close(exc). */
+static PyObject* transport_force_close_method(TransportObject* self, PyObject* exc) {
+  transport_force_close(self, exc == Py_None ? NULL : exc);
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* transport_get_true(TransportObject* self, void* closure) {
+  Py_RETURN_TRUE;
+}
+
+
+static void transport_forget_fd(TransportObject* self) {
+  PyObject* key;
+  PyObject* owner;
+
+  if (self->loop == NULL || self->loop->fd_owners == NULL)
+    return;
+  key = PyLong_FromLong(self->fd);
+  if (key == NULL) {
+    PyErr_Clear();
+    return;
+  }
+  owner = PyDict_GetItemWithError(self->loop->fd_owners, key);
+  if (owner == (PyObject*) self && PyDict_DelItem(self->loop->fd_owners, key) < 0)
+    PyErr_Clear();
+  PyErr_Clear();
+  Py_DECREF(key);
+}
+
+
+static PyObject* transport_call_connection_lost(TransportObject* self, PyObject* exc) {
+  PyObject* r;
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+  PyObject* server;
+
+  r = NULL;
+  if (self->protocol != NULL)
+    r = PyObject_CallMethod(self->protocol, "connection_lost", "O", exc);
+  PyErr_Fetch(&type, &value, &tb);
+
+  /* Whatever connection_lost() did: release the socket and the server. */
+  transport_close_stream(self);
+  transport_forget_fd(self);
+  if (self->sock != NULL) {
+    PyObject* c = PyObject_CallMethod(self->sock, "close", NULL);
+    if (c == NULL)
+      PyErr_WriteUnraisable((PyObject*) self);
+    Py_XDECREF(c);
+    Py_CLEAR(self->sock);
+  }
+  Py_CLEAR(self->protocol);
+  Py_CLEAR(self->data_received);
+  Py_CLEAR(self->get_buffer);
+  Py_CLEAR(self->buffer_updated);
+  server = self->server;
+  self->server = NULL;
+  if (server != NULL) {
+    PyObject* d = PyObject_CallMethod(server, "_detach", NULL);
+    if (d == NULL)
+      PyErr_WriteUnraisable((PyObject*) self);
+    Py_XDECREF(d);
+    Py_DECREF(server);
+  }
+  Py_CLEAR(self->loop);
+
+  if (type != NULL) {
+    Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
+    return NULL;
+  }
+  return r;
+}
+
+
+/* --- Protocol, flow control, introspection ------------------------------------ */
+
+static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol) {
+  PyObject* buffered_type;
+  int buffered;
+
+  buffered_type = self->loop->state->BufferedProtocol;
+  buffered = PyObject_IsInstance(protocol, buffered_type);
+  if (buffered < 0)
+    return -1;
+  Py_CLEAR(self->data_received);
+  Py_CLEAR(self->get_buffer);
+  Py_CLEAR(self->buffer_updated);
+  if (buffered) {
+    self->get_buffer = PyObject_GetAttrString(protocol, "get_buffer");
+    self->buffer_updated = PyObject_GetAttrString(protocol, "buffer_updated");
+    if (self->get_buffer == NULL || self->buffer_updated == NULL)
+      return -1;
+  } else {
+    self->data_received = PyObject_GetAttrString(protocol, "data_received");
+    if (self->data_received == NULL)
+      return -1;
+  }
+  self->buffered = (char) buffered;
+  Py_XSETREF(self->protocol, Py_NewRef(protocol));
+  return 0;
+}
+
+
+static PyObject* transport_set_protocol(TransportObject* self, PyObject* protocol) {
+  if (self->loop == NULL) {
+    Py_XSETREF(self->protocol, Py_NewRef(protocol));
+    Py_RETURN_NONE;
+  }
+  if (transport_set_protocol_impl(self, protocol) < 0)
+    return NULL;
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* transport_get_protocol(TransportObject* self, PyObject* unused) {
+  return Py_NewRef(self->protocol ? self->protocol : Py_None);
+}
+
+
+static PyObject* transport_is_closing(TransportObject* self, PyObject* unused) {
+  return PyBool_FromLong(self->closing);
+}
+
+
+static PyObject* transport_is_reading(TransportObject* self, PyObject* unused) {
+  return PyBool_FromLong(!self->paused && !self->closing);
+}
+
+
+static PyObject* transport_pause_reading(TransportObject* self, PyObject* unused) {
+  if (self->closing || self->paused)
+    Py_RETURN_NONE;
+  self->paused = 1;
+  if (self->stream != NULL)
+    auv_stream_read_stop(self->stream);
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* transport_resume_reading(TransportObject* self, PyObject* unused) {
+  if (self->closing || !self->paused)
+    Py_RETURN_NONE;
+  self->paused = 0;
+  transport_start_reading(self);
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* transport_get_write_buffer_size(TransportObject* self, PyObject* unused) {
+  return PyLong_FromSize_t(transport_buffer_size(self));
+}
+
+
+static PyObject* transport_get_write_buffer_limits(TransportObject* self, PyObject* unused) {
+  return Py_BuildValue("(nn)", (Py_ssize_t) self->low_water, (Py_ssize_t) self->high_water);
+}
+
+
+static int transport_set_limits(TransportObject* self, PyObject* high_obj, PyObject* low_obj) {
+  Py_ssize_t high;
+  Py_ssize_t low;
+
+  if (high_obj == Py_None) {
+    if (low_obj == Py_None) {
+      high = AUV_HIGH_WATER;
+    } else {
+      low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
+      if (low == -1 && PyErr_Occurred())
+        return -1;
+      high = 4 * low;
+    }
+  } else {
+    high = PyNumber_AsSsize_t(high_obj, PyExc_OverflowError);
+    if (high == -1 && PyErr_Occurred())
+      return -1;
+  }
+  if (low_obj == Py_None) {
+    low = high / 4;
+  } else {
+    low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
+    if (low == -1 && PyErr_Occurred())
+      return -1;
+  }
+  if (!(high >= low && low >= 0)) {
+    PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0",
+                 high, low);
+    return -1;
+  }
+  self->high_water = (size_t) high;
+  self->low_water = (size_t) low;
+  return 0;
+}
+
+
+static PyObject* transport_set_write_buffer_limits(TransportObject* self, PyObject* args,
+                                                   PyObject* kwargs) {
+  static char* kwlist[] = { "high", "low", NULL };
+  PyObject* high = Py_None;
+  PyObject* low = Py_None;
+
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:set_write_buffer_limits",
+                                   kwlist, &high, &low))
+    return NULL;
+  if (transport_set_limits(self, high, low) < 0)
+    return NULL;
+  transport_maybe_pause_protocol(self);
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* transport_get_extra_info(TransportObject* self, PyObject* const* args,
+                                          Py_ssize_t nargs, PyObject* kwnames) {
+  static const char* const keywords[] = { "name", "default", NULL };
+  PyObject* name;
+  PyObject* dflt;
+  PyObject* value;
+
+  name = nargs > 0 ? args[0] : NULL;
+  dflt = nargs > 1 ? args[1] : Py_None;
+  if (kwnames != NULL) {
+    Py_ssize_t i;
+    for (i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+      PyObject* key = PyTuple_GET_ITEM(kwnames, i);
+      if (PyUnicode_CompareWithASCIIString(key, keywords[0]) == 0)
+        name = args[nargs + i];
+      else if (PyUnicode_CompareWithASCIIString(key, keywords[1]) == 0)
+        dflt = args[nargs + i];
+      else {
+        PyErr_Format(PyExc_TypeError,
+                     "get_extra_info() got an unexpected keyword argument '%S'", key);
+        return NULL;
+      }
+    }
+  }
+  if (name == NULL || nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "get_extra_info() takes a name and an optional default");
+    return NULL;
+  }
+  value = PyDict_GetItemWithError(self->extra, name);
+  if (value == NULL) {
+    if (PyErr_Occurred())
+      return NULL;
+    return Py_NewRef(dflt);
+  }
+  return Py_NewRef(value);
+}
+
+
+static PyObject* transport_repr(TransportObject* self) {
+  PyObject* name;
+  PyObject* res;
+  const char* state;
+
+  name = PyType_GetName(Py_TYPE(self));
+  if (name == NULL)
+    return NULL;
+  if (self->sock == NULL)
+    state = " closed";
+  else if (self->closing)
+    state = " closing";
+  else
+    state = "";
+  if (self->sock == NULL)
+    res = PyUnicode_FromFormat("<%U%s>", name, state);
+  else
+    res = PyUnicode_FromFormat("<%U fd=%d%s read=%s write=<%s, bufsize=%zu>>",
+                               name, self->fd, state,
+                               self->paused || self->closing ? "idle" : "polling",
+                               transport_buffer_size(self) ? "polling" : "idle",
+                               transport_buffer_size(self));
+  Py_DECREF(name);
+  return res;
+}
+
+
+/* --- Creation ------------------------------------------------------------------ */
+
+/* loop._make_socket_transport(sock, protocol, waiter=None, extra=None,
+ * server=None), as asyncio's selector loop names it. */
+PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
+                                          PyObject* kwargs) {
+  static char* kwlist[] = { "sock", "protocol", "waiter", "extra", "server", NULL };
+  TransportObject* self;
+  PyObject* sock;
+  PyObject* protocol;
+  PyObject* waiter = Py_None;
+  PyObject* extra = Py_None;
+  PyObject* server = Py_None;
+  PyObject* key;
+  PyObject* value;
+  int fd;
+  int err;
+
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OOO:_make_socket_transport",
+                                   kwlist, &sock, &protocol, &waiter, &extra, &server))
+    return NULL;
+  if (auv__loop_check_closed(loop) < 0)
+    return NULL;
+  fd = auv__fileobj_to_fd(sock);
+  if (fd < 0)
+    return NULL;
+
+  self = PyObject_GC_New(TransportObject, loop->state->TransportType);
+  if (self == NULL)
+    return NULL;
+  memset(self->asyncio_slots, 0, sizeof(self->asyncio_slots));
+  self->loop = (LoopObject*) Py_NewRef(loop);
+  self->stream = NULL;
+  self->sock = Py_NewRef(sock);
+  self->protocol = NULL;
+  self->data_received = self->get_buffer = self->buffer_updated = NULL;
+  self->extra = NULL;
+  self->server = NULL;
+  self->read_error = NULL;
+  self->weakreflist = NULL;
+  self->high_water = AUV_HIGH_WATER;
+  self->low_water = AUV_HIGH_WATER / 4;
+  self->fd = fd;
+  self->conn_lost = 0;
+  self->closing = self->paused = self->eof = self->protocol_paused = 0;
+  self->buffered = self->have_rbuf = 0;
+  PyObject_GC_Track(self);
+
+  self->extra = extra == Py_None ? PyDict_New() : PyDict_Copy(extra);
+  if (self->extra == NULL || transport_set_protocol_impl(self, protocol) < 0)
+    goto error;
+
+  /* asyncio's extra info: the socket, its name and its peer's. */
+  value = PyObject_CallOneArg(loop->state->TransportSocket, sock);
+  if (value == NULL || PyDict_SetItemString(self->extra, "socket", value) < 0) {
+    Py_XDECREF(value);
+    goto error;
+  }
+  Py_DECREF(value);
+  value = PyObject_CallMethod(sock, "getsockname", NULL);
+  if (value == NULL) {
+    if (!PyErr_ExceptionMatches(PyExc_OSError))
+      goto error;
+    PyErr_Clear();
+    value = Py_NewRef(Py_None);
+  }
+  err = PyDict_SetItemString(self->extra, "sockname", value);
+  Py_DECREF(value);
+  if (err < 0)
+    goto error;
+  key = PyUnicode_FromString("peername");
+  if (key == NULL)
+    goto error;
+  err = PyDict_Contains(self->extra, key);
+  if (err == 0) {
+    value = PyObject_CallMethod(sock, "getpeername", NULL);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_OSError)) {
+      PyErr_Clear();
+      value = Py_NewRef(Py_None);
+    }
+    err = value == NULL ? -1 : PyDict_SetItem(self->extra, key, value);
+    Py_XDECREF(value);
+  }
+  Py_DECREF(key);
+  if (err < 0)
+    goto error;
+
+  err = auv_stream_new(loop->loop, fd, &self->stream);
+  if (err != 0) {
+    self->stream = NULL;
+    oserror_from(err);
+    goto error;
+  }
+  auv_stream_set_data(self->stream, self);
+  auv_stream_set_drain_cb(self->stream, transport_drain_cb);
+  Py_INCREF(self);  /* the engine's, until the stream's close callback */
+  auv_tcp_nodelay(fd, 1);  /* asyncio disables Nagle; fails harmlessly on non-TCP */
+
+  key = PyLong_FromLong(fd);
+  if (key == NULL || PyDict_SetItem(loop->fd_owners, key, (PyObject*) self) < 0) {
+    Py_XDECREF(key);
+    goto error;
+  }
+  Py_DECREF(key);
+
+  if (server != Py_None) {
+    PyObject* r = PyObject_CallMethod(server, "_attach", NULL);
+    if (r == NULL)
+      goto error;
+    Py_DECREF(r);
+    self->server = Py_NewRef(server);
+  }
+
+  /* connection_made(), then reading, then the waiter: asyncio's order. */
+  value = PyObject_GetAttrString(protocol, "connection_made");
+  if (value == NULL)
+    goto error;
+  err = transport_call_soon(self, value, (PyObject*) self);
+  Py_DECREF(value);
+  if (err < 0 || transport_call_soon_method(self, "_start_reading", NULL) < 0)
+    goto error;
+  if (waiter != Py_None) {
+    PyObject* set_result = PyObject_GetAttrString(loop->state->futures,
+                                              "_set_result_unless_cancelled");
+    PyObject* cargs[2] = { waiter, Py_None };
+    HandleObject* h;
+    if (set_result == NULL)
+      goto error;
+    h = auv__handle_new(loop->state, loop, set_result, cargs, 2, NULL);
+    Py_DECREF(set_result);
+    if (h == NULL)
+      goto error;
+    if (auv_loop_call_soon(loop->loop, auv__handle_call_cb, h) != 0) {
+      Py_DECREF(h);
+      PyErr_NoMemory();
+      goto error;
+    }
+  }
+  return (PyObject*) self;
+
+error:
+  transport_close_stream(self);
+  transport_forget_fd(self);
+  Py_DECREF(self);
+  return NULL;
+}
+
+
+/* --- Type ---------------------------------------------------------------------- */
+
+static int transport_traverse(TransportObject* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->loop);
+  Py_VISIT(self->sock);
+  Py_VISIT(self->protocol);
+  Py_VISIT(self->data_received);
+  Py_VISIT(self->get_buffer);
+  Py_VISIT(self->buffer_updated);
+  Py_VISIT(self->extra);
+  Py_VISIT(self->server);
+  Py_VISIT(self->read_error);
+  return 0;
+}
+
+
+static int transport_clear(TransportObject* self) {
+  Py_CLEAR(self->protocol);
+  Py_CLEAR(self->data_received);
+  Py_CLEAR(self->get_buffer);
+  Py_CLEAR(self->buffer_updated);
+  Py_CLEAR(self->extra);
+  Py_CLEAR(self->server);
+  Py_CLEAR(self->read_error);
+  Py_CLEAR(self->loop);
+  return 0;
+}
+
+
+/* An unclosed transport warns when collected and closes its socket. */
+static void transport_finalize(TransportObject* self) {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+  PyObject* r;
+
+  if (self->sock == NULL)
+    return;
+  PyErr_Fetch(&type, &value, &tb);
+  if (PyErr_ResourceWarning((PyObject*) self, 1, "unclosed transport %R", self) < 0)
+    PyErr_WriteUnraisable((PyObject*) self);
+  transport_forget_fd(self);
+  r = PyObject_CallMethod(self->sock, "close", NULL);
+  if (r == NULL)
+    PyErr_WriteUnraisable((PyObject*) self);
+  Py_XDECREF(r);
+  Py_CLEAR(self->sock);
+  PyErr_Restore(type, value, tb);
+}
+
+
+static void transport_dealloc(TransportObject* self) {
+  PyTypeObject* tp;
+
+  tp = Py_TYPE(self);
+  if (PyObject_CallFinalizerFromDealloc((PyObject*) self) < 0)
+    return;
+  PyObject_GC_UnTrack(self);
+  if (self->weakreflist != NULL)
+    PyObject_ClearWeakRefs((PyObject*) self);
+  if (self->have_rbuf)
+    PyBuffer_Release(&self->rbuf);
+  transport_clear(self);
+  Py_CLEAR(self->sock);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+
+/* Called by the loop at close(): the engine stream must not outlive it. */
+void auv__transport_close_stream(PyObject* transport) {
+  transport_close_stream((TransportObject*) transport);
+}
+
+
+static PyMethodDef transport_methods[] = {
+  {"write", (PyCFunction) transport_write, METH_O,
+   PyDoc_STR("Write bytes; what the socket does not take at once is buffered.")},
+  {"writelines", (PyCFunction) transport_writelines, METH_O,
+   PyDoc_STR("Write an iterable of bytes-like objects.")},
+  {"write_eof", (PyCFunction) transport_write_eof, METH_NOARGS,
+   PyDoc_STR("Close the write end once the buffer is written.")},
+  {"can_write_eof", (PyCFunction) transport_can_write_eof, METH_NOARGS,
+   PyDoc_STR("Return True: sockets can be half-closed.")},
+  {"close", (PyCFunction) transport_close, METH_NOARGS,
+   PyDoc_STR("Close after writing what is buffered; connection_lost(None) follows.")},
+  {"abort", (PyCFunction) transport_abort, METH_NOARGS,
+   PyDoc_STR("Close at once, dropping what is buffered.")},
+  {"is_closing", (PyCFunction) transport_is_closing, METH_NOARGS, NULL},
+  {"is_reading", (PyCFunction) transport_is_reading, METH_NOARGS, NULL},
+  {"pause_reading", (PyCFunction) transport_pause_reading, METH_NOARGS, NULL},
+  {"resume_reading", (PyCFunction) transport_resume_reading, METH_NOARGS, NULL},
+  {"set_protocol", (PyCFunction) transport_set_protocol, METH_O, NULL},
+  {"get_protocol", (PyCFunction) transport_get_protocol, METH_NOARGS, NULL},
+  {"get_write_buffer_size", (PyCFunction) transport_get_write_buffer_size, METH_NOARGS, NULL},
+  {"get_write_buffer_limits", (PyCFunction) transport_get_write_buffer_limits, METH_NOARGS, NULL},
+  {"set_write_buffer_limits", (PyCFunction) (void (*)(void)) transport_set_write_buffer_limits,
+   METH_VARARGS | METH_KEYWORDS, NULL},
+  {"get_extra_info", (PyCFunction) (void (*)(void)) transport_get_extra_info,
+   METH_FASTCALL | METH_KEYWORDS,
+   PyDoc_STR("get_extra_info(name, default=None)\n--\n\n"
+             "Return 'socket', 'sockname', 'peername' or other transport details.")},
+  {"_start_reading", (PyCFunction) transport_start_reading_method, METH_NOARGS, NULL},
+  {"_call_connection_lost", (PyCFunction) transport_call_connection_lost, METH_O, NULL},
+  {"_force_close", (PyCFunction) transport_force_close_method, METH_O, NULL},
+  {NULL}
+};
+
+static PyMemberDef transport_members[] = {
+  {"__weaklistoffset__", T_PYSSIZET, offsetof(TransportObject, weakreflist), READONLY, NULL},
+  {"_closing", T_BOOL, offsetof(TransportObject, closing), READONLY, NULL},
+  {"_sock_fd", T_INT, offsetof(TransportObject, fd), READONLY, NULL},
+  {NULL}
+};
+
+static PyGetSetDef transport_getset[] = {
+  /* loop.start_tls() accepts transports that say so. */
+  {"_start_tls_compatible", (getter) transport_get_true, NULL, NULL, NULL},
+  {NULL}
+};
+
+static PyType_Slot transport_slots[] = {
+  {Py_tp_getset, transport_getset},
+  {Py_tp_doc, (void*) PyDoc_STR("A stream transport on a socket (asyncio.Transport).")},
+  {Py_tp_dealloc, transport_dealloc},
+  {Py_tp_traverse, transport_traverse},
+  {Py_tp_clear, transport_clear},
+  {Py_tp_finalize, transport_finalize},
+  {Py_tp_repr, transport_repr},
+  {Py_tp_methods, transport_methods},
+  {Py_tp_members, transport_members},
+  {0, NULL}
+};
+
+PyType_Spec auv__transport_spec = {
+  .name = "asyncuv.SocketTransport",
+  .basicsize = sizeof(TransportObject),
+  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+           Py_TPFLAGS_DISALLOW_INSTANTIATION,
+  .slots = transport_slots,
+};
+
+size_t auv__transport_pad_end = offsetof(TransportObject, loop);
