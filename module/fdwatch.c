@@ -365,13 +365,14 @@ void auv__loop_close_watchers(LoopObject* self) {
         cancel_handle(w->writer);
       Py_CLEAR(w->reader);
       Py_CLEAR(w->writer);
-      if (PyDict_DelItem(self->fd_owners, key) < 0)
-        PyErr_Clear();
     } else {
       /* A transport: its engine stream must not outlive the engine. */
       auv__transport_close_stream(value);
     }
   }
+  /* The loop no longer holds what it watched: an unclosed transport can
+   * now be collected (and warn). */
+  PyDict_Clear(self->fd_owners);
   Py_DECREF(owners);
 }
 

@@ -736,7 +736,7 @@ static int transport_set_limits(TransportObject* self, PyObject* high_obj, PyObj
       return -1;
   }
   if (low_obj == Py_None) {
-    low = high / 4;
+    low = high >= 0 ? high / 4 : -((-high + 3) / 4);  /* Python's high // 4 */
   } else {
     low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
     if (low == -1 && PyErr_Occurred())
