@@ -242,9 +242,16 @@ class NetworkMixin:
         if self.get_debug() and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
 
-    async def _sock_wait(self, sock, writing, attempt):
-        """Retry attempt() each time sock is ready until it gives a result;
-        attempt raises BlockingIOError to wait again."""
+    async def _sock_io(self, sock, writing, attempt, *, first=None):
+        """Run attempt() (or first(), the first time) now; while it raises
+        BlockingIOError, wait for sock to be ready (readable, or writable
+        when writing) and try again.  Returns attempt's result."""
+        self._check_sock(sock)
+        try:
+            return (first or attempt)()
+        except (BlockingIOError, InterruptedError):
+            pass
+
         fut = self.create_future()
         fd = sock.fileno()
 
@@ -281,68 +288,38 @@ class NetworkMixin:
             fut = None
 
     async def sock_recv(self, sock, n):
-        self._check_sock(sock)
-        try:
-            return sock.recv(n)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, False, lambda: sock.recv(n))
+        return await self._sock_io(sock, False, lambda: sock.recv(n))
 
     async def sock_recv_into(self, sock, buf):
-        self._check_sock(sock)
-        try:
-            return sock.recv_into(buf)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, False, lambda: sock.recv_into(buf))
+        return await self._sock_io(sock, False, lambda: sock.recv_into(buf))
 
     async def sock_recvfrom(self, sock, bufsize):
-        self._check_sock(sock)
-        try:
-            return sock.recvfrom(bufsize)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, False,
-                                     lambda: sock.recvfrom(bufsize))
+        return await self._sock_io(sock, False,
+                                   lambda: sock.recvfrom(bufsize))
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
-        self._check_sock(sock)
-        if not nbytes:
-            nbytes = len(buf)
-        try:
-            return sock.recvfrom_into(buf, nbytes)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, False,
-                                     lambda: sock.recvfrom_into(buf, nbytes))
+        nbytes = nbytes or len(buf)
+        return await self._sock_io(sock, False,
+                                   lambda: sock.recvfrom_into(buf, nbytes))
 
     async def sock_sendall(self, sock, data):
-        self._check_sock(sock)
-        try:
-            sent = sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
         view = memoryview(data).cast('B')
-        if sent == len(view):
-            return
-        pos = [sent]
+        pos = 0
 
-        def send_more():
-            pos[0] += sock.send(view[pos[0]:])
-            if pos[0] < len(view):
-                raise BlockingIOError  # wait for room again
+        def send_rest():
+            nonlocal pos
+            if pos < len(view):
+                pos += sock.send(view[pos:])
+            if pos < len(view):
+                raise BlockingIOError  # wait for room
             return None
 
-        return await self._sock_wait(sock, True, send_more)
+        return await self._sock_io(sock, True, send_rest)
 
     async def sock_sendto(self, sock, data, address):
-        self._check_sock(sock)
-        try:
-            return sock.sendto(data, address)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, True,
-                                     lambda: sock.sendto(data, 0, address))
+        return await self._sock_io(sock, True,
+                                   lambda: sock.sendto(data, 0, address),
+                                   first=lambda: sock.sendto(data, address))
 
     async def sock_connect(self, sock, address):
         self._check_sock(sock)
@@ -351,11 +328,6 @@ class NetworkMixin:
             infos = await self._resolve(address, family=sock.family,
                                         type=sock.type, proto=sock.proto)
             address = infos[0][4]
-        try:
-            sock.connect(address)
-            return None
-        except (BlockingIOError, InterruptedError):
-            pass
 
         def connected():
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -363,21 +335,16 @@ class NetworkMixin:
                 raise OSError(err, f'Connect call failed {address}')
             return None
 
-        return await self._sock_wait(sock, True, connected)
+        return await self._sock_io(sock, True, connected,
+                                   first=lambda: sock.connect(address))
 
     async def sock_accept(self, sock):
-        self._check_sock(sock)
-
         def accept():
             conn, address = sock.accept()
             conn.setblocking(False)
             return conn, address
 
-        try:
-            return accept()
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._sock_wait(sock, False, accept)
+        return await self._sock_io(sock, False, accept)
 
     # -- transports ----------------------------------------------------------
 
