@@ -48,7 +48,7 @@ enum {
   AUV__STREAM_SHUTDOWN = 4,      /* shutdown asked for: no more writes */
   AUV__STREAM_SHUT_PENDING = 8,  /* ... and not yet done and reported */
   AUV__STREAM_BROKEN = 16,       /* writing the queue failed: no more writes */
-  AUV__STREAM_IDLE = 32          /* the idle handle is initialised */
+  AUV__STREAM_IDLE = 32          /* the idle handle is allocated */
 };
 
 typedef struct auv__chunk_s auv__chunk_t;
@@ -65,8 +65,10 @@ struct auv__chunk_s {
 struct auv_stream_s {
   uv_poll_t handle;
   /* Reports a shutdown on a later iteration when nothing is queued:
-   * callbacks never run inside the call that asked for them. */
-  uv_idle_t idle;
+   * callbacks never run inside the call that asked for them.  Allocated
+   * on first use: most streams never need it, and every idle connection
+   * would carry it. */
+  uv_idle_t* idle;
   auv_loop_t* loop;
   auv_alloc_cb alloc_cb;
   auv_read_cb read_cb;
@@ -446,6 +448,8 @@ static void auv__stream_close_cb(uv_handle_t* handle) {
 
   stream = handle->data;
   auv__loop_unblock(stream->loop);
+  if (handle != (uv_handle_t*) &stream->handle)
+    free(handle);  /* the idle handle */
   if (--stream->close_pending > 0)
     return;
   close_cb = stream->close_cb;
@@ -608,11 +612,16 @@ int auv_stream_shutdown(auv_stream_t* stream, auv_stream_cb cb) {
   /* Nothing queued: half-close now, report on the next iteration. */
   stream->shutdown_status = auv__stream_shutdown_fd(stream);
   if (!(stream->flags & AUV__STREAM_IDLE)) {
-    uv_idle_init(&stream->loop->uv, &stream->idle);
-    stream->idle.data = stream;
+    stream->idle = malloc(sizeof(*stream->idle));
+    if (stream->idle == NULL) {
+      stream->flags &= ~AUV__STREAM_SHUT_PENDING;
+      return UV_ENOMEM;
+    }
+    uv_idle_init(&stream->loop->uv, stream->idle);
+    stream->idle->data = stream;
     stream->flags |= AUV__STREAM_IDLE;
   }
-  return uv_idle_start(&stream->idle, auv__stream_idle_cb);
+  return uv_idle_start(stream->idle, auv__stream_idle_cb);
 }
 
 
@@ -628,7 +637,7 @@ void auv_stream_close(auv_stream_t* stream, auv_close_cb close_cb) {
   uv_close((uv_handle_t*) &stream->handle, auv__stream_close_cb);
   if (stream->flags & AUV__STREAM_IDLE) {
     stream->close_pending++;
-    uv_close((uv_handle_t*) &stream->idle, auv__stream_close_cb);
+    uv_close((uv_handle_t*) stream->idle, auv__stream_close_cb);
   }
 }
 

@@ -30,7 +30,10 @@ struct TransportObject {
   PyObject* data_received;     /* bound methods, looked up by set_protocol() */
   PyObject* get_buffer;
   PyObject* buffer_updated;
-  PyObject* extra;             /* dict */
+  PyObject* extra;             /* the caller's extra info (a dict), or NULL */
+  PyObject* sockname;          /* taken at creation, as asyncio does */
+  PyObject* peername;
+  PyObject* tsock;             /* TransportSocket for 'socket', made on demand */
   PyObject* server;
   PyObject* read_error;        /* get_buffer()'s failure, for the read cb */
   PyObject* weakreflist;
@@ -797,7 +800,23 @@ static PyObject* transport_get_extra_info(TransportObject* self, PyObject* const
     PyErr_SetString(PyExc_TypeError, "get_extra_info() takes a name and an optional default");
     return NULL;
   }
-  value = PyDict_GetItemWithError(self->extra, name);
+  /* The common keys live in fields: no dict per connection. */
+  if (PyUnicode_Check(name)) {
+    if (PyUnicode_CompareWithASCIIString(name, "peername") == 0 && self->peername != NULL)
+      return Py_NewRef(self->peername);
+    if (PyUnicode_CompareWithASCIIString(name, "sockname") == 0 && self->sockname != NULL)
+      return Py_NewRef(self->sockname);
+    if (PyUnicode_CompareWithASCIIString(name, "socket") == 0 && self->sock != NULL) {
+      if (self->tsock == NULL && self->loop != NULL) {
+        self->tsock = PyObject_CallOneArg(self->loop->state->TransportSocket, self->sock);
+        if (self->tsock == NULL)
+          return NULL;
+      }
+      if (self->tsock != NULL)
+        return Py_NewRef(self->tsock);
+    }
+  }
+  value = self->extra == NULL ? NULL : PyDict_GetItemWithError(self->extra, name);
   if (value == NULL) {
     if (PyErr_Occurred())
       return NULL;
@@ -871,6 +890,7 @@ PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
   self->protocol = NULL;
   self->data_received = self->get_buffer = self->buffer_updated = NULL;
   self->extra = NULL;
+  self->sockname = self->peername = self->tsock = NULL;
   self->server = NULL;
   self->read_error = NULL;
   self->weakreflist = NULL;
@@ -882,44 +902,36 @@ PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
   self->buffered = self->have_rbuf = 0;
   PyObject_GC_Track(self);
 
-  self->extra = extra == Py_None ? PyDict_New() : PyDict_Copy(extra);
-  if (self->extra == NULL || transport_set_protocol_impl(self, protocol) < 0)
+  if (extra != Py_None) {
+    self->extra = PyDict_Copy(extra);
+    if (self->extra == NULL)
+      goto error;
+  }
+  if (transport_set_protocol_impl(self, protocol) < 0)
     goto error;
 
-  /* asyncio's extra info: the socket, its name and its peer's. */
-  value = PyObject_CallOneArg(loop->state->TransportSocket, sock);
-  if (value == NULL || PyDict_SetItemString(self->extra, "socket", value) < 0) {
-    Py_XDECREF(value);
-    goto error;
-  }
-  Py_DECREF(value);
-  value = PyObject_CallMethod(sock, "getsockname", NULL);
-  if (value == NULL) {
+  /* asyncio's extra info: the socket's name and its peer's, as they are
+   * now (a caller's 'peername' wins); 'socket' is made when asked for. */
+  self->sockname = PyObject_CallMethod(sock, "getsockname", NULL);
+  if (self->sockname == NULL) {
     if (!PyErr_ExceptionMatches(PyExc_OSError))
       goto error;
     PyErr_Clear();
-    value = Py_NewRef(Py_None);
+    self->sockname = Py_NewRef(Py_None);
   }
-  err = PyDict_SetItemString(self->extra, "sockname", value);
-  Py_DECREF(value);
-  if (err < 0)
-    goto error;
-  key = PyUnicode_FromString("peername");
-  if (key == NULL)
-    goto error;
-  err = PyDict_Contains(self->extra, key);
-  if (err == 0) {
-    value = PyObject_CallMethod(sock, "getpeername", NULL);
-    if (value == NULL && PyErr_ExceptionMatches(PyExc_OSError)) {
+  self->peername = self->extra == NULL ? NULL :
+                   PyDict_GetItemString(self->extra, "peername");
+  if (self->peername != NULL) {
+    Py_INCREF(self->peername);
+  } else {
+    self->peername = PyObject_CallMethod(sock, "getpeername", NULL);
+    if (self->peername == NULL) {
+      if (!PyErr_ExceptionMatches(PyExc_OSError))
+        goto error;
       PyErr_Clear();
-      value = Py_NewRef(Py_None);
+      self->peername = Py_NewRef(Py_None);
     }
-    err = value == NULL ? -1 : PyDict_SetItem(self->extra, key, value);
-    Py_XDECREF(value);
   }
-  Py_DECREF(key);
-  if (err < 0)
-    goto error;
 
   err = auv_stream_new(loop->loop, fd, &self->stream);
   if (err != 0) {
@@ -993,6 +1005,9 @@ static int transport_traverse(TransportObject* self, visitproc visit, void* arg)
   Py_VISIT(self->get_buffer);
   Py_VISIT(self->buffer_updated);
   Py_VISIT(self->extra);
+  Py_VISIT(self->sockname);
+  Py_VISIT(self->peername);
+  Py_VISIT(self->tsock);
   Py_VISIT(self->server);
   Py_VISIT(self->read_error);
   return 0;
@@ -1005,6 +1020,9 @@ static int transport_clear(TransportObject* self) {
   Py_CLEAR(self->get_buffer);
   Py_CLEAR(self->buffer_updated);
   Py_CLEAR(self->extra);
+  Py_CLEAR(self->sockname);
+  Py_CLEAR(self->peername);
+  Py_CLEAR(self->tsock);
   Py_CLEAR(self->server);
   Py_CLEAR(self->read_error);
   Py_CLEAR(self->loop);
