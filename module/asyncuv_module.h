@@ -12,6 +12,8 @@
 
 /* Everything the module keeps: types, and the asyncio objects it calls. */
 #define AUV_HANDLE_FREELIST 512
+/* The loop's shared read buffer: transports and sock_recv read here. */
+#define AUV_READ_BUF_SIZE (256 * 1024)
 
 typedef struct HandleObject HandleObject;
 
@@ -22,6 +24,11 @@ typedef struct {
   PyTypeObject* FdWatcherType;
   PyTypeObject* TransportType;
   PyTypeObject* ListenerType;
+  PyTypeObject* SockOpType;
+  PyObject* SSLSocket;              /* ssl.SSLSocket, or NULL without ssl */
+  PyObject* zero;                   /* 0, for sock.gettimeout() != 0 */
+  PyObject* str_set_result;
+  PyObject* str_set_exception;
   PyObject* socket_type;            /* socket.socket */
   PyObject* BufferedProtocol;       /* asyncio.BufferedProtocol */
   PyObject* TransportSocket;        /* asyncio.trsock.TransportSocket */
@@ -194,6 +201,7 @@ AUV_MOD_INTERNAL void auv__timer_fire_cb(auv_timer_t* timer);
 AUV_MOD_INTERNAL extern PyType_Spec auv__loop_spec;
 AUV_MOD_INTERNAL void auv__loop_set_pending(LoopObject* loop);
 AUV_MOD_INTERNAL int auv__loop_check_closed(LoopObject* loop);
+AUV_MOD_INTERNAL char* auv__loop_read_buf(LoopObject* loop);
 
 /* run.c: running, closing, debug mode, async generator hooks */
 AUV_MOD_INTERNAL PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused);
@@ -228,6 +236,12 @@ AUV_MOD_INTERNAL extern PyType_Spec auv__transport_spec;
 AUV_MOD_INTERNAL extern size_t auv__transport_pad_end;
 AUV_MOD_INTERNAL PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args, PyObject* kwargs);
 AUV_MOD_INTERNAL void auv__transport_close_stream(PyObject* transport);
+
+/* sockops.c: sock_recv, sock_recv_into, sock_sendall */
+AUV_MOD_INTERNAL extern PyType_Spec auv__sockop_spec;
+AUV_MOD_INTERNAL PyObject* auv__loop_sock_recv(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auv__loop_sock_recv_into(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auv__loop_sock_sendall(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 
 /* errors.c: the exception handler chain */
 AUV_MOD_INTERNAL PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context);

@@ -45,6 +45,13 @@ void auv__loop_set_pending(LoopObject* self) {
 }
 
 
+char* auv__loop_read_buf(LoopObject* self) {
+  if (self->read_buf == NULL)
+    self->read_buf = PyMem_RawMalloc(AUV_READ_BUF_SIZE);
+  return self->read_buf;
+}
+
+
 int auv__loop_check_closed(LoopObject* self) {
   if (self->closed) {
     PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
@@ -702,6 +709,9 @@ static PyMethodDef loop_methods[] = {
              "Call callback(*args) whenever fd is writable.")},
   {"_add_reader", (PyCFunction) (void (*)(void)) auv__loop_add_reader_handle, METH_FASTCALL, NULL},
   {"_add_writer", (PyCFunction) (void (*)(void)) auv__loop_add_writer_handle, METH_FASTCALL, NULL},
+  {"_sock_recv", (PyCFunction) (void (*)(void)) auv__loop_sock_recv, METH_FASTCALL, NULL},
+  {"_sock_recv_into", (PyCFunction) (void (*)(void)) auv__loop_sock_recv_into, METH_FASTCALL, NULL},
+  {"_sock_sendall", (PyCFunction) (void (*)(void)) auv__loop_sock_sendall, METH_FASTCALL, NULL},
   {"_listen", (PyCFunction) (void (*)(void)) auv__loop_listen, METH_FASTCALL, NULL},
   {"_unlisten", (PyCFunction) auv__loop_unlisten, METH_O, NULL},
   {"remove_reader", (PyCFunction) auv__loop_remove_reader, METH_O,

@@ -90,6 +90,14 @@ static int auv_exec(PyObject* module) {
   IMPORT(set_wakeup_fd, "signal", "set_wakeup_fd");
   IMPORT(BufferedProtocol, "asyncio.protocols", "BufferedProtocol");
   IMPORT(socket_type, "socket", "socket");
+  st->SSLSocket = import_attr("ssl", "SSLSocket");
+  if (st->SSLSocket == NULL) {
+    if (!PyErr_ExceptionMatches(PyExc_ImportError))
+      return -1;
+    PyErr_Clear();  /* Python built without ssl */
+  }
+  if ((st->zero = PyLong_FromLong(0)) == NULL)
+    return -1;
   IMPORT(TransportSocket, "asyncio.trsock", "TransportSocket");
   st->futures = PyImport_ImportModule("asyncio.futures");
   if (st->futures == NULL)
@@ -112,6 +120,8 @@ static int auv_exec(PyObject* module) {
   INTERN(str_handle, "handle");
   INTERN(str_source_traceback, "source_traceback");
   INTERN(str_warning, "warning");
+  INTERN(str_set_result, "set_result");
+  INTERN(str_set_exception, "set_exception");
   INTERN(str_error, "error");
   INTERN(str_debug, "debug");
   INTERN(str_run_forever, "run_forever");
@@ -209,6 +219,11 @@ static int auv_exec(PyObject* module) {
   if (st->ListenerType == NULL)
     return -1;
 
+  st->SockOpType = (PyTypeObject*) PyType_FromModuleAndSpec(
+      module, &auv__sockop_spec, NULL);
+  if (st->SockOpType == NULL)
+    return -1;
+
   st->LoopType = (PyTypeObject*) PyType_FromModuleAndSpec(module, &auv__loop_spec, NULL);
   if (st->LoopType == NULL)
     return -1;
@@ -235,6 +250,9 @@ static int auv_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->HandleType);
   Py_VISIT(st->TimerHandleType);
   Py_VISIT(st->FdWatcherType);
+  Py_VISIT(st->zero);
+  Py_VISIT(st->SSLSocket);
+  Py_VISIT(st->SockOpType);
   Py_VISIT(st->socket_type);
   Py_VISIT(st->ListenerType);
   Py_VISIT(st->futures);
@@ -275,6 +293,9 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->HandleType);
   Py_CLEAR(st->TimerHandleType);
   Py_CLEAR(st->FdWatcherType);
+  Py_CLEAR(st->zero);
+  Py_CLEAR(st->SSLSocket);
+  Py_CLEAR(st->SockOpType);
   Py_CLEAR(st->socket_type);
   Py_CLEAR(st->ListenerType);
   Py_CLEAR(st->futures);
@@ -348,6 +369,8 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->str_handle);
   Py_CLEAR(st->str_source_traceback);
   Py_CLEAR(st->str_warning);
+  Py_CLEAR(st->str_set_result);
+  Py_CLEAR(st->str_set_exception);
   Py_CLEAR(st->empty_tuple);
   auv__handle_freelist_clear(st);
   return 0;

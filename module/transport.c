@@ -12,7 +12,6 @@
 
 #include "asyncuv_module.h"
 
-#define AUV_READ_BUF_SIZE (256 * 1024)
 #define AUV_HIGH_WATER (64 * 1024)
 /* asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
 #define AUV_CONNLOST_WRITES_LOG 5
@@ -253,15 +252,8 @@ static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
 
   self = auv_stream_get_data(stream);
   if (!self->buffered) {
-    if (self->loop->read_buf == NULL) {
-      self->loop->read_buf = PyMem_RawMalloc(AUV_READ_BUF_SIZE);
-      if (self->loop->read_buf == NULL) {
-        *len = 0;
-        return;
-      }
-    }
-    *base = self->loop->read_buf;
-    *len = AUV_READ_BUF_SIZE;
+    *base = auv__loop_read_buf(self->loop);
+    *len = *base != NULL ? AUV_READ_BUF_SIZE : 0;
     return;
   }
 

@@ -287,11 +287,14 @@ class NetworkMixin:
         finally:
             fut = None
 
+    # recv, recv_into and sendall are C (they carry sock_* servers); these
+    # coroutines only await the future the C side returns.
+
     async def sock_recv(self, sock, n):
-        return await self._sock_io(sock, False, lambda: sock.recv(n))
+        return await self._sock_recv(sock, n)
 
     async def sock_recv_into(self, sock, buf):
-        return await self._sock_io(sock, False, lambda: sock.recv_into(buf))
+        return await self._sock_recv_into(sock, buf)
 
     async def sock_recvfrom(self, sock, bufsize):
         return await self._sock_io(sock, False,
@@ -303,18 +306,7 @@ class NetworkMixin:
                                    lambda: sock.recvfrom_into(buf, nbytes))
 
     async def sock_sendall(self, sock, data):
-        view = memoryview(data).cast('B')
-        pos = 0
-
-        def send_rest():
-            nonlocal pos
-            if pos < len(view):
-                pos += sock.send(view[pos:])
-            if pos < len(view):
-                raise BlockingIOError  # wait for room
-            return None
-
-        return await self._sock_io(sock, True, send_rest)
+        return await self._sock_sendall(sock, data)
 
     async def sock_sendto(self, sock, data, address):
         return await self._sock_io(sock, True,

@@ -1,0 +1,370 @@
+/* The hot sock_* methods (recv, recv_into, sendall) in C.
+ *
+ * Each call tries the system call at once; only when it would block does it
+ * wait, with one _SockOp object as both the fd watcher's callback and the
+ * future's done callback.  No exception is raised for EAGAIN, no closure or
+ * bound method is made per call.  asyncio.Loop's async def wrappers await
+ * the future these return (sock_* must stay coroutine functions). */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "asyncuv_module.h"
+
+enum { OP_RECV, OP_RECV_INTO, OP_SENDALL };
+
+typedef struct {
+  PyObject_HEAD
+  LoopObject* loop;
+  PyObject* fut;
+  PyObject* sock;
+  PyObject* obj;               /* recv_into's buffer, sendall's data */
+  HandleObject* handle;        /* our watcher's handle, once waiting */
+  Py_buffer view;
+  Py_ssize_t size;             /* recv: bytes wanted; sendall: bytes sent */
+  int have_view;
+  int fd;
+  int kind;
+} SockOpObject;
+
+
+static PyObject* take_exception(void) {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != NULL && value != NULL)
+    PyException_SetTraceback(value, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  return value;
+}
+
+
+static int set_future(PyObject* fut, PyObject* method, PyObject* value) {
+  PyObject* r;
+
+  r = PyObject_CallMethodOneArg(fut, method, value);
+  if (r == NULL)
+    return -1;
+  Py_DECREF(r);
+  return 0;
+}
+
+
+/* One attempt: 1 done (the future has its outcome), 0 would block, -1
+ * error raised. */
+static int sockop_attempt(SockOpObject* op) {
+  auv_state* st;
+  PyObject* value;
+  char* buf;
+  ssize_t n;
+  int r;
+
+  st = op->loop->state;
+  switch (op->kind) {
+    case OP_RECV:
+      if (op->size <= 0) {
+        value = PyBytes_FromStringAndSize(NULL, 0);
+        break;
+      }
+      /* Into the loop's read buffer, then one bytes object of the size
+       * received (recv(65536) that gets 1 KiB makes a 1 KiB object). */
+      buf = op->size <= AUV_READ_BUF_SIZE ? auv__loop_read_buf(op->loop)
+                                          : PyMem_Malloc((size_t) op->size);
+      if (buf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+      }
+      do
+        n = recv(op->fd, buf, (size_t) op->size, 0);
+      while (n < 0 && errno == EINTR);
+      value = n >= 0 ? PyBytes_FromStringAndSize(buf, n) : NULL;
+      if (op->size > AUV_READ_BUF_SIZE)
+        PyMem_Free(buf);
+      if (n < 0)
+        goto failed;
+      break;
+    case OP_RECV_INTO:
+      do
+        n = recv(op->fd, op->view.buf, (size_t) op->view.len, 0);
+      while (n < 0 && errno == EINTR);
+      if (n < 0)
+        goto failed;
+      value = PyLong_FromSsize_t(n);
+      break;
+    default: /* OP_SENDALL */
+      while (op->size < op->view.len) {
+        n = send(op->fd, (char*) op->view.buf + op->size,
+                 (size_t) (op->view.len - op->size), MSG_NOSIGNAL);
+        if (n < 0) {
+          if (errno == EINTR)
+            continue;
+          goto failed;
+        }
+        op->size += n;
+      }
+      value = Py_NewRef(Py_None);
+      break;
+  }
+  if (value == NULL)
+    return -1;
+  r = set_future(op->fut, st->str_set_result, value);
+  Py_DECREF(value);
+  return r < 0 ? -1 : 1;
+
+failed:
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return 0;
+  PyErr_SetFromErrno(PyExc_OSError);
+  value = take_exception();
+  r = set_future(op->fut, st->str_set_exception, value);
+  Py_DECREF(value);
+  return r < 0 ? -1 : 1;
+}
+
+
+/* The watcher's callback: the fd is ready, try again. */
+static PyObject* sockop_call(SockOpObject* op, PyObject* args, PyObject* kwargs) {
+  PyObject* done;
+  int truth;
+
+  if (op->fut == NULL)
+    Py_RETURN_NONE;
+  done = PyObject_CallMethodNoArgs(op->fut, op->loop->state->str_done);
+  if (done == NULL)
+    return NULL;
+  truth = PyObject_IsTrue(done);
+  Py_DECREF(done);
+  if (truth != 0)
+    return truth < 0 ? NULL : Py_NewRef(Py_None);
+  if (sockop_attempt(op) < 0)
+    return NULL;
+  Py_RETURN_NONE;
+}
+
+
+static void sockop_release(SockOpObject* op) {
+  if (op->have_view) {
+    op->have_view = 0;
+    PyBuffer_Release(&op->view);
+  }
+  Py_CLEAR(op->fut);
+  Py_CLEAR(op->obj);
+  Py_CLEAR(op->sock);
+  Py_CLEAR(op->handle);
+}
+
+
+/* The future's done callback: stop watching (unless someone replaced our
+ * reader or writer meanwhile) and let go of everything. */
+static PyObject* sockop_done(SockOpObject* op, PyObject* fut) {
+  PyObject* fd;
+  PyObject* r;
+
+  if (op->handle != NULL && !op->handle->cancelled) {
+    fd = PyLong_FromLong(op->fd);
+    if (fd == NULL)
+      return NULL;
+    r = op->kind == OP_SENDALL ? auv__loop_remove_writer(op->loop, fd)
+                               : auv__loop_remove_reader(op->loop, fd);
+    Py_DECREF(fd);
+    if (r == NULL)
+      return NULL;
+    Py_DECREF(r);
+  }
+  sockop_release(op);
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int kind) {
+  auv_state* st;
+  SockOpObject* op;
+  PyObject* stack[2];
+  PyObject* fd_obj;
+  PyObject* h;
+  PyObject* r;
+  PyObject* fut;
+  int done;
+
+  st = self->state;
+  if (st->SSLSocket != NULL && PyObject_TypeCheck(sock, (PyTypeObject*) st->SSLSocket)) {
+    PyErr_SetString(PyExc_TypeError, "Socket cannot be of type SSLSocket");
+    return NULL;
+  }
+  if (self->debug) {
+    PyObject* timeout = PyObject_CallMethod(sock, "gettimeout", NULL);
+    int blocking;
+    if (timeout == NULL)
+      return NULL;
+    blocking = PyObject_RichCompareBool(timeout, st->zero, Py_NE);
+    Py_DECREF(timeout);
+    if (blocking < 0)
+      return NULL;
+    if (blocking) {
+      PyErr_SetString(PyExc_ValueError, "the socket must be non-blocking");
+      return NULL;
+    }
+  }
+
+  op = PyObject_GC_New(SockOpObject, st->SockOpType);
+  if (op == NULL)
+    return NULL;
+  op->loop = (LoopObject*) Py_NewRef(self);
+  op->fut = NULL;
+  op->sock = Py_NewRef(sock);
+  op->obj = NULL;
+  op->handle = NULL;
+  op->have_view = 0;
+  op->size = 0;
+  op->kind = kind;
+  op->fd = -1;
+  PyObject_GC_Track(op);
+
+  op->fd = auv__fileobj_to_fd(sock);
+  if (op->fd < 0)
+    goto error;
+  if (kind == OP_RECV) {
+    op->size = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+    if (op->size == -1 && PyErr_Occurred())
+      goto error;
+    if (op->size < 0) {
+      PyErr_SetString(PyExc_ValueError, "negative buffersize in recv");
+      goto error;
+    }
+  } else {
+    if (PyObject_GetBuffer(arg, &op->view,
+                           kind == OP_RECV_INTO ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0)
+      goto error;
+    op->have_view = 1;
+    op->obj = Py_NewRef(arg);
+  }
+
+  stack[0] = (PyObject*) self;
+  op->fut = PyObject_Vectorcall(st->Future, stack, 0, st->kw_loop);
+  if (op->fut == NULL)
+    goto error;
+  fut = Py_NewRef(op->fut);
+
+  done = sockop_attempt(op);
+  if (done != 0) {
+    Py_DECREF(op);
+    if (done < 0) {
+      Py_DECREF(fut);
+      return NULL;
+    }
+    return fut;
+  }
+
+  /* Would block: wait for the fd. */
+  fd_obj = PyLong_FromLong(op->fd);
+  if (fd_obj == NULL)
+    goto error_fut;
+  stack[0] = fd_obj;
+  stack[1] = (PyObject*) op;
+  h = kind == OP_SENDALL ? auv__loop_add_writer_handle(self, stack, 2)
+                         : auv__loop_add_reader_handle(self, stack, 2);
+  Py_DECREF(fd_obj);
+  if (h == NULL)
+    goto error_fut;
+  op->handle = (HandleObject*) h;
+  r = PyObject_GetAttrString((PyObject*) op, "_done");
+  if (r != NULL) {
+    PyObject* added = PyObject_CallMethodOneArg(fut, st->str_add_done_callback, r);
+    Py_DECREF(r);
+    r = added;
+  }
+  if (r == NULL)
+    goto error_fut;
+  Py_DECREF(r);
+  Py_DECREF(op);
+  return fut;
+
+error_fut:
+  Py_DECREF(fut);
+error:
+  sockop_release(op);
+  Py_DECREF(op);
+  return NULL;
+}
+
+
+PyObject* auv__loop_sock_recv(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "_sock_recv(sock, n)");
+    return NULL;
+  }
+  return sock_start(self, args[0], args[1], OP_RECV);
+}
+
+
+PyObject* auv__loop_sock_recv_into(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "_sock_recv_into(sock, buf)");
+    return NULL;
+  }
+  return sock_start(self, args[0], args[1], OP_RECV_INTO);
+}
+
+
+PyObject* auv__loop_sock_sendall(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "_sock_sendall(sock, data)");
+    return NULL;
+  }
+  return sock_start(self, args[0], args[1], OP_SENDALL);
+}
+
+
+static int sockop_traverse(SockOpObject* op, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(op));
+  Py_VISIT(op->loop);
+  Py_VISIT(op->fut);
+  Py_VISIT(op->sock);
+  Py_VISIT(op->obj);
+  Py_VISIT(op->handle);
+  return 0;
+}
+
+
+static int sockop_clear(SockOpObject* op) {
+  sockop_release(op);
+  Py_CLEAR(op->loop);
+  return 0;
+}
+
+
+static void sockop_dealloc(SockOpObject* op) {
+  PyTypeObject* tp;
+
+  tp = Py_TYPE(op);
+  PyObject_GC_UnTrack(op);
+  sockop_clear(op);
+  tp->tp_free(op);
+  Py_DECREF(tp);
+}
+
+
+static PyMethodDef sockop_methods[] = {
+  {"_done", (PyCFunction) sockop_done, METH_O, NULL},
+  {NULL}
+};
+
+static PyType_Slot sockop_slots[] = {
+  {Py_tp_dealloc, sockop_dealloc},
+  {Py_tp_traverse, sockop_traverse},
+  {Py_tp_clear, sockop_clear},
+  {Py_tp_call, sockop_call},
+  {Py_tp_methods, sockop_methods},
+  {0, NULL}
+};
+
+PyType_Spec auv__sockop_spec = {
+  .name = "asyncuv._asyncuv._SockOp",
+  .basicsize = sizeof(SockOpObject),
+  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+           Py_TPFLAGS_DISALLOW_INSTANTIATION,
+  .slots = sockop_slots,
+};
