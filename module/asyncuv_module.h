@@ -244,6 +244,11 @@ AUV_MOD_INTERNAL PyObject* auv__loop_sock_recv_into(LoopObject* self, PyObject* 
 AUV_MOD_INTERNAL PyObject* auv__loop_sock_sendall(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 
 /* errors.c: the exception handler chain */
+/* Is the current exception SystemExit or KeyboardInterrupt (which end a run
+ * rather than go to the exception handler)? */
+AUV_MOD_INTERNAL int auv__is_exit_exception(void);
+/* Take the current exception: normalized, its traceback attached. */
+AUV_MOD_INTERNAL PyObject* auv__take_exception(void);
 AUV_MOD_INTERNAL PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context);
 AUV_MOD_INTERNAL PyObject* auv__loop_default_exception_handler(LoopObject* self, PyObject* context);
 AUV_MOD_INTERNAL PyObject* auv__loop_set_exception_handler(LoopObject* self, PyObject* handler);

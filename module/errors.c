@@ -6,26 +6,39 @@
 #include "asyncuv_module.h"
 
 
-static int is_exit_exception(void) {
+int auv__is_exit_exception(void) {
   return PyErr_ExceptionMatches(PyExc_SystemExit) ||
          PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+
+PyObject* auv__take_exception(void) {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != NULL && value != NULL)
+    PyException_SetTraceback(value, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  return value;
 }
 
 
 /* logger.error(message, exc_info=<the current exception>), which is then
  * cleared.  Its own failure is unraisable. */
 static void log_current_error(LoopObject* self, const char* message) {
-  PyObject* type;
   PyObject* value;
   PyObject* tb;
   PyObject* exc_info;
   PyObject* r;
 
-  PyErr_Fetch(&type, &value, &tb);
-  PyErr_NormalizeException(&type, &value, &tb);
-  exc_info = PyTuple_Pack(3, type ? type : Py_None, value ? value : Py_None,
-                          tb ? tb : Py_None);
-  Py_XDECREF(type);
+  value = auv__take_exception();
+  tb = value != NULL ? PyException_GetTraceback(value) : NULL;
+  exc_info = PyTuple_Pack(3, value ? (PyObject*) Py_TYPE(value) : Py_None,
+                          value ? value : Py_None, tb ? tb : Py_None);
   Py_XDECREF(value);
   Py_XDECREF(tb);
   r = NULL;
@@ -114,9 +127,7 @@ static int call_custom_handler(LoopObject* self, PyObject* context) {
 PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context) {
   auv_state* st;
   PyObject* r;
-  PyObject* type;
   PyObject* value;
-  PyObject* tb;
   PyObject* report;
 
   st = self->state;
@@ -127,7 +138,7 @@ PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context) 
       Py_DECREF(r);
       Py_RETURN_NONE;
     }
-    if (is_exit_exception())
+    if (auv__is_exit_exception())
       return NULL;
     /* A failing default handler (a subclass's, say) still gets logged. */
     log_current_error(self, "Exception in default exception handler");
@@ -136,21 +147,16 @@ PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context) 
 
   if (call_custom_handler(self, context) == 0)
     Py_RETURN_NONE;
-  if (is_exit_exception())
+  if (auv__is_exit_exception())
     return NULL;
 
   /* The custom handler failed: report that through the default one. */
-  PyErr_Fetch(&type, &value, &tb);
-  PyErr_NormalizeException(&type, &value, &tb);
-  if (tb != NULL)
-    PyException_SetTraceback(value, tb);
+  value = auv__take_exception();
   report = Py_BuildValue("{sssOsO}",
                          "message", "Unhandled error in exception handler",
                          "exception", value ? value : Py_None,
                          "context", context);
-  Py_XDECREF(type);
   Py_XDECREF(value);
-  Py_XDECREF(tb);
   if (report == NULL)
     return NULL;
   r = PyObject_CallMethodOneArg((PyObject*) self,
@@ -160,7 +166,7 @@ PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context) 
     Py_DECREF(r);
     Py_RETURN_NONE;
   }
-  if (is_exit_exception())
+  if (auv__is_exit_exception())
     return NULL;
   log_current_error(self, "Exception in default exception handler while "
                           "handling an unexpected error in custom exception "

@@ -464,21 +464,14 @@ static void listener_connection_cb(auv_listener_t* l, int status, int fd) {
     r = NULL;
   }
   if (r == NULL) {
-    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
-        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+    if (auv__is_exit_exception()) {
       auv__loop_set_pending(self->loop);
     } else {
       PyObject* ctx;
-      PyObject* exc;
-      PyObject* type;
-      PyObject* tb;
-      PyErr_Fetch(&type, &exc, &tb);
-      PyErr_NormalizeException(&type, &exc, &tb);
+      PyObject* exc = auv__take_exception();
       ctx = Py_BuildValue("{sssO}", "message", "Error accepting a connection",
                           "exception", exc ? exc : Py_None);
-      Py_XDECREF(type);
       Py_XDECREF(exc);
-      Py_XDECREF(tb);
       if (ctx != NULL) {
         r = auv__loop_call_exception_handler(self->loop, ctx);
         Py_DECREF(ctx);

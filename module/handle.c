@@ -119,26 +119,20 @@ TimerHandleObject* auv__timer_handle_new(auv_state* st, LoopObject* loop,
 
 /* The error path of a callback, as asyncio's Handle._run(). */
 static void handle_report(HandleObject* h) {
-  PyObject* type;
   PyObject* value;
-  PyObject* tb;
   PyObject* source;
   PyObject* msg;
   PyObject* ctx;
   PyObject* res;
   auv_state* st;
 
-  if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ||
-      PyErr_ExceptionMatches(PyExc_SystemExit)) {
+  if (auv__is_exit_exception()) {
     auv__loop_set_pending(h->loop);
     return;
   }
 
   st = h->loop->state;
-  PyErr_Fetch(&type, &value, &tb);
-  PyErr_NormalizeException(&type, &value, &tb);
-  if (tb != NULL)
-    PyException_SetTraceback(value, tb);
+  value = auv__take_exception();
 
   ctx = NULL;
   msg = NULL;
@@ -159,9 +153,7 @@ static void handle_report(HandleObject* h) {
         PyDict_SetItem(ctx, st->str_source_traceback, h->source_traceback) < 0)))
     Py_CLEAR(ctx);
   Py_XDECREF(msg);
-  Py_XDECREF(type);
   Py_XDECREF(value);
-  Py_XDECREF(tb);
 
   if (ctx == NULL) {
     /* Out of memory building the report: say so rather than lose it. */
@@ -175,8 +167,7 @@ static void handle_report(HandleObject* h) {
     Py_DECREF(res);
     return;
   }
-  if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ||
-      PyErr_ExceptionMatches(PyExc_SystemExit)) {
+  if (auv__is_exit_exception()) {
     auv__loop_set_pending(h->loop);
     return;
   }

@@ -27,21 +27,6 @@ typedef struct {
 } SockOpObject;
 
 
-static PyObject* take_exception(void) {
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
-
-  PyErr_Fetch(&type, &value, &tb);
-  PyErr_NormalizeException(&type, &value, &tb);
-  if (tb != NULL && value != NULL)
-    PyException_SetTraceback(value, tb);
-  Py_XDECREF(type);
-  Py_XDECREF(tb);
-  return value;
-}
-
-
 static int set_future(PyObject* fut, PyObject* method, PyObject* value) {
   PyObject* r;
 
@@ -118,7 +103,7 @@ failed:
   if (errno == EAGAIN || errno == EWOULDBLOCK)
     return 0;
   PyErr_SetFromErrno(PyExc_OSError);
-  value = take_exception();
+  value = auv__take_exception();
   r = set_future(op->fut, st->str_set_exception, value);
   Py_DECREF(value);
   return r < 0 ? -1 : 1;

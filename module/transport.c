@@ -115,28 +115,6 @@ static size_t transport_buffer_size(TransportObject* self) {
 }
 
 
-/* Take the current exception, normalized, with its traceback attached. */
-static PyObject* fetch_exception(void) {
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
-
-  PyErr_Fetch(&type, &value, &tb);
-  PyErr_NormalizeException(&type, &value, &tb);
-  if (tb != NULL && value != NULL)
-    PyException_SetTraceback(value, tb);
-  Py_XDECREF(type);
-  Py_XDECREF(tb);
-  return value;
-}
-
-
-static int is_exit_exception(void) {
-  return PyErr_ExceptionMatches(PyExc_SystemExit) ||
-         PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-}
-
-
 /* loop.call_exception_handler({message, exception, transport, protocol}). */
 static void report_protocol_error(TransportObject* self, const char* message,
                                   PyObject* exc) {
@@ -181,14 +159,14 @@ static void transport_force_close(TransportObject* self, PyObject* exc) {
 static void transport_fatal_error(TransportObject* self, const char* message) {
   PyObject* exc;
 
-  if (is_exit_exception()) {
+  if (auv__is_exit_exception()) {
     if (self->loop != NULL)
       auv__loop_set_pending(self->loop);
     else
       PyErr_WriteUnraisable((PyObject*) self);
     return;
   }
-  exc = fetch_exception();
+  exc = auv__take_exception();
   if (self->loop != NULL && PyObject_TypeCheck(exc, (PyTypeObject*) PyExc_OSError)) {
     if (self->loop->debug) {
       PyObject* r = PyObject_CallMethod(self->loop->state->logger, "debug", "sOs",
@@ -216,11 +194,11 @@ static void transport_call_flow(TransportObject* self, const char* method,
     Py_DECREF(r);
     return;
   }
-  if (is_exit_exception()) {
+  if (auv__is_exit_exception()) {
     auv__loop_set_pending(self->loop);
     return;
   }
-  exc = fetch_exception();
+  exc = auv__take_exception();
   report_protocol_error(self, message, exc);
   Py_XDECREF(exc);
 }
@@ -277,7 +255,7 @@ static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
   }
   /* Reported by the read callback, which the engine calls next. */
   if (PyErr_Occurred())
-    Py_XSETREF(self->read_error, fetch_exception());
+    Py_XSETREF(self->read_error, auv__take_exception());
 }
 
 
