@@ -154,6 +154,7 @@ struct LoopObject {
   PyObject* asyncgens;         /* weakref.WeakSet of live async generators */
   PyObject* fd_owners;         /* fd -> its _FdWatcher or transport */
   PyObject* listeners;         /* listening fd -> its _Listener */
+  PyObject* signal_handlers;   /* signal number -> its Handle */
   char* read_buf;              /* transports read here for data_received() */
   unsigned long thread_id;     /* of the thread running the loop, or 0 */
   double slow_callback_duration;
@@ -214,6 +215,9 @@ AUV_MOD_INTERNAL PyObject* auv__loop_asyncgen_finalizer(LoopObject* self, PyObje
 AUV_MOD_INTERNAL PyObject* auv__stop_when_done(PyObject* module, PyObject* fut);
 AUV_MOD_INTERNAL void auv__loop_drop_callbacks(LoopObject* self);
 AUV_MOD_INTERNAL void auv__loop_stop_signal_wakeup(LoopObject* self);
+AUV_MOD_INTERNAL PyObject* auv__loop_signal_wakeup_fd(LoopObject* self, PyObject* unused);
+AUV_MOD_INTERNAL PyObject* auv__loop_make_signal_handle(LoopObject* self, PyObject* const* args,
+                                                      Py_ssize_t nargs);
 
 /* fdwatch.c: add_reader() and friends */
 typedef struct FdWatcherObject FdWatcherObject;

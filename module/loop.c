@@ -545,7 +545,8 @@ static PyObject* loop_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   self->signal_fds[0] = self->signal_fds[1] = -1;
   self->fd_owners = PyDict_New();
   self->listeners = self->fd_owners == NULL ? NULL : PyDict_New();
-  self->asyncgens = self->listeners == NULL ? NULL :
+  self->signal_handlers = self->listeners == NULL ? NULL : PyDict_New();
+  self->asyncgens = self->signal_handlers == NULL ? NULL :
                     PyObject_CallNoArgs(self->state->WeakSet);
   debug = self->asyncgens == NULL ? NULL :
           PyObject_CallMethod(self->state->coroutines, "_is_debug_mode", NULL);
@@ -608,6 +609,7 @@ static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
   Py_VISIT(self->asyncgens);
   Py_VISIT(self->fd_owners);
   Py_VISIT(self->listeners);
+  Py_VISIT(self->signal_handlers);
   Py_VISIT(self->pending_type);
   Py_VISIT(self->pending_value);
   Py_VISIT(self->pending_tb);
@@ -630,6 +632,7 @@ static int loop_clear(LoopObject* self) {
   Py_CLEAR(self->asyncgens);
   Py_CLEAR(self->fd_owners);
   Py_CLEAR(self->listeners);
+  Py_CLEAR(self->signal_handlers);
   Py_CLEAR(self->pending_type);
   Py_CLEAR(self->pending_value);
   Py_CLEAR(self->pending_tb);
@@ -714,6 +717,9 @@ static PyMethodDef loop_methods[] = {
   {"_sock_sendall", (PyCFunction) (void (*)(void)) auv__loop_sock_sendall, METH_FASTCALL, NULL},
   {"_listen", (PyCFunction) (void (*)(void)) auv__loop_listen, METH_FASTCALL, NULL},
   {"_unlisten", (PyCFunction) auv__loop_unlisten, METH_O, NULL},
+  {"_signal_wakeup_fd", (PyCFunction) auv__loop_signal_wakeup_fd, METH_NOARGS, NULL},
+  {"_make_signal_handle", (PyCFunction) (void (*)(void)) auv__loop_make_signal_handle,
+   METH_FASTCALL, NULL},
   {"remove_reader", (PyCFunction) auv__loop_remove_reader, METH_O,
    PyDoc_STR("Stop watching fd for reading; return True if it was watched.")},
   {"remove_writer", (PyCFunction) auv__loop_remove_writer, METH_O,
@@ -756,6 +762,7 @@ static PyGetSetDef loop_getset[] = {
 };
 
 static PyMemberDef loop_members[] = {
+  {"_signal_handlers", T_OBJECT, offsetof(LoopObject, signal_handlers), READONLY, NULL},
   {"_executor_shutdown_called", T_BOOL,
    offsetof(LoopObject, executor_shutdown_called), 0, NULL},
   {"_asyncgens_shutdown_called", T_BOOL,

@@ -154,17 +154,61 @@ error:
 
 /* libuv retries epoll_wait() on EINTR, so Python's signal handlers (the
  * KeyboardInterrupt of Ctrl-C) would wait for the next event.  While a loop
- * runs in the main thread, signal.set_wakeup_fd() points at a socket pair
- * that the engine watches; its callback runs the pending handlers. */
+ * runs in the main thread, or while it has handlers of add_signal_handler(),
+ * signal.set_wakeup_fd() points at a socket pair that the engine watches
+ * while it runs.  Its callback schedules the handlers of the signals whose
+ * numbers it reads (bytes written while the loop was not running wait in
+ * the socket), then runs Python's own pending handlers. */
+static void loop_dispatch_signal(LoopObject* self, int signum) {
+  HandleObject* h;
+  PyObject* key;
+  PyObject* r;
+
+  key = PyLong_FromLong(signum);
+  if (key == NULL) {
+    PyErr_WriteUnraisable((PyObject*) self);
+    return;
+  }
+  h = (HandleObject*) PyDict_GetItemWithError(self->signal_handlers, key);
+  if (h == NULL) {
+    if (PyErr_Occurred())
+      PyErr_WriteUnraisable((PyObject*) self);
+  } else if (h->cancelled) {
+    r = PyObject_CallMethod((PyObject*) self, "remove_signal_handler", "O", key);
+    if (r == NULL)
+      PyErr_WriteUnraisable((PyObject*) self);
+    Py_XDECREF(r);
+  } else {
+    Py_INCREF(h);
+    if (auv_loop_call_soon(self->loop, auv__handle_call_cb, h) != 0) {
+      Py_DECREF(h);
+      PyErr_NoMemory();
+      PyErr_WriteUnraisable((PyObject*) self);
+    }
+  }
+  Py_DECREF(key);
+}
+
+
 static void loop_signal_wakeup_cb(auv_poll_t* poll, int status, int events) {
   LoopObject* self;
-  char buf[256];
+  unsigned char buf[256];
   ssize_t n;
+  ssize_t i;
 
   self = auv_poll_get_data(poll);
-  do
+  for (;;) {
     n = read(auv_poll_get_fd(poll), buf, sizeof(buf));
-  while (n == (ssize_t) sizeof(buf) || (n < 0 && errno == EINTR));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    if (self->signal_handlers != NULL && PyDict_GET_SIZE(self->signal_handlers) > 0)
+      for (i = 0; i < n && self->loop != NULL; i++)
+        loop_dispatch_signal(self, buf[i]);
+    if (n < (ssize_t) sizeof(buf))
+      break;
+  }
   if (PyErr_CheckSignals() < 0)
     auv__loop_set_pending(self);
 }
@@ -175,6 +219,47 @@ void auv__loop_stop_signal_wakeup(LoopObject* self) {
     auv_poll_close(self->signal_poll, NULL);
     self->signal_poll = NULL;
   }
+}
+
+
+static int loop_make_signal_fds(LoopObject* self) {
+  if (self->signal_fds[0] < 0 &&
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                 self->signal_fds) < 0) {
+    self->signal_fds[0] = self->signal_fds[1] = -1;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+  }
+  return 0;
+}
+
+
+/* The fd for signal.set_wakeup_fd() (add_signal_handler() sets it). */
+PyObject* auv__loop_signal_wakeup_fd(LoopObject* self, PyObject* unused) {
+  if (auv__loop_check_closed(self) < 0 || loop_make_signal_fds(self) < 0)
+    return NULL;
+  return PyLong_FromLong(self->signal_fds[1]);
+}
+
+
+/* loop._make_signal_handle(callback, args): a Handle for the signal
+ * handler table, not scheduled (the wake-up callback schedules it). */
+PyObject* auv__loop_make_signal_handle(LoopObject* self, PyObject* const* args,
+                                       Py_ssize_t nargs) {
+  HandleObject* h;
+
+  if (nargs != 2 || !PyTuple_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "_make_signal_handle(callback, args)");
+    return NULL;
+  }
+  h = auv__handle_new(self->state, self, args[0], &PyTuple_GET_ITEM(args[1], 0),
+                      PyTuple_GET_SIZE(args[1]), NULL);
+  if (h == NULL)
+    return NULL;
+  /* Held by the table, not the ready queue: the collector must see it. */
+  if (!PyObject_GC_IsTracked((PyObject*) h))
+    PyObject_GC_Track(h);
+  return (PyObject*) h;
 }
 
 
@@ -190,13 +275,8 @@ static int loop_start_signal_wakeup(LoopObject* self, PyObject** old_fd) {
 
   *old_fd = NULL;
   st = self->state;
-  if (self->signal_fds[0] < 0 &&
-      socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                 self->signal_fds) < 0) {
-    self->signal_fds[0] = self->signal_fds[1] = -1;
-    PyErr_SetFromErrno(PyExc_OSError);
+  if (loop_make_signal_fds(self) < 0)
     return -1;
-  }
 
   args = Py_BuildValue("(i)", self->signal_fds[1]);
   kwargs = Py_BuildValue("{OO}", st->str_warn_on_full_buffer, Py_False);
@@ -326,8 +406,23 @@ PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused) {
   keep_first_error(self, &err, PyObject_CallOneArg(st->set_running_loop, Py_None));
   if (old_fd != NULL) {
     auv__loop_stop_signal_wakeup(self);
-    keep_first_error(self, &err, PyObject_CallOneArg(st->set_wakeup_fd, old_fd));
-    Py_DECREF(old_fd);
+    /* With signal handlers, the wake-up fd stays ours: a signal that comes
+     * before the next run is handled then. */
+    if (self->signal_handlers == NULL || PyDict_GET_SIZE(self->signal_handlers) == 0) {
+      long old = PyLong_AsLong(old_fd);
+      if (old == -1 && PyErr_Occurred())
+        PyErr_Clear();
+      if (old >= 0 && old == self->signal_fds[1]) {
+        /* Handlers set it before the run and were all removed since. */
+        Py_DECREF(old_fd);
+        old_fd = PyLong_FromLong(-1);
+      }
+      if (old_fd != NULL)
+        keep_first_error(self, &err, PyObject_CallOneArg(st->set_wakeup_fd, old_fd));
+      else
+        keep_first_error(self, &err, NULL);
+    }
+    Py_XDECREF(old_fd);
   }
   if (loop_origin_tracking(self, 0) < 0)
     keep_first_error(self, &err, NULL);

@@ -20,13 +20,14 @@ from asyncio import events as _events
 from ._asyncuv import Handle, LoopBase as _LoopBase, TimerHandle
 from ._asyncuv import libasyncuv_version
 from ._network import NetworkMixin as _NetworkMixin, Server
+from ._unix import UnixMixin as _UnixMixin
 
 __all__ = ('Loop', 'EventLoopPolicy', 'new_event_loop', 'install', 'run',
            'Handle', 'TimerHandle', 'Server')
 __version__ = '0.1.0'
 
 
-class Loop(_LoopBase, _NetworkMixin, asyncio.AbstractEventLoop):
+class Loop(_UnixMixin, _LoopBase, _NetworkMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop running on libasyncuv.
 
     Methods that a later release implements (sockets, processes, ...)

@@ -1,0 +1,798 @@
+"""Signals, pipes and child processes of asyncuv.Loop.
+
+The behaviour is asyncio's Unix loop's (the reference); the machinery is
+asyncuv's: signal numbers arrive through the loop's wake-up socket and are
+dispatched in C, pipe transports sit on the engine's fd watchers, and a
+child's exit is seen through a pidfd on the loop (a thread waits only where
+the kernel has no pidfd), so exit statuses of children the loop did not
+start are never taken.
+"""
+
+import collections
+import errno
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import warnings
+
+from asyncio import coroutines, futures, protocols, transports
+from asyncio.log import logger
+
+# asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
+_CONNLOST_WRITES_LOG = 5
+_HIGH_WATER = 64 * 1024
+
+
+def _sighandler_noop(signum, frame):
+    """The Python-level handler: the work is done by the wake-up fd."""
+
+
+class UnixMixin:
+    """add/remove_signal_handler, pipes and subprocesses for Loop."""
+
+    # --- Signals ---------------------------------------------------------
+
+    def add_signal_handler(self, sig, callback, *args):
+        """Call callback(*args) on the loop when signal sig arrives."""
+        if (coroutines.iscoroutine(callback) or
+                coroutines.iscoroutinefunction(callback)):
+            raise TypeError('coroutines cannot be used with add_signal_handler()')
+        self._check_signal(sig)
+        self._check_closed()
+        try:
+            # Raises ValueError outside the main thread.
+            signal.set_wakeup_fd(self._signal_wakeup_fd())
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc))
+
+        self._signal_handlers[sig] = self._make_signal_handle(callback, args)
+        try:
+            # A no-op Python handler: the C-level handler writes the signal
+            # number to the wake-up fd, which is what the loop reads.
+            signal.signal(sig, _sighandler_noop)
+            # Do not interrupt system calls with EINTR.
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if not self._signal_handlers:
+                self._reset_wakeup_fd()
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f'sig {sig:d} cannot be caught')
+            raise
+
+    def remove_signal_handler(self, sig):
+        """Remove the handler of sig; return True if there was one."""
+        self._check_signal(sig)
+        try:
+            del self._signal_handlers[sig]
+        except KeyError:
+            return False
+        if sig == signal.SIGINT:
+            handler = signal.default_int_handler
+        else:
+            handler = signal.SIG_DFL
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f'sig {sig:d} cannot be caught')
+            raise
+        if not self._signal_handlers:
+            self._reset_wakeup_fd()
+        return True
+
+    def _reset_wakeup_fd(self):
+        # A loop running in the main thread owns the wake-up fd until the
+        # run ends (it restores the previous one then).
+        if self.is_running() and threading.current_thread() is threading.main_thread():
+            return
+        try:
+            signal.set_wakeup_fd(-1)
+        except (ValueError, OSError) as exc:
+            logger.info('set_wakeup_fd(-1) failed: %s', exc)
+
+    def _check_signal(self, sig):
+        if not isinstance(sig, int):
+            raise TypeError(f'sig must be an int, not {sig!r}')
+        if sig not in signal.valid_signals():
+            raise ValueError(f'invalid signal number {sig}')
+
+    def close(self):
+        """Close the loop; its signal handlers are removed."""
+        if self.is_running():
+            raise RuntimeError('Cannot close a running event loop')
+        if self._signal_handlers:
+            if not sys.is_finalizing():
+                for sig in list(self._signal_handlers):
+                    self.remove_signal_handler(sig)
+            else:
+                warnings.warn(f'Closing the loop {self!r} on interpreter '
+                              f'shutdown stage, skipping signal handlers '
+                              f'removal', ResourceWarning, source=self)
+                self._signal_handlers.clear()
+        # Children still running when the loop closes are reaped by a
+        # thread, as nobody will watch their pidfd any more.
+        watches = self.__dict__.pop('_child_watches', None)
+        if watches and not self.is_closed():
+            for pid, (pidfd, callback) in watches.items():
+                self.remove_reader(pidfd)
+                os.close(pidfd)
+                _start_waiter_thread(self, pid, callback)
+        super().close()
+
+    # --- Pipes -------------------------------------------------------------
+
+    async def connect_read_pipe(self, protocol_factory, pipe):
+        """Read from a pipe, FIFO, socket or character device (a pty)."""
+        protocol = protocol_factory()
+        waiter = self.create_future()
+        transport = _ReadPipeTransport(self, pipe, protocol, waiter)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        return transport, protocol
+
+    async def connect_write_pipe(self, protocol_factory, pipe):
+        """Write to a pipe, FIFO, socket or character device (a pty)."""
+        protocol = protocol_factory()
+        waiter = self.create_future()
+        transport = _WritePipeTransport(self, pipe, protocol, waiter)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        return transport, protocol
+
+    # --- Subprocesses ------------------------------------------------------
+
+    async def subprocess_shell(self, protocol_factory, cmd, *,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, universal_newlines=False,
+                               shell=True, bufsize=0, encoding=None,
+                               errors=None, text=None, **kwargs):
+        """Run cmd with the shell; return (transport, protocol)."""
+        if not isinstance(cmd, (bytes, str)):
+            raise ValueError('cmd must be a string')
+        if universal_newlines:
+            raise ValueError('universal_newlines must be False')
+        if not shell:
+            raise ValueError('shell must be True')
+        _check_popen_args(bufsize, text, encoding, errors)
+        protocol = protocol_factory()
+        transport = await self._make_subprocess_transport(
+            protocol, cmd, True, stdin, stdout, stderr, bufsize, **kwargs)
+        return transport, protocol
+
+    async def subprocess_exec(self, protocol_factory, program, *args,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=False,
+                              shell=False, bufsize=0, encoding=None,
+                              errors=None, text=None, **kwargs):
+        """Run program with args; return (transport, protocol)."""
+        if universal_newlines:
+            raise ValueError('universal_newlines must be False')
+        if shell:
+            raise ValueError('shell must be False')
+        _check_popen_args(bufsize, text, encoding, errors)
+        protocol = protocol_factory()
+        transport = await self._make_subprocess_transport(
+            protocol, (program,) + args, False, stdin, stdout, stderr,
+            bufsize, **kwargs)
+        return transport, protocol
+
+    async def _make_subprocess_transport(self, protocol, args, shell, stdin,
+                                         stdout, stderr, bufsize, extra=None,
+                                         **kwargs):
+        waiter = self.create_future()
+        transport = _SubprocessTransport(self, protocol, args, shell, stdin,
+                                         stdout, stderr, bufsize, waiter,
+                                         extra, **kwargs)
+        _watch_child(self, transport._pid, transport._process_exited)
+        try:
+            await waiter
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            transport.close()
+            await transport._wait()
+            raise
+        return transport
+
+
+def _check_popen_args(bufsize, text, encoding, errors):
+    if bufsize != 0:
+        raise ValueError('bufsize must be 0')
+    if text:
+        raise ValueError('text must be False')
+    if encoding is not None:
+        raise ValueError('encoding must be None')
+    if errors is not None:
+        raise ValueError('errors must be None')
+
+
+# --- Child exit ---------------------------------------------------------------
+
+def _watch_child(loop, pid, callback):
+    """Call callback(returncode) on loop when child pid exits.
+
+    A pidfd watched by the loop says when; waitpid() on that one pid then
+    reaps it, so no other child's status is ever taken.  Without pidfds (an
+    old kernel, a seccomp filter) a thread waits for the pid instead.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        _start_waiter_thread(loop, pid, callback)
+        return
+    watches = loop.__dict__.setdefault('_child_watches', {})
+
+    def exited():
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        del watches[pid]
+        callback(_reap(pid))
+
+    watches[pid] = (pidfd, callback)
+    loop.add_reader(pidfd, exited)
+
+
+def _start_waiter_thread(loop, pid, callback):
+    thread = threading.Thread(target=_wait_in_thread,
+                              args=(loop, pid, callback),
+                              name=f'asyncuv-waitpid-{pid}', daemon=True)
+    thread.start()
+
+
+def _reap(pid):
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        # Reaped by someone else (a SIGCHLD handler with waitpid(-1)).
+        logger.warning('Unknown child process pid %d, will report '
+                       'returncode 255', pid)
+        return 255
+    return os.waitstatus_to_exitcode(status)
+
+
+def _wait_in_thread(loop, pid, callback):
+    returncode = _reap(pid)
+    try:
+        loop.call_soon_threadsafe(callback, returncode)
+    except RuntimeError:
+        pass  # the loop is closed: nobody is waiting any more
+
+
+# --- Flow control shared by the write transports ------------------------------
+
+class _FlowControl:
+    _protocol_paused = False
+    _high_water = _HIGH_WATER
+    _low_water = _HIGH_WATER // 4
+
+    def _maybe_pause_protocol(self):
+        if self.get_write_buffer_size() <= self._high_water or self._protocol_paused:
+            return
+        self._protocol_paused = True
+        try:
+            self._protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                'message': 'protocol.pause_writing() failed',
+                'exception': exc, 'transport': self,
+                'protocol': self._protocol})
+
+    def _maybe_resume_protocol(self):
+        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler({
+                    'message': 'protocol.resume_writing() failed',
+                    'exception': exc, 'transport': self,
+                    'protocol': self._protocol})
+
+    def get_write_buffer_limits(self):
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        if high is None:
+            high = _HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
+        self._high_water = high
+        self._low_water = low
+        self._maybe_pause_protocol()
+
+
+# --- Pipe transports ----------------------------------------------------------
+
+class _PipeTransportBase:
+    _fatal_message = ''
+
+    def __init__(self, loop, pipe, protocol, extra):
+        super().__init__(extra)
+        self._extra['pipe'] = pipe
+        self._loop = loop
+        self._pipe = pipe
+        self._fileno = pipe.fileno()
+        self._protocol = protocol
+        self._closing = False
+
+    def _set_up(self, waiter):
+        os.set_blocking(self._fileno, False)
+        self._loop.call_soon(self._protocol.connection_made, self)
+
+    def is_closing(self):
+        return self._closing
+
+    def get_protocol(self):
+        return self._protocol
+
+    def set_protocol(self, protocol):
+        self._protocol = protocol
+
+    def __repr__(self):
+        info = [self.__class__.__name__.lstrip('_')]
+        if self._pipe is None:
+            info.append('closed')
+        elif self._closing:
+            info.append('closing')
+        info.append(f'fd={self._fileno}')
+        return '<{}>'.format(' '.join(info))
+
+    def __del__(self, _warn=warnings.warn):
+        if self._pipe is not None:
+            _warn(f'unclosed transport {self!r}', ResourceWarning, source=self)
+            self._pipe.close()
+
+    def _fatal_error(self, exc, message):
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug('%r: %s', self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                'message': message, 'exception': exc,
+                'transport': self, 'protocol': self._protocol})
+        self._close(exc)
+
+    def _call_connection_lost(self, exc):
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._pipe.close()
+            self._pipe = None
+            self._protocol = None
+            self._loop = None
+
+
+class _ReadPipeTransport(_PipeTransportBase, transports.ReadTransport):
+    max_size = 256 * 1024
+
+    def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
+        super().__init__(loop, pipe, protocol, extra)
+        self._paused = False
+        mode = os.fstat(self._fileno).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+            self._pipe = None
+            self._fileno = None
+            self._protocol = None
+            raise ValueError('Pipe transport is for pipes/sockets only.')
+        self._set_up(waiter)
+        self._loop.call_soon(self._start_reading)
+        if waiter is not None:
+            self._loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+
+    def _start_reading(self):
+        if not self._closing and not self._paused:
+            self._loop.add_reader(self._fileno, self._read_ready)
+
+    def _read_ready(self):
+        try:
+            data = os.read(self._fileno, self.max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal_error(exc, 'Fatal read error on pipe transport')
+            return
+        if data:
+            self._protocol.data_received(data)
+            return
+        if self._loop.get_debug():
+            logger.info('%r was closed by peer', self)
+        self._closing = True
+        self._loop.remove_reader(self._fileno)
+        self._loop.call_soon(self._protocol.eof_received)
+        self._loop.call_soon(self._call_connection_lost, None)
+
+    def pause_reading(self):
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._loop.remove_reader(self._fileno)
+
+    def resume_reading(self):
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._loop.add_reader(self._fileno, self._read_ready)
+
+    def is_reading(self):
+        return not self._paused and not self._closing
+
+    def close(self):
+        if not self._closing:
+            self._close(None)
+
+    def _close(self, exc):
+        self._closing = True
+        if self._loop is not None:
+            self._loop.remove_reader(self._fileno)
+            self._loop.call_soon(self._call_connection_lost, exc)
+
+
+class _WritePipeTransport(_FlowControl, _PipeTransportBase,
+                          transports.WriteTransport):
+
+    def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
+        super().__init__(loop, pipe, protocol, extra)
+        self._buffer = bytearray()
+        self._conn_lost = 0
+        mode = os.fstat(self._fileno).st_mode
+        is_char = stat.S_ISCHR(mode)
+        is_fifo = stat.S_ISFIFO(mode)
+        is_socket = stat.S_ISSOCK(mode)
+        if not (is_char or is_fifo or is_socket):
+            self._pipe = None
+            self._fileno = None
+            self._protocol = None
+            raise ValueError('Pipe transport is only for pipes, sockets and '
+                             'character devices')
+        self._set_up(waiter)
+        # The read end's closing makes a pipe or socket readable (or in
+        # error): watch for it to learn that the reader went away.
+        # A character device gives no such sign.
+        if is_socket or is_fifo:
+            self._loop.call_soon(self._watch_peer)
+        if waiter is not None:
+            self._loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+
+    def _watch_peer(self):
+        if not self._closing:
+            self._loop.add_reader(self._fileno, self._peer_closed)
+
+    def get_write_buffer_size(self):
+        return len(self._buffer)
+
+    def _peer_closed(self):
+        if self._loop.get_debug():
+            logger.info('%r was closed by peer', self)
+        if self._buffer:
+            self._close(BrokenPipeError())
+        else:
+            self._close()
+
+    def write(self, data):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f'data argument must be a bytes-like object, '
+                            f'not {type(data).__name__!r}')
+        if isinstance(data, bytearray):
+            data = memoryview(data)
+        if not data:
+            return
+        if self._conn_lost or self._closing:
+            if self._conn_lost >= _CONNLOST_WRITES_LOG:
+                logger.warning('pipe closed by peer or '
+                               'os.write(pipe, data) raised exception.')
+            self._conn_lost += 1
+            return
+        if not self._buffer:
+            try:
+                n = os.write(self._fileno, data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._conn_lost += 1
+                self._fatal_error(exc, 'Fatal write error on pipe transport')
+                return
+            if n == len(data):
+                return
+            if n > 0:
+                data = memoryview(data)[n:]
+            self._loop.add_writer(self._fileno, self._write_ready)
+        self._buffer += data
+        self._maybe_pause_protocol()
+
+    def _write_ready(self):
+        try:
+            n = os.write(self._fileno, self._buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._buffer.clear()
+            self._conn_lost += 1
+            self._loop.remove_writer(self._fileno)
+            self._fatal_error(exc, 'Fatal write error on pipe transport')
+            return
+        if n == len(self._buffer):
+            self._buffer.clear()
+            self._loop.remove_writer(self._fileno)
+            self._maybe_resume_protocol()
+            if self._closing:
+                self._loop.remove_reader(self._fileno)
+                self._call_connection_lost(None)
+            return
+        if n > 0:
+            del self._buffer[:n]
+
+    def can_write_eof(self):
+        return True
+
+    def write_eof(self):
+        if self._closing:
+            return
+        self._closing = True
+        if not self._buffer:
+            self._loop.remove_reader(self._fileno)
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def close(self):
+        if self._pipe is not None and not self._closing:
+            self.write_eof()
+
+    def abort(self):
+        self._close(None)
+
+    def _close(self, exc=None):
+        self._closing = True
+        if self._loop is None:
+            return
+        if self._buffer:
+            self._loop.remove_writer(self._fileno)
+        self._buffer.clear()
+        self._loop.remove_reader(self._fileno)
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+
+# --- Subprocess transport ---------------------------------------------------------
+
+class _PipeProtocol(protocols.Protocol):
+    """Connects one of the child's pipes to the subprocess transport."""
+
+    def __init__(self, proc, fd):
+        self.proc = proc
+        self.fd = fd
+        self.pipe = None
+        self.disconnected = False
+
+    def connection_made(self, transport):
+        self.pipe = transport
+
+    def __repr__(self):
+        return f'<{self.__class__.__name__} fd={self.fd} pipe={self.pipe!r}>'
+
+    def connection_lost(self, exc):
+        self.disconnected = True
+        self.proc._pipe_connection_lost(self.fd, exc)
+        self.proc = None
+
+    def pause_writing(self):
+        self.proc._protocol.pause_writing()
+
+    def resume_writing(self):
+        self.proc._protocol.resume_writing()
+
+    def data_received(self, data):
+        self.proc._pipe_data_received(self.fd, data)
+
+
+class _SubprocessTransport(transports.SubprocessTransport):
+
+    def __init__(self, loop, protocol, args, shell, stdin, stdout, stderr,
+                 bufsize, waiter=None, extra=None, **kwargs):
+        super().__init__(extra)
+        self._closed = False
+        self._protocol = protocol
+        self._loop = loop
+        self._proc = None
+        self._pid = None
+        self._returncode = None
+        self._exit_waiters = []
+        self._pending_calls = collections.deque()
+        self._pipes = {}
+        self._finished = False
+        if stdin == subprocess.PIPE:
+            self._pipes[0] = None
+        if stdout == subprocess.PIPE:
+            self._pipes[1] = None
+        if stderr == subprocess.PIPE:
+            self._pipes[2] = None
+
+        try:
+            self._proc = subprocess.Popen(
+                args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
+                universal_newlines=False, bufsize=bufsize, **kwargs)
+        except:
+            self.close()
+            raise
+        self._pid = self._proc.pid
+        self._extra['subprocess'] = self._proc
+        if loop.get_debug():
+            program = args if isinstance(args, (bytes, str)) else args[0]
+            logger.debug('process %r created: pid %s', program, self._pid)
+        loop.create_task(self._connect_pipes(waiter))
+
+    def __repr__(self):
+        info = [self.__class__.__name__.lstrip('_')]
+        if self._closed:
+            info.append('closed')
+        if self._pid is not None:
+            info.append(f'pid={self._pid}')
+        if self._returncode is not None:
+            info.append(f'returncode={self._returncode}')
+        elif self._pid is not None:
+            info.append('running')
+        else:
+            info.append('not started')
+        for fd, name in ((0, 'stdin'), (1, 'stdout'), (2, 'stderr')):
+            pipe = self._pipes.get(fd)
+            if pipe is not None:
+                info.append(f'{name}={pipe.pipe}')
+        return '<{}>'.format(' '.join(info))
+
+    def set_protocol(self, protocol):
+        self._protocol = protocol
+
+    def get_protocol(self):
+        return self._protocol
+
+    def is_closing(self):
+        return self._closed
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        for proto in self._pipes.values():
+            if proto is None:
+                continue
+            proto.pipe.close()
+        if (self._proc is not None and self._returncode is None and
+                self._proc.poll() is None):
+            if self._loop.get_debug():
+                logger.warning('Close running child process: kill %r', self)
+            try:
+                self._proc.kill()
+            except ProcessLookupError:
+                pass
+            # The Popen stays referenced: _connect_pipes() may still run.
+
+    def __del__(self, _warn=warnings.warn):
+        if not self._closed:
+            _warn(f'unclosed transport {self!r}', ResourceWarning, source=self)
+            self.close()
+
+    def get_pid(self):
+        return self._pid
+
+    def get_returncode(self):
+        return self._returncode
+
+    def get_pipe_transport(self, fd):
+        if fd in self._pipes:
+            proto = self._pipes[fd]
+            return None if proto is None else proto.pipe
+        return None
+
+    def _check_proc(self):
+        if self._proc is None:
+            raise ProcessLookupError()
+
+    def send_signal(self, signal):
+        self._check_proc()
+        self._proc.send_signal(signal)
+
+    def terminate(self):
+        self._check_proc()
+        self._proc.terminate()
+
+    def kill(self):
+        self._check_proc()
+        self._proc.kill()
+
+    async def _connect_pipes(self, waiter):
+        try:
+            proc = self._proc
+            loop = self._loop
+            if proc.stdin is not None:
+                _, pipe = await loop.connect_write_pipe(
+                    lambda: _PipeProtocol(self, 0), proc.stdin)
+                self._pipes[0] = pipe
+            if proc.stdout is not None:
+                _, pipe = await loop.connect_read_pipe(
+                    lambda: _PipeProtocol(self, 1), proc.stdout)
+                self._pipes[1] = pipe
+            if proc.stderr is not None:
+                _, pipe = await loop.connect_read_pipe(
+                    lambda: _PipeProtocol(self, 2), proc.stderr)
+                self._pipes[2] = pipe
+            loop.call_soon(self._protocol.connection_made, self)
+            for callback, data in self._pending_calls:
+                loop.call_soon(callback, *data)
+            self._pending_calls = None
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if waiter is not None and not waiter.cancelled():
+                waiter.set_exception(exc)
+        else:
+            if waiter is not None and not waiter.cancelled():
+                waiter.set_result(None)
+
+    def _call(self, cb, *data):
+        if self._pending_calls is not None:
+            self._pending_calls.append((cb, data))
+        else:
+            self._loop.call_soon(cb, *data)
+
+    def _pipe_connection_lost(self, fd, exc):
+        self._call(self._protocol.pipe_connection_lost, fd, exc)
+        self._try_finish()
+
+    def _pipe_data_received(self, fd, data):
+        self._call(self._protocol.pipe_data_received, fd, data)
+
+    def _process_exited(self, returncode):
+        if self._loop is None or self._loop.is_closed():
+            return
+        if self._loop.get_debug():
+            logger.info('%r exited with return code %r', self, returncode)
+        self._returncode = returncode
+        if self._proc.returncode is None:
+            # Tell Popen the child is reaped, so it never waits for it.
+            self._proc.returncode = returncode
+        self._call(self._protocol.process_exited)
+        self._try_finish()
+
+    async def _wait(self):
+        """Wait for the child to exit; return its returncode."""
+        if self._returncode is not None:
+            return self._returncode
+        waiter = self._loop.create_future()
+        self._exit_waiters.append(waiter)
+        return await waiter
+
+    def _try_finish(self):
+        if self._returncode is None:
+            return
+        if all(p is not None and p.disconnected for p in self._pipes.values()):
+            self._finished = True
+            self._call(self._call_connection_lost, None)
+
+    def _call_connection_lost(self, exc):
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            for waiter in self._exit_waiters:
+                if not waiter.cancelled():
+                    waiter.set_result(self._returncode)
+            self._exit_waiters = None
+            self._loop = None
+            self._proc = None
+            self._protocol = None
