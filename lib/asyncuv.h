@@ -280,6 +280,11 @@ AUV_EXTERN void auv_stream_set_drain_cb(auv_stream_t* stream, auv_stream_cb cb);
  * this call.  Writes fail with UV_EPIPE after; a second shutdown fails with
  * UV_ENOTCONN.  A pipe or tty has no half-close: it only stops writing. */
 AUV_EXTERN int auv_stream_shutdown(auv_stream_t* stream, auv_stream_cb cb);
+/* Call cb(stream, 0) once, from the loop, when the fd is writable with
+ * nothing queued: for writes made outside the stream, such as sendfile(2)
+ * (after an fd error too: that write meets the error).  One waiter at a
+ * time (UV_EBUSY); cb NULL cancels.  Returns 0, UV_EINVAL or UV_EBUSY. */
+AUV_EXTERN int auv_stream_wait_writable(auv_stream_t* stream, auv_stream_cb cb);
 /* Stop and free the stream, dropping what is queued (no drain or shutdown
  * callback follows); close_cb(data) runs on the loop thread once the memory
  * is released.  The fd is not closed; the caller may close it as soon as

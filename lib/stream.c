@@ -74,6 +74,7 @@ struct auv_stream_s {
   auv_read_cb read_cb;
   auv_stream_cb drain_cb;
   auv_stream_cb shutdown_cb;
+  auv_stream_cb writable_cb;  /* auv_stream_wait_writable() */
   auv_close_cb close_cb;
   void* data;
   auv__chunk_t* queue_head;
@@ -107,7 +108,7 @@ static int auv__stream_update(auv_stream_t* stream) {
   events = 0;
   if (stream->flags & AUV__STREAM_READING)
     events |= UV_READABLE;
-  if (stream->queue_head != NULL)
+  if (stream->queue_head != NULL || stream->writable_cb != NULL)
     events |= UV_WRITABLE;
   if (events == stream->events)
     return 0;
@@ -426,6 +427,15 @@ static void auv__stream_io(uv_poll_t* handle, int status, int events) {
     if (auv__stream_closing(stream))
       return;
   }
+  if ((events & UV_WRITABLE) && stream->queue_head == NULL &&
+      stream->writable_cb != NULL) {
+    /* After POLLERR too: the waiter's own write meets the error. */
+    auv_stream_cb cb = stream->writable_cb;
+    stream->writable_cb = NULL;
+    cb(stream, 0);
+    if (auv__stream_closing(stream))
+      return;
+  }
   auv__stream_update(stream);
 }
 
@@ -625,10 +635,21 @@ int auv_stream_shutdown(auv_stream_t* stream, auv_stream_cb cb) {
 }
 
 
+int auv_stream_wait_writable(auv_stream_t* stream, auv_stream_cb cb) {
+  if (stream == NULL || auv__stream_closing(stream))
+    return UV_EINVAL;
+  if (cb != NULL && stream->writable_cb != NULL)
+    return UV_EBUSY;
+  stream->writable_cb = cb;
+  return auv__stream_update(stream);
+}
+
+
 void auv_stream_close(auv_stream_t* stream, auv_close_cb close_cb) {
   if (stream == NULL || auv__stream_closing(stream))
     return;
   stream->close_cb = close_cb;
+  stream->writable_cb = NULL;
   stream->flags &= ~(AUV__STREAM_READING | AUV__STREAM_SHUT_PENDING);
   auv__queue_free(stream);
   /* uv_close() takes the fd out of epoll at once: the caller may close it

@@ -8,7 +8,10 @@
  * transport: the order of connection_made / reading / the waiter, flow
  * control at the water marks, half-close, connection_lost exactly once. */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
 
 #include "asyncuv_module.h"
 
@@ -36,6 +39,8 @@ struct TransportObject {
   PyObject* server;
   PyObject* read_error;        /* get_buffer()'s failure, for the read cb */
   PyObject* weakreflist;
+  PyObject* empty_waiter;      /* loop.sendfile() waits for the queue */
+  struct transport_sendfile_s* sf;  /* a sendfile in progress, or NULL */
   Py_buffer rbuf;              /* a BufferedProtocol's buffer, during a read */
   size_t high_water;
   size_t low_water;
@@ -50,6 +55,17 @@ struct TransportObject {
 };
 
 typedef struct TransportObject TransportObject;
+
+/* A loop.sendfile() in progress: sendfile(2) straight to the fd while the
+ * stream's queue is empty, waiting for writability with the stream's own
+ * watcher. */
+typedef struct transport_sendfile_s {
+  PyObject* fut;
+  int64_t offset;
+  uint64_t count;              /* 0: to the end of the file */
+  uint64_t sent;
+  int in_fd;
+} transport_sendfile_t;
 
 
 static PyObject* oserror_from(int err) {
@@ -366,6 +382,250 @@ static PyObject* transport_start_reading_method(TransportObject* self, PyObject*
 
 /* --- Writing ---------------------------------------------------------------- */
 
+/* --- loop.sendfile() ---------------------------------------------------------- */
+
+/* fut.set_result(value) / fut.set_exception(value), unless fut is done. */
+static void future_set(PyObject* fut, PyObject* method, PyObject* value) {
+  PyObject* done;
+  PyObject* r;
+  int is_done;
+
+  done = PyObject_CallMethod(fut, "done", NULL);
+  is_done = done == NULL ? -1 : PyObject_IsTrue(done);
+  Py_XDECREF(done);
+  if (is_done == 0) {
+    r = PyObject_CallMethodOneArg(fut, method, value);
+    if (r == NULL)
+      is_done = -1;
+    Py_XDECREF(r);
+  }
+  if (is_done < 0)
+    PyErr_WriteUnraisable(fut);
+}
+
+
+static PyObject* connection_closed_error(void) {
+  return PyObject_CallFunction(PyExc_ConnectionError, "s", "Connection is closed by peer");
+}
+
+
+static void transport_sendfile_fail(TransportObject* self) {
+  PyObject* exc;
+
+  exc = auv__take_exception();
+  if (exc != NULL && self->sf != NULL)
+    future_set(self->sf->fut, self->loop->state->str_set_exception, exc);
+  Py_XDECREF(exc);
+}
+
+
+static void transport_sendfile_writable_cb(auv_stream_t* stream, int status);
+
+/* Send as much as the socket takes now; wait for writability for more. */
+static void transport_sendfile_step(TransportObject* self) {
+  transport_sendfile_t* sf;
+  PyObject* done;
+  PyObject* r;
+  ssize_t n;
+  size_t len;
+  off_t off;
+  int is_done;
+  int err;
+
+  sf = self->sf;
+  if (sf == NULL || self->stream == NULL)
+    return;
+  done = PyObject_CallMethod(sf->fut, "done", NULL);  /* cancelled? */
+  is_done = done == NULL ? -1 : PyObject_IsTrue(done);
+  Py_XDECREF(done);
+  if (is_done != 0) {
+    if (is_done < 0)
+      PyErr_WriteUnraisable((PyObject*) self);
+    return;
+  }
+
+  for (;;) {
+    len = 0x7ffff000;  /* Linux's largest transfer */
+    if (sf->count != 0) {
+      if (sf->sent >= sf->count)
+        break;
+      if (sf->count - sf->sent < len)
+        len = (size_t) (sf->count - sf->sent);
+    }
+    off = (off_t) (sf->offset + sf->sent);
+    n = sendfile(self->fd, sf->in_fd, &off, len);
+    if (n > 0) {
+      sf->sent += (uint64_t) n;
+      continue;
+    }
+    if (n == 0)
+      break;  /* the end of the file */
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN) {
+      err = auv_stream_wait_writable(self->stream, transport_sendfile_writable_cb);
+      if (err == 0)
+        return;
+      errno = -err;
+    }
+    /* As asyncio: a first call that fails says sendfile(2) cannot serve
+     * this pair (a file that is not mmap-able, ...): the caller may fall
+     * back.  Later, ENOTCONN is the peer gone mid-way. */
+    if (sf->sent == 0) {
+      PyObject* exceptions = PyImport_ImportModule("asyncio.exceptions");
+      PyObject* type = exceptions == NULL ? NULL :
+          PyObject_GetAttrString(exceptions, "SendfileNotAvailableError");
+      if (type != NULL)
+        PyErr_SetString(type, "os.sendfile call failed");
+      Py_XDECREF(type);
+      Py_XDECREF(exceptions);
+    } else if (errno == ENOTCONN) {
+      PyObject* exc = PyObject_CallFunction(PyExc_ConnectionError, "is", ENOTCONN,
+                                            "socket is not connected");
+      if (exc != NULL) {
+        PyErr_SetObject(PyExc_ConnectionError, exc);
+        Py_DECREF(exc);
+      }
+    } else {
+      PyErr_SetFromErrno(PyExc_OSError);
+    }
+    transport_sendfile_fail(self);
+    return;
+  }
+  r = PyLong_FromUnsignedLongLong(sf->sent);
+  if (r == NULL) {
+    transport_sendfile_fail(self);
+    return;
+  }
+  future_set(sf->fut, self->loop->state->str_set_result, r);
+  Py_DECREF(r);
+}
+
+
+static void transport_sendfile_writable_cb(auv_stream_t* stream, int status) {
+  TransportObject* self;
+
+  self = auv_stream_get_data(stream);
+  Py_INCREF(self);
+  transport_sendfile_step(self);
+  Py_DECREF(self);
+}
+
+
+/* transport._sendfile(in_fd, offset, count): a future of the bytes sent
+ * (count 0: to the end of the file).  The caller has paused reading and
+ * waited for the queue to empty (_make_empty_waiter()), and calls
+ * _sendfile_finish() when the future is done or cancelled. */
+static PyObject* transport_sendfile(TransportObject* self, PyObject* args) {
+  transport_sendfile_t* sf;
+  long long offset;
+  unsigned long long count;
+  PyObject* stack[1];
+  int in_fd;
+
+  if (!PyArg_ParseTuple(args, "iLK:_sendfile", &in_fd, &offset, &count))
+    return NULL;
+  if (self->loop == NULL || self->stream == NULL) {
+    PyErr_SetString(PyExc_ConnectionError, "Connection is closed by peer");
+    return NULL;
+  }
+  if (self->sf != NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "sendfile is in progress");
+    return NULL;
+  }
+  if (offset < 0) {
+    PyErr_SetString(PyExc_ValueError, "offset must be a non-negative integer");
+    return NULL;
+  }
+  sf = PyMem_Calloc(1, sizeof(*sf));
+  if (sf == NULL)
+    return PyErr_NoMemory();
+  stack[0] = (PyObject*) self->loop;
+  sf->fut = PyObject_Vectorcall(self->loop->state->Future, stack, 0,
+                                self->loop->state->kw_loop);
+  if (sf->fut == NULL) {
+    PyMem_Free(sf);
+    return NULL;
+  }
+  sf->in_fd = in_fd;
+  sf->offset = offset;
+  sf->count = count;
+  self->sf = sf;
+  transport_sendfile_step(self);
+  return Py_NewRef(sf->fut);
+}
+
+
+static void transport_sendfile_clear(TransportObject* self) {
+  transport_sendfile_t* sf;
+
+  sf = self->sf;
+  if (sf == NULL)
+    return;
+  self->sf = NULL;
+  if (self->stream != NULL)
+    auv_stream_wait_writable(self->stream, NULL);
+  Py_DECREF(sf->fut);
+  PyMem_Free(sf);
+}
+
+
+/* Ends the sendfile: returns the bytes sent, for the file's position. */
+static PyObject* transport_sendfile_finish(TransportObject* self, PyObject* unused) {
+  uint64_t sent;
+
+  sent = self->sf != NULL ? self->sf->sent : 0;
+  transport_sendfile_clear(self);
+  return PyLong_FromUnsignedLongLong(sent);
+}
+
+
+static PyObject* transport_make_empty_waiter(TransportObject* self, PyObject* unused) {
+  PyObject* stack[1];
+
+  if (self->empty_waiter != NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
+    return NULL;
+  }
+  if (self->loop == NULL) {
+    PyErr_SetString(PyExc_ConnectionError, "Connection is closed by peer");
+    return NULL;
+  }
+  stack[0] = (PyObject*) self->loop;
+  self->empty_waiter = PyObject_Vectorcall(self->loop->state->Future, stack, 0,
+                                           self->loop->state->kw_loop);
+  if (self->empty_waiter == NULL)
+    return NULL;
+  if (transport_buffer_size(self) == 0)
+    future_set(self->empty_waiter, self->loop->state->str_set_result, Py_None);
+  return Py_NewRef(self->empty_waiter);
+}
+
+
+static PyObject* transport_reset_empty_waiter(TransportObject* self, PyObject* unused) {
+  Py_CLEAR(self->empty_waiter);
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* transport_get_sendfile_compatible(TransportObject* self, void* closure) {
+  PyObject* constants;
+  PyObject* mode;
+  PyObject* value;
+
+  constants = PyImport_ImportModule("asyncio.constants");
+  if (constants == NULL)
+    return NULL;
+  mode = PyObject_GetAttrString(constants, "_SendfileMode");
+  Py_DECREF(constants);
+  if (mode == NULL)
+    return NULL;
+  value = PyObject_GetAttrString(mode, "TRY_NATIVE");
+  Py_DECREF(mode);
+  return value;
+}
+
+
 static void transport_drain_cb(auv_stream_t* stream, int status) {
   TransportObject* self;
 
@@ -376,6 +636,8 @@ static void transport_drain_cb(auv_stream_t* stream, int status) {
     transport_fatal_error(self, "Fatal write error on socket transport");
   } else {
     transport_maybe_resume_protocol(self);
+    if (self->empty_waiter != NULL)
+      future_set(self->empty_waiter, self->loop->state->str_set_result, Py_None);
     /* close() waited for the queue to empty. */
     if (self->closing && !self->conn_lost && transport_buffer_size(self) == 0) {
       self->conn_lost++;
@@ -401,6 +663,10 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
   }
   if (self->eof) {
     PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+    return NULL;
+  }
+  if (self->empty_waiter != NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "unable to write; sendfile is in progress");
     return NULL;
   }
   if (PyBytes_Check(data)) {
@@ -571,6 +837,20 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   if (self->protocol != NULL)
     r = PyObject_CallMethod(self->protocol, "connection_lost", "O", exc);
   PyErr_Fetch(&type, &value, &tb);
+
+  /* A sendfile waiting for the queue or the socket learns of the end. */
+  if (self->empty_waiter != NULL || self->sf != NULL) {
+    PyObject* lost = connection_closed_error();
+    if (lost == NULL) {
+      PyErr_WriteUnraisable((PyObject*) self);
+    } else {
+      if (self->empty_waiter != NULL && self->loop != NULL)
+        future_set(self->empty_waiter, self->loop->state->str_set_exception, lost);
+      if (self->sf != NULL && self->loop != NULL)
+        future_set(self->sf->fut, self->loop->state->str_set_exception, lost);
+      Py_DECREF(lost);
+    }
+  }
 
   /* Whatever connection_lost() did: release the socket and the server. */
   transport_close_stream(self);
@@ -864,6 +1144,8 @@ PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
   self->server = NULL;
   self->read_error = NULL;
   self->weakreflist = NULL;
+  self->empty_waiter = NULL;
+  self->sf = NULL;
   self->high_water = AUV_HIGH_WATER;
   self->low_water = AUV_HIGH_WATER / 4;
   self->fd = fd;
@@ -980,6 +1262,9 @@ static int transport_traverse(TransportObject* self, visitproc visit, void* arg)
   Py_VISIT(self->tsock);
   Py_VISIT(self->server);
   Py_VISIT(self->read_error);
+  Py_VISIT(self->empty_waiter);
+  if (self->sf != NULL)
+    Py_VISIT(self->sf->fut);
   return 0;
 }
 
@@ -995,6 +1280,8 @@ static int transport_clear(TransportObject* self) {
   Py_CLEAR(self->tsock);
   Py_CLEAR(self->server);
   Py_CLEAR(self->read_error);
+  Py_CLEAR(self->empty_waiter);
+  transport_sendfile_clear(self);
   Py_CLEAR(self->loop);
   return 0;
 }
@@ -1074,6 +1361,10 @@ static PyMethodDef transport_methods[] = {
    PyDoc_STR("get_extra_info(name, default=None)\n--\n\n"
              "Return 'socket', 'sockname', 'peername' or other transport details.")},
   {"_start_reading", (PyCFunction) transport_start_reading_method, METH_NOARGS, NULL},
+  {"_sendfile", (PyCFunction) transport_sendfile, METH_VARARGS, NULL},
+  {"_sendfile_finish", (PyCFunction) transport_sendfile_finish, METH_NOARGS, NULL},
+  {"_make_empty_waiter", (PyCFunction) transport_make_empty_waiter, METH_NOARGS, NULL},
+  {"_reset_empty_waiter", (PyCFunction) transport_reset_empty_waiter, METH_NOARGS, NULL},
   {"_call_connection_lost", (PyCFunction) transport_call_connection_lost, METH_O, NULL},
   {"_force_close", (PyCFunction) transport_force_close_method, METH_O, NULL},
   {NULL}
@@ -1083,12 +1374,15 @@ static PyMemberDef transport_members[] = {
   {"__weaklistoffset__", T_PYSSIZET, offsetof(TransportObject, weakreflist), READONLY, NULL},
   {"_closing", T_BOOL, offsetof(TransportObject, closing), READONLY, NULL},
   {"_sock_fd", T_INT, offsetof(TransportObject, fd), READONLY, NULL},
+  {"_protocol_paused", T_BOOL, offsetof(TransportObject, protocol_paused), READONLY, NULL},
   {NULL}
 };
 
 static PyGetSetDef transport_getset[] = {
   /* loop.start_tls() accepts transports that say so. */
   {"_start_tls_compatible", (getter) transport_get_true, NULL, NULL, NULL},
+  /* loop.sendfile(): sendfile(2) first. */
+  {"_sendfile_compatible", (getter) transport_get_sendfile_compatible, NULL, NULL, NULL},
   {NULL}
 };
 

@@ -20,18 +20,21 @@ from asyncio import events as _events
 from ._asyncuv import Handle, LoopBase as _LoopBase, TimerHandle
 from ._asyncuv import libasyncuv_version
 from ._network import NetworkMixin as _NetworkMixin, Server
-from ._unix import UnixMixin as _UnixMixin
+from ._unix import ChildWatcher as _ChildWatcher, UnixMixin as _UnixMixin
+from ._datagram import DatagramMixin as _DatagramMixin
+from ._sendfile import SendfileMixin as _SendfileMixin
 
 __all__ = ('Loop', 'EventLoopPolicy', 'new_event_loop', 'install', 'run',
            'Handle', 'TimerHandle', 'Server')
 __version__ = '0.1.0'
 
 
-class Loop(_UnixMixin, _LoopBase, _NetworkMixin, asyncio.AbstractEventLoop):
+class Loop(_UnixMixin, _LoopBase, _NetworkMixin, _DatagramMixin,
+           _SendfileMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop running on libasyncuv.
 
-    Methods that a later release implements (sockets, processes, ...)
-    raise NotImplementedError, as asyncio.AbstractEventLoop does.
+    Every method of asyncio.AbstractEventLoop is implemented, with the
+    semantics of CPython's own loop.
     """
 
     async def shutdown_asyncgens(self):
@@ -126,8 +129,24 @@ class EventLoopPolicy(_events.BaseDefaultEventLoopPolicy):
         asyncio.set_event_loop_policy(asyncuv.EventLoopPolicy())
     """
 
+    _watcher = None
+
     def _loop_factory(self):
         return new_event_loop()
+
+    def get_child_watcher(self):
+        """asyncuv loops watch their own children; this watcher serves code
+        that asks for one (it needs no attaching)."""
+        if self._watcher is None:
+            self._watcher = _ChildWatcher()
+        return self._watcher
+
+    def set_child_watcher(self, watcher):
+        """Accept a watcher, as asyncio's policy does; asyncuv loops keep
+        watching the children they start themselves."""
+        if watcher is not None and not hasattr(watcher, 'add_child_handler'):
+            raise TypeError(f'a child watcher was expected, got {watcher!r}')
+        self._watcher = watcher
 
 
 def install():

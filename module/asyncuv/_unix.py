@@ -8,6 +8,7 @@ the kernel has no pidfd), so exit statuses of children the loop did not
 start are never taken.
 """
 
+import asyncio
 import collections
 import errno
 import os
@@ -218,6 +219,53 @@ def _check_popen_args(bufsize, text, encoding, errors):
 
 # --- Child exit ---------------------------------------------------------------
 
+# Child watchers are deprecated from 3.12 (subclassing warns) and gone in
+# 3.14: there the policy has no get_child_watcher() to serve.
+_WatcherBase = (asyncio.AbstractChildWatcher if sys.version_info < (3, 12)
+                else object)
+
+
+class ChildWatcher(_WatcherBase):
+    """The child watcher of asyncuv's policy (asyncio.get_child_watcher()).
+
+    asyncuv loops watch the children they start themselves, so nothing
+    needs attaching; code that registers a child of its own here is served
+    by the running loop, through the same pidfd machinery.
+    """
+
+    def __init__(self):
+        self._callbacks = {}
+
+    def add_child_handler(self, pid, callback, *args):
+        loop = asyncio.get_running_loop()
+        self._callbacks[pid] = (callback, args)
+
+        def exited(returncode):
+            entry = self._callbacks.pop(pid, None)
+            if entry is not None:
+                entry[0](pid, returncode, *entry[1])
+
+        _watch_child(loop, pid, exited)
+
+    def remove_child_handler(self, pid):
+        return self._callbacks.pop(pid, None) is not None
+
+    def attach_loop(self, loop):
+        pass
+
+    def close(self):
+        self._callbacks.clear()
+
+    def is_active(self):
+        return True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, exc_traceback):
+        pass
+
+
 def _watch_child(loop, pid, callback):
     """Call callback(returncode) on loop when child pid exits.
 
@@ -346,11 +394,10 @@ class _PipeTransportBase:
 
     def __repr__(self):
         info = [self.__class__.__name__.lstrip('_')]
-        if self._pipe is None:
-            info.append('closed')
-        elif self._closing:
+        if self._pipe is not None and self._closing:
             info.append('closing')
         info.append(f'fd={self._fileno}')
+        info.append('open' if self._pipe is not None else 'closed')
         return '<{}>'.format(' '.join(info))
 
     def __del__(self, _warn=warnings.warn):

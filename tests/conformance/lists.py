@@ -188,28 +188,12 @@ NOT_HELD: tuple[tuple[str, str], ...] = (
     ('test_subprocess.SubprocessTests.test_popen_error*',
      "mocks subprocess.Popen, which only asyncio's own subprocess transport "
      'calls'),
-    ('test_sendfile.SendfileTests.test_sendfile_force_fallback',
-     "replaces loop._sendfile_native by BaseEventLoop's private one"),
-    ('test_sendfile.SendfileTests.test_sendfile_force_unsupported_native',
-     "replaces loop._sendfile_native by BaseEventLoop's private one"),
-    ('test_sendfile.SendfileTests.'
-     'test_sendfile_fallback_close_peer_in_the_middle_of_receiving',
-     "replaces loop._sendfile_native by BaseEventLoop's private one"),
-    ('test_sendfile.SendfileTests.'
-     'test_sendfile_no_fallback_for_fallback_transport',
-     "a mock transport carrying asyncio's private _sendfile_compatible = "
-     'constants._SendfileMode.FALLBACK'),
     ('test_ssl.TestSSL.test_flush_before_shutdown',
      "drives the SSL transport through its private _ssl_protocol "
      '(asyncio.sslproto.SSLProtocol)'),
     ('test_ssl.TestSSL.test_remote_shutdown_receives_trailing_data',
      "fills the write backlog through asyncio's private test hook "
      'transport._test__append_write_backlog()'),
-    ('test_streams.StreamTests.test_read_all_from_pipe_reader',
-     "attaches asyncio's SafeChildWatcher through "
-     'asyncio.set_child_watcher(), '
-     "machinery of asyncio's own Unix policy rather than of the loop "
-     '(deprecated in 3.12)'),
     ('test_unix_events.UnixSocketTests.test_create_unix_server_bind_error',
      'mocks asyncio.unix_events.socket'),
     ('test_unix_events.SelectorEventLoopUnixSockSendfileTests.*',
@@ -228,46 +212,6 @@ NOT_HELD: tuple[tuple[str, str], ...] = (
 EXPECTED_FAIL: dict[str, tuple[tuple[str, str], ...]] = {
     # keyed by --loop; the stock loop and uvloop are references, not targets.
     'asyncuv': (
-        ('test_events.EventLoopTests.test_create_datagram_endpoint',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_events.EventLoopTests.test_create_datagram_endpoint_ipv6',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_events.EventLoopTests.test_create_datagram_endpoint_sock',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_events.EventLoopTests.test_unclosed_pipe_transport',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile_close_peer_after_receiving',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile_close_peer_in_the_middle_of_receiving',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile_for_closing_transp',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile_not_supported',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile_partial',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile_pre_and_post_data',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile_prevents_bare_write',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile_ssl',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile_ssl_close_peer_after_receiving',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile_ssl_partial',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sendfile_ssl_pre_and_post_data',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sock_sendfile_mix_with_regular_send',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sock_sendfile_success',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sock_sendfile_with_offset_and_count',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
-        ('test_sendfile.SendfileTests.test_sock_sendfile_zero_size',
-         'processes, pipes, signals, UDP, sendfile: not implemented yet (issue #4)'),
     ),
     'uvloop': (
     ),

@@ -53,6 +53,7 @@
   X(stream_read_nothing_after_all)                                      \
   X(stream_stop_in_alloc_cb)                                            \
   X(stream_enobufs)                                                     \
+  X(stream_wait_writable)                                               \
   X(stream_einval)                                                      \
   X(tcp_echo)                                                           \
   X(tcp_connect_refused)                                                \

@@ -756,6 +756,65 @@ TEST_IMPL(stream_enobufs) {
 }
 
 
+static int writable_calls;
+static size_t writable_queue;
+
+static void on_writable(auv_stream_t* stream, int status) {
+  ASSERT_EQ(0, status);
+  writable_calls++;
+  writable_queue = auv_stream_write_queue_size(stream);
+}
+
+
+TEST_IMPL(stream_wait_writable) {
+  auv_loop_t* loop;
+  peer_t writer;
+  peer_t reader;
+  int fds[2];
+
+  make_socketpair(fds);
+  ASSERT_OK(auv_loop_new(&loop));
+  peer_init(loop, &writer, fds[0]);
+  peer_init(loop, &reader, fds[1]);
+  writable_calls = 0;
+
+  /* Nothing queued, the socket writable: called from the loop, once. */
+  ASSERT_OK(auv_stream_wait_writable(writer.stream, on_writable));
+  ASSERT_EQ(UV_EBUSY, auv_stream_wait_writable(writer.stream, on_writable));
+  ASSERT_EQ(0, writable_calls);
+  auv_loop_run(loop, AUV_RUN_NOWAIT);
+  ASSERT_EQ(1, writable_calls);
+  auv_loop_run(loop, AUV_RUN_NOWAIT);
+  ASSERT_EQ(1, writable_calls);
+
+  /* Cancelled: never called. */
+  ASSERT_OK(auv_stream_wait_writable(writer.stream, on_writable));
+  ASSERT_OK(auv_stream_wait_writable(writer.stream, NULL));
+  auv_loop_run(loop, AUV_RUN_NOWAIT);
+  ASSERT_EQ(1, writable_calls);
+
+  /* With a queue: only once the queue is written, all of it. */
+  write_big(&writer);
+  ASSERT_OK(auv_stream_wait_writable(writer.stream, on_writable));
+  reader.check_pattern = 1;
+  ASSERT_OK(auv_stream_read_start(reader.stream, on_alloc, on_read));
+  while (writable_calls < 2)
+    ASSERT(auv_loop_run(loop, AUV_RUN_ONCE) != 0 || writable_calls == 2);
+  ASSERT_EQ(1, writer.drains);
+  ASSERT_EQ(0, writable_queue);
+
+  /* Closing cancels a wait without a call. */
+  ASSERT_OK(auv_stream_wait_writable(writer.stream, on_writable));
+  close_peer(&writer);
+  ASSERT_EQ(UV_EINVAL, auv_stream_wait_writable(writer.stream, on_writable));
+  close_peer(&reader);
+  CLOSE_LOOP(loop);
+  ASSERT_EQ(2, writable_calls);
+  ASSERT_EQ(UV_EINVAL, auv_stream_wait_writable(NULL, on_writable));
+  close_fds(fds);
+}
+
+
 TEST_IMPL(stream_einval) {
   auv_loop_t* loop;
   auv_stream_t* stream;
