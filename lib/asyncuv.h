@@ -37,6 +37,7 @@ typedef struct auv_poll_s auv_poll_t;
 typedef struct auv_stream_s auv_stream_t;
 typedef struct auv_listener_s auv_listener_t;
 typedef struct auv_udp_s auv_udp_t;
+typedef struct auv_sendfile_s auv_sendfile_t;
 
 /* A buffer to write: the caller's memory, read before the call returns. */
 typedef struct {
@@ -110,6 +111,9 @@ typedef void (*auv_udp_recv_cb)(auv_udp_t* udp, ssize_t nread, char* base,
 /* status 0: the send queue is empty; < 0: a queued datagram failed and was
  * dropped, the others still go. */
 typedef void (*auv_udp_send_cb)(auv_udp_t* udp, int status);
+/* status 0 (done, or in_fd ended first), UV_ECANCELED or an error; sent is
+ * the number of bytes written to out_fd in every case. */
+typedef void (*auv_sendfile_cb)(auv_sendfile_t* req, int status, uint64_t sent);
 
 
 /* --- Versions and errors ------------------------------------------------ */
@@ -377,6 +381,26 @@ AUV_EXTERN int auv_udp_get_fd(const auv_udp_t* udp);
 AUV_EXTERN auv_loop_t* auv_udp_get_loop(const auv_udp_t* udp);
 AUV_EXTERN void auv_udp_set_data(auv_udp_t* udp, void* data);
 AUV_EXTERN void* auv_udp_get_data(const auv_udp_t* udp);
+
+
+/* --- Sendfile ------------------------------------------------------------ */
+
+/* Send count bytes (0: up to the end) of in_fd from offset (< 0: from its
+ * file position, which then advances) to out_fd, a socket or pipe made
+ * non-blocking, as it becomes writable: sendfile(2), or read and write
+ * where the kernel cannot splice the pair.  cb(req, status, sent) runs
+ * once, on the loop thread, never inside this call; req is valid until cb
+ * returns.  No other watcher of out_fd may be started on the loop
+ * meanwhile (UV_EEXIST if one is at start).  The fds stay the caller's. */
+AUV_EXTERN int auv_sendfile_start(auv_loop_t* loop, int out_fd, int in_fd,
+                                  int64_t offset, uint64_t count,
+                                  auv_sendfile_cb cb, auv_sendfile_t** req);
+/* Stop sending: cb gets UV_ECANCELED and the bytes sent so far, on a later
+ * step of the loop.  UV_EBUSY if the request has already finished (cb is
+ * pending with its own status). */
+AUV_EXTERN int auv_sendfile_cancel(auv_sendfile_t* req);
+AUV_EXTERN void auv_sendfile_set_data(auv_sendfile_t* req, void* data);
+AUV_EXTERN void* auv_sendfile_get_data(const auv_sendfile_t* req);
 
 
 /* --- DNS, on the thread pool ---------------------------------------------- */

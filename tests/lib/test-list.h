@@ -77,6 +77,13 @@
   X(udp_close_in_recv_cb)                                               \
   X(udp_recv_drained)                                                   \
   X(udp_close_with_queue)                                               \
-  X(udp_einval)
+  X(udp_einval)                                                         \
+  X(sendfile_socketpair)                                                \
+  X(sendfile_offset_count)                                              \
+  X(sendfile_to_pipe)                                                   \
+  X(sendfile_fallback)                                                  \
+  X(sendfile_cancel)                                                    \
+  X(sendfile_peer_gone)                                                 \
+  X(sendfile_einval)
 
 #endif /* AUV_TEST_LIST_H */
