@@ -36,6 +36,8 @@ typedef struct auv_timer_s auv_timer_t;
 typedef struct auv_poll_s auv_poll_t;
 typedef struct auv_stream_s auv_stream_t;
 typedef struct auv_listener_s auv_listener_t;
+typedef struct auv_udp_s auv_udp_t;
+typedef struct auv_sendfile_s auv_sendfile_t;
 
 /* A buffer to write: the caller's memory, read before the call returns. */
 typedef struct {
@@ -94,6 +96,24 @@ typedef void (*auv_getnameinfo_cb)(auv_loop_t* loop, int status,
                                    const char* host, const char* service,
                                    void* data);
 typedef void (*auv_after_work_cb)(auv_loop_t* loop, void* arg, int status);
+/* Give the memory for one datagram: at most *len bytes at *base (suggested
+ * is a hint).  *len == 0 stops receiving (UV_ENOBUFS).  Every buffer given
+ * comes back to recv_cb, unless alloc_cb closes the handle. */
+typedef void (*auv_udp_alloc_cb)(auv_udp_t* udp, size_t suggested,
+                                 char** base, size_t* len);
+/* nread >= 0: a datagram of nread bytes at base (0 is an empty datagram),
+ * from addr (NULL, addrlen 0, if the sender has no address); UV_EAGAIN:
+ * nothing after all (base comes back unused); UV_ENOBUFS: alloc_cb gave no
+ * memory, receiving stopped; other < 0: an error (UV_ECONNREFUSED...),
+ * receiving goes on. */
+typedef void (*auv_udp_recv_cb)(auv_udp_t* udp, ssize_t nread, char* base,
+                                const struct sockaddr* addr, socklen_t addrlen);
+/* status 0: the send queue is empty; < 0: a queued datagram failed and was
+ * dropped, the others still go. */
+typedef void (*auv_udp_send_cb)(auv_udp_t* udp, int status);
+/* status 0 (done, or in_fd ended first), UV_ECANCELED or an error; sent is
+ * the number of bytes written to out_fd in every case. */
+typedef void (*auv_sendfile_cb)(auv_sendfile_t* req, int status, uint64_t sent);
 
 
 /* --- Versions and errors ------------------------------------------------ */
@@ -321,6 +341,71 @@ AUV_EXTERN int auv_tcp_connect(auv_loop_t* loop, const struct sockaddr* addr,
 AUV_EXTERN int auv_tcp_nodelay(int fd, int enable);
 /* TCP keep-alive, probes after delay seconds idle (0: the system's). */
 AUV_EXTERN int auv_tcp_keepalive(int fd, int enable, unsigned int delay);
+
+
+/* --- Datagram sockets ------------------------------------------------------
+ * Datagrams on a caller's SOCK_DGRAM socket of any family (AF_INET,
+ * AF_INET6, AF_UNIX).  The caller keeps owning the fd (it must stay open
+ * until the handle is closed); the handle makes it non-blocking. */
+
+/* Returns 0, UV_EINVAL (also for a socket that is not SOCK_DGRAM),
+ * UV_ENOTSOCK, UV_ENOMEM or the error of registering fd (as auv_poll_new()). */
+AUV_EXTERN int auv_udp_new(auv_loop_t* loop, int fd, auv_udp_t** udp);
+/* Receive datagrams whenever they come, up to 32 per wake-up: alloc_cb
+ * gives the memory for each, recv_cb gets it.  Errors do not stop it. */
+AUV_EXTERN int auv_udp_recv_start(auv_udp_t* udp,
+                                  auv_udp_alloc_cb alloc_cb,
+                                  auv_udp_recv_cb recv_cb);
+AUV_EXTERN int auv_udp_recv_stop(auv_udp_t* udp);
+AUV_EXTERN int auv_udp_is_receiving(const auv_udp_t* udp);
+/* Send bufs as one datagram to addr (NULL: the connected peer).  Returns 1
+ * if it went out at once, 0 if it was copied to the send queue (the socket
+ * had no room, or datagrams were already queued), or a negative errno with
+ * nothing queued (UV_EMSGSIZE, UV_ECONNREFUSED...). */
+AUV_EXTERN int auv_udp_send(auv_udp_t* udp,
+                            const auv_buf_t bufs[],
+                            unsigned int nbufs,
+                            const struct sockaddr* addr,
+                            socklen_t addrlen);
+/* Bytes, and datagrams, in the send queue. */
+AUV_EXTERN size_t auv_udp_send_queue_size(const auv_udp_t* udp);
+AUV_EXTERN size_t auv_udp_send_queue_count(const auv_udp_t* udp);
+/* cb(udp, 0) each time the send queue empties; cb(udp, err) for each
+ * queued datagram that failed (it is dropped, the queue goes on). */
+AUV_EXTERN void auv_udp_set_send_cb(auv_udp_t* udp, auv_udp_send_cb cb);
+/* connect(2) the socket to addr; addr NULL dissolves the association. */
+AUV_EXTERN int auv_udp_connect(auv_udp_t* udp, const struct sockaddr* addr,
+                               socklen_t addrlen);
+/* SO_BROADCAST on (on != 0) or off. */
+AUV_EXTERN int auv_udp_set_broadcast(auv_udp_t* udp, int on);
+/* Stop and free the handle, dropping the send queue (no send callback
+ * follows); close_cb(data) runs on the loop thread once the memory is
+ * released.  The fd is not closed; the caller may close it at once. */
+AUV_EXTERN void auv_udp_close(auv_udp_t* udp, auv_close_cb close_cb);
+AUV_EXTERN int auv_udp_get_fd(const auv_udp_t* udp);
+AUV_EXTERN auv_loop_t* auv_udp_get_loop(const auv_udp_t* udp);
+AUV_EXTERN void auv_udp_set_data(auv_udp_t* udp, void* data);
+AUV_EXTERN void* auv_udp_get_data(const auv_udp_t* udp);
+
+
+/* --- Sendfile ------------------------------------------------------------ */
+
+/* Send count bytes (0: up to the end) of in_fd from offset (< 0: from its
+ * file position, which then advances) to out_fd, a socket or pipe made
+ * non-blocking, as it becomes writable: sendfile(2), or read and write
+ * where the kernel cannot splice the pair.  cb(req, status, sent) runs
+ * once, on the loop thread, never inside this call; req is valid until cb
+ * returns.  No other watcher of out_fd may be started on the loop
+ * meanwhile (UV_EEXIST if one is at start).  The fds stay the caller's. */
+AUV_EXTERN int auv_sendfile_start(auv_loop_t* loop, int out_fd, int in_fd,
+                                  int64_t offset, uint64_t count,
+                                  auv_sendfile_cb cb, auv_sendfile_t** req);
+/* Stop sending: cb gets UV_ECANCELED and the bytes sent so far, on a later
+ * step of the loop.  UV_EBUSY if the request has already finished (cb is
+ * pending with its own status). */
+AUV_EXTERN int auv_sendfile_cancel(auv_sendfile_t* req);
+AUV_EXTERN void auv_sendfile_set_data(auv_sendfile_t* req, void* data);
+AUV_EXTERN void* auv_sendfile_get_data(const auv_sendfile_t* req);
 
 
 /* --- DNS, on the thread pool ---------------------------------------------- */

@@ -67,6 +67,24 @@
   X(dns_getaddrinfo_bad_name)                                           \
   X(dns_getnameinfo)                                                    \
   X(dns_einval)                                                         \
-  X(work_einval)
+  X(work_einval)                                                        \
+  X(udp_echo_inet)                                                      \
+  X(udp_inet6)                                                          \
+  X(udp_unix_socketpair)                                                \
+  X(udp_send_queue)                                                     \
+  X(udp_queued_datagram_fails)                                          \
+  X(udp_connect_refused)                                                \
+  X(udp_unix_peer_gone)                                                 \
+  X(udp_close_in_recv_cb)                                               \
+  X(udp_recv_drained)                                                   \
+  X(udp_close_with_queue)                                               \
+  X(udp_einval)                                                         \
+  X(sendfile_socketpair)                                                \
+  X(sendfile_offset_count)                                              \
+  X(sendfile_to_pipe)                                                   \
+  X(sendfile_fallback)                                                  \
+  X(sendfile_cancel)                                                    \
+  X(sendfile_peer_gone)                                                 \
+  X(sendfile_einval)
 
 #endif /* AUV_TEST_LIST_H */
