@@ -23,6 +23,10 @@
 
 typedef struct conn_s conn_t;
 
+/* Servers and holders reference the loop but are not GC types: the loop
+ * does not reference them (the engine holds only C pointers).  Storing one
+ * on the loop (in its __dict__) would make a cycle the collector cannot
+ * see; the tests do not. */
 typedef struct {
   PyObject_HEAD
   PyObject* loop;              /* acquired; NULL once closed */
