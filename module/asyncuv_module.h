@@ -156,6 +156,8 @@ struct LoopObject {
   PyObject* listeners;         /* listening fd -> its _Listener */
   PyObject* signal_handlers;   /* signal number -> its Handle */
   char* read_buf;              /* transports read here for data_received() */
+  void* drop_ctx;              /* auv__loop_drop_callbacks(), while it runs */
+  size_t engine_holders;       /* C API loop_acquire()s not yet released */
   unsigned long thread_id;     /* of the thread running the loop, or 0 */
   double slow_callback_duration;
   int signal_fds[2];           /* wake-up socket pair, -1 until first run */
@@ -203,6 +205,11 @@ AUV_MOD_INTERNAL extern PyType_Spec auv__loop_spec;
 AUV_MOD_INTERNAL void auv__loop_set_pending(LoopObject* loop);
 AUV_MOD_INTERNAL int auv__loop_check_closed(LoopObject* loop);
 AUV_MOD_INTERNAL char* auv__loop_read_buf(LoopObject* loop);
+/* Free the engine of a closed loop, unless it is busy; 0 or UV_EBUSY. */
+AUV_MOD_INTERNAL int auv__loop_free_engine(LoopObject* loop);
+
+/* capi.c: the capsule of asyncuv-python.h */
+AUV_MOD_INTERNAL int auv__capi_add(PyObject* module);
 
 /* run.c: running, closing, debug mode, async generator hooks */
 AUV_MOD_INTERNAL PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused);

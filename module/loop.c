@@ -3,6 +3,7 @@
  * exception handler chain, async generator and executor shutdown) and
  * makes it an asyncio.AbstractEventLoop. */
 #include <math.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "asyncuv_module.h"
@@ -309,22 +310,74 @@ static PyObject* loop_is_closed(LoopObject* self, PyObject* unused) {
 }
 
 
+/* The engine's queue may hold calls of C extensions (asyncuv-python.h) as
+ * well as our handles, and auv_loop_discard_calls() tells its dispose
+ * callback only the argument: our handles are told apart by their address,
+ * collected beforehand from the queue with their callback. */
+typedef struct {
+  void** ours;                 /* sorted */
+  size_t count;
+  size_t cap;
+} drop_ctx_t;
+
+
+static int loop_collect_call(auv_call_cb cb, void* arg, void* ctx) {
+  drop_ctx_t* d = ctx;
+  void** items;
+
+  if (cb != auv__handle_call_cb)
+    return 0;
+  if (d->count == d->cap) {
+    d->cap = d->cap == 0 ? 64 : 2 * d->cap;
+    items = PyMem_RawRealloc(d->ours, d->cap * sizeof(*items));
+    if (items == NULL)
+      return -1;
+    d->ours = items;
+  }
+  d->ours[d->count++] = arg;
+  return 0;
+}
+
+
+static int loop_cmp_ptr(const void* a, const void* b) {
+  uintptr_t x = (uintptr_t) *(void* const*) a;
+  uintptr_t y = (uintptr_t) *(void* const*) b;
+  return x < y ? -1 : x > y;
+}
+
+
 static void loop_dispose_call(auv_loop_t* loop, void* arg) {
-  auv__handle_release(arg);
+  LoopObject* self = auv_loop_get_data(loop);
+  drop_ctx_t* d = self->drop_ctx;
+
+  /* Another extension's call is dropped, not run, as asyncio's close()
+   * drops its callbacks. */
+  if (bsearch(&arg, d->ours, d->count, sizeof(void*), loop_cmp_ptr) != NULL)
+    auv__handle_release(arg);
 }
 
 
 /* Drop every queued handle and scheduled timer, as asyncio's close()
- * clears _ready and _scheduled (without cancelling the handles). */
+ * clears _ready and _scheduled (without cancelling the handles).  Calls and
+ * timers C extensions put on the engine are dropped too. */
 void auv__loop_drop_callbacks(LoopObject* self) {
   TimerHandleObject* th;
   auv_timer_t* t;
+  drop_ctx_t d = { NULL, 0, 0 };
 
   if (self->loop == NULL)
     return;
-  /* Only our own handles are in the queue: the module is the only user of
-   * this engine loop that stores Python objects there. */
+  if (auv_loop_walk_calls(self->loop, loop_collect_call, &d) != 0) {
+    /* Out of memory: keep the queue (its references leak) rather than
+     * guess which calls are ours. */
+    PyMem_RawFree(d.ours);
+    return;
+  }
+  qsort(d.ours, d.count, sizeof(void*), loop_cmp_ptr);
+  self->drop_ctx = &d;
   auv_loop_discard_calls(self->loop, loop_dispose_call);
+  self->drop_ctx = NULL;
+  PyMem_RawFree(d.ours);
   while ((t = auv_loop_next_timer(self->loop)) != NULL) {
     auv_timer_stop(t);
     if (auv_timer_get_cb(t) == auv__timer_fire_cb) {
@@ -333,6 +386,18 @@ void auv__loop_drop_callbacks(LoopObject* self) {
       Py_DECREF(th);
     }
   }
+}
+
+
+int auv__loop_free_engine(LoopObject* self) {
+  int err;
+
+  if (self->loop == NULL)
+    return 0;
+  err = auv_loop_close(self->loop);
+  if (err == 0)
+    self->loop = NULL;
+  return err;
 }
 
 
@@ -495,6 +560,11 @@ static int loop_set_default_executor(LoopObject* self, PyObject* value,
 }
 
 
+static PyObject* loop_get_engine_holders(LoopObject* self, void* closure) {
+  return PyLong_FromSize_t(self->engine_holders);
+}
+
+
 static PyObject* loop_get_asyncgens(LoopObject* self, void* closure) {
   return Py_NewRef(self->asyncgens);
 }
@@ -652,8 +722,7 @@ static void loop_dealloc(LoopObject* self) {
   PyObject_GC_UnTrack(self);
   loop_clear(self);
   auv__loop_stop_signal_wakeup(self);
-  if (self->loop != NULL && auv_loop_close(self->loop) == 0)
-    self->loop = NULL;
+  auv__loop_free_engine(self);
   if (self->signal_fds[0] >= 0) {
     close(self->signal_fds[0]);
     close(self->signal_fds[1]);
@@ -757,6 +826,8 @@ static PyGetSetDef loop_getset[] = {
   {"_default_executor", (getter) loop_get_default_executor,
    (setter) loop_set_default_executor, NULL, NULL},
   {"_asyncgens", (getter) loop_get_asyncgens, NULL, NULL, NULL},
+  {"_engine_holders", (getter) loop_get_engine_holders, NULL,
+   PyDoc_STR("C API loop_acquire()s not yet released (asyncuv-python.h)."), NULL},
   {"_exception_handler", (getter) auv__loop_get_exception_handler, NULL, NULL, NULL},
   {NULL}
 };

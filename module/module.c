@@ -234,6 +234,9 @@ static int auv_exec(PyObject* module) {
       PyModule_AddType(module, st->TransportType) < 0)
     return -1;
 
+  if (auv__capi_add(module) < 0)
+    return -1;
+
   base = PyUnicode_FromString(auv_version_string());
   if (base == NULL || PyModule_AddObject(module, "libasyncuv_version", base) < 0) {
     Py_XDECREF(base);

@@ -589,15 +589,18 @@ PyObject* auv__loop_close(LoopObject* self, PyObject* unused) {
   auv__loop_close_listeners(self);
   auv__loop_close_watchers(self);
   auv__loop_drop_callbacks(self);
-  err = auv_loop_close(self->loop);
-  if (err != 0) {
-    /* Work still on the thread pool holds the engine: leave it to the
-     * process rather than free it under that work. */
-    PyErr_Format(PyExc_RuntimeError, "cannot close the engine loop: %s",
-                 auv_strerror(err));
-    return NULL;
+  /* While C extensions hold the engine (asyncuv-python.h), the last
+   * loop_release() frees it. */
+  if (self->engine_holders == 0) {
+    err = auv__loop_free_engine(self);
+    if (err != 0) {
+      /* Work still on the thread pool holds the engine: leave it to the
+       * process rather than free it under that work. */
+      PyErr_Format(PyExc_RuntimeError, "cannot close the engine loop: %s",
+                   auv_strerror(err));
+      return NULL;
+    }
   }
-  self->loop = NULL;
   if (self->signal_fds[0] >= 0) {
     close(self->signal_fds[0]);
     close(self->signal_fds[1]);
