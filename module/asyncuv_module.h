@@ -23,6 +23,7 @@ typedef struct {
   PyTypeObject* TimerHandleType;
   PyTypeObject* FdWatcherType;
   PyTypeObject* TransportType;
+  PyTypeObject* DatagramType;
   PyTypeObject* ListenerType;
   PyTypeObject* SockOpType;
   PyObject* SSLSocket;              /* ssl.SSLSocket, or NULL without ssl */
@@ -247,6 +248,12 @@ AUV_MOD_INTERNAL extern PyType_Spec auv__transport_spec;
 AUV_MOD_INTERNAL extern size_t auv__transport_pad_end;
 AUV_MOD_INTERNAL PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args, PyObject* kwargs);
 AUV_MOD_INTERNAL void auv__transport_close_stream(PyObject* transport);
+
+/* udp.c: datagram transports */
+AUV_MOD_INTERNAL extern PyType_Spec auv__datagram_spec;
+AUV_MOD_INTERNAL extern size_t auv__datagram_pad_end;
+AUV_MOD_INTERNAL PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
+                                                             PyObject* kwargs);
 
 /* sockops.c: sock_recv, sock_recv_into, sock_sendall */
 AUV_MOD_INTERNAL extern PyType_Spec auv__sockop_spec;

@@ -214,6 +214,30 @@ static int auv_exec(PyObject* module) {
       return -1;
   }
 
+  {
+    PyObject* aio_transport = import_attr("asyncio.transports", "Transport");
+    PyObject* aio_datagram = aio_transport == NULL ? NULL :
+        import_attr("asyncio.transports", "DatagramTransport");
+    PyObject* bases = aio_datagram == NULL ? NULL :
+        PyTuple_Pack(2, aio_transport, aio_datagram);
+    Py_XDECREF(aio_transport);
+    Py_XDECREF(aio_datagram);
+    if (bases == NULL)
+      return -1;
+    if (((PyTypeObject*) PyTuple_GET_ITEM(bases, 0))->tp_basicsize >
+        (Py_ssize_t) auv__datagram_pad_end) {
+      Py_DECREF(bases);
+      PyErr_SetString(PyExc_ImportError, "asyncuv: asyncio.Transport is larger "
+                      "than this build of asyncuv allows");
+      return -1;
+    }
+    st->DatagramType = (PyTypeObject*) PyType_FromModuleAndSpec(
+        module, &auv__datagram_spec, bases);
+    Py_DECREF(bases);
+    if (st->DatagramType == NULL)
+      return -1;
+  }
+
   st->ListenerType = (PyTypeObject*) PyType_FromModuleAndSpec(
       module, &auv__listener_spec, NULL);
   if (st->ListenerType == NULL)
@@ -231,7 +255,8 @@ static int auv_exec(PyObject* module) {
   if (PyModule_AddType(module, st->LoopType) < 0 ||
       PyModule_AddType(module, st->HandleType) < 0 ||
       PyModule_AddType(module, st->TimerHandleType) < 0 ||
-      PyModule_AddType(module, st->TransportType) < 0)
+      PyModule_AddType(module, st->TransportType) < 0 ||
+      PyModule_AddType(module, st->DatagramType) < 0)
     return -1;
 
   if (auv__capi_add(module) < 0)
@@ -262,6 +287,7 @@ static int auv_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->TransportSocket);
   Py_VISIT(st->BufferedProtocol);
   Py_VISIT(st->TransportType);
+  Py_VISIT(st->DatagramType);
   Py_VISIT(st->Future);
   Py_VISIT(st->Task);
   Py_VISIT(st->aio_TimerHandle);
@@ -305,6 +331,7 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->TransportSocket);
   Py_CLEAR(st->BufferedProtocol);
   Py_CLEAR(st->TransportType);
+  Py_CLEAR(st->DatagramType);
   Py_CLEAR(st->Future);
   Py_CLEAR(st->Task);
   Py_CLEAR(st->aio_TimerHandle);

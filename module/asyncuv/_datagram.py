@@ -1,16 +1,13 @@
 """UDP and Unix datagram endpoints of asyncuv.Loop, with asyncio's
 semantics: create_datagram_endpoint() and a DatagramTransport."""
 
-import collections
 import os
 import socket
 import stat
 import warnings
 
-from asyncio import futures, transports, trsock
 from asyncio.log import logger
 
-from ._unix import _FlowControl, _CONNLOST_WRITES_LOG
 
 _unset = object()
 
@@ -67,7 +64,7 @@ class DatagramMixin:
 
         protocol = protocol_factory()
         waiter = self.create_future()
-        transport = _DatagramTransport(self, sock, protocol, r_addr, waiter)
+        transport = self._make_datagram_transport(sock, protocol, r_addr, waiter)
         if self.get_debug():
             if local_addr:
                 logger.info('Datagram endpoint local_addr=%r remote_addr=%r '
@@ -157,191 +154,3 @@ class DatagramMixin:
             else:
                 return sock, r_addr
         raise exceptions[0]
-
-
-class _DatagramTransport(_FlowControl, transports.Transport,
-                         transports.DatagramTransport):
-    max_size = 256 * 1024
-
-    def __init__(self, loop, sock, protocol, address=None, waiter=None,
-                 extra=None):
-        super().__init__(extra)
-        self._extra['socket'] = trsock.TransportSocket(sock)
-        try:
-            self._extra['sockname'] = sock.getsockname()
-        except OSError:
-            self._extra['sockname'] = None
-        if 'peername' not in self._extra:
-            try:
-                self._extra['peername'] = sock.getpeername()
-            except OSError:
-                self._extra['peername'] = None
-        self._loop = loop
-        self._sock = sock
-        self._sock_fd = sock.fileno()
-        self._protocol = protocol
-        self._address = address
-        self._connected = bool(self._extra['peername'])
-        self._buffer = collections.deque()
-        self._buffer_size = 0
-        self._conn_lost = 0
-        self._closing = False
-        loop.call_soon(protocol.connection_made, self)
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
-
-    def __repr__(self):
-        info = [self.__class__.__name__.lstrip('_')]
-        if self._sock is None:
-            info.append('closed')
-        elif self._closing:
-            info.append('closing')
-        info.append(f'fd={self._sock_fd}')
-        return '<{}>'.format(' '.join(info))
-
-    def __del__(self, _warn=warnings.warn):
-        if self._sock is not None:
-            _warn(f'unclosed transport {self!r}', ResourceWarning, source=self)
-            self._sock.close()
-
-    def _start_reading(self):
-        if not self._closing:
-            self._loop.add_reader(self._sock_fd, self._read_ready)
-
-    def get_protocol(self):
-        return self._protocol
-
-    def set_protocol(self, protocol):
-        self._protocol = protocol
-
-    def is_closing(self):
-        return self._closing
-
-    def get_write_buffer_size(self):
-        return self._buffer_size
-
-    def _read_ready(self):
-        if self._conn_lost:
-            return
-        try:
-            data, addr = self._sock.recvfrom(self.max_size)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._protocol.error_received(exc)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, 'Fatal read error on datagram transport')
-        else:
-            self._protocol.datagram_received(data, addr)
-
-    def sendto(self, data, addr=None):
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f'data argument must be a bytes-like object, '
-                            f'not {type(data).__name__!r}')
-        if not data:
-            return
-        if self._address:
-            if addr not in (None, self._address):
-                raise ValueError(
-                    f'Invalid address: must be None or {self._address}')
-            addr = self._address
-        if self._conn_lost and self._address:
-            if self._conn_lost >= _CONNLOST_WRITES_LOG:
-                logger.warning('socket.send() raised exception.')
-            self._conn_lost += 1
-            return
-        if not self._buffer:
-            try:
-                if self._connected:
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
-                return
-            except (BlockingIOError, InterruptedError):
-                self._loop.add_writer(self._sock_fd, self._sendto_ready)
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, 'Fatal write error on datagram transport')
-                return
-        self._buffer.append((bytes(data), addr))
-        self._buffer_size += len(data)
-        self._maybe_pause_protocol()
-
-    def _sendto_ready(self):
-        while self._buffer:
-            data, addr = self._buffer.popleft()
-            self._buffer_size -= len(data)
-            try:
-                if self._connected:
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
-            except (BlockingIOError, InterruptedError):
-                self._buffer.appendleft((data, addr))
-                self._buffer_size += len(data)
-                break
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, 'Fatal write error on datagram transport')
-                return
-        self._maybe_resume_protocol()
-        if not self._buffer:
-            self._loop.remove_writer(self._sock_fd)
-            if self._closing:
-                self._call_connection_lost(None)
-
-    def close(self):
-        if self._closing:
-            return
-        self._closing = True
-        self._loop.remove_reader(self._sock_fd)
-        if not self._buffer:
-            self._conn_lost += 1
-            self._loop.remove_writer(self._sock_fd)
-            self._loop.call_soon(self._call_connection_lost, None)
-
-    def abort(self):
-        self._force_close(None)
-
-    def _fatal_error(self, exc, message):
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug('%r: %s', self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                'message': message, 'exception': exc,
-                'transport': self, 'protocol': self._protocol})
-        self._force_close(exc)
-
-    def _force_close(self, exc):
-        if self._conn_lost:
-            return
-        if self._buffer:
-            self._buffer.clear()
-            self._buffer_size = 0
-            self._loop.remove_writer(self._sock_fd)
-        if not self._closing:
-            self._closing = True
-            self._loop.remove_reader(self._sock_fd)
-        self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
-
-    def _call_connection_lost(self, exc):
-        try:
-            self._protocol.connection_lost(exc)
-        finally:
-            self._sock.close()
-            self._sock = None
-            self._protocol = None
-            self._loop = None

@@ -1,0 +1,996 @@
+/* Datagram transports (UDP, Unix datagrams) on the engine's auv_udp_t.
+ *
+ * asyncio's semantics (selector_events._SelectorDatagramTransport): errors
+ * of sending and receiving go to protocol.error_received() and the
+ * transport goes on; what the socket cannot take at once is queued (by the
+ * engine, copied) with flow control at the water marks; close() lets the
+ * queue drain, abort() drops it; connection_lost() exactly once.  The hot
+ * path: a datagram is read into the loop's buffer, handed over as bytes
+ * with its address converted in C; sendto() parses a numeric address in C
+ * (and remembers the last one), sending without a Python-level call. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "asyncuv_module.h"
+
+#define AUV_UDP_HIGH_WATER (64 * 1024)
+#define AUV_CONNLOST_WRITES_LOG 5
+#define AUV_UDP_PAD 2  /* asyncio.BaseTransport's __slots__ come first */
+
+typedef struct {
+  PyObject_HEAD
+  PyObject* asyncio_slots[AUV_UDP_PAD];
+  LoopObject* loop;
+  auv_udp_t* udp;              /* NULL once closed */
+  PyObject* sock;              /* NULL after connection_lost */
+  PyObject* protocol;
+  PyObject* datagram_received; /* bound methods, looked up by set_protocol() */
+  PyObject* error_received;
+  PyObject* extra;             /* dict: socket, sockname, peername */
+  PyObject* address;           /* remote_addr of the endpoint, or NULL */
+  PyObject* last_addr;         /* the address last parsed by sendto() */
+  PyObject* weakreflist;
+  struct sockaddr_storage last_sa;
+  socklen_t last_salen;
+  size_t high_water;
+  size_t low_water;
+  int fd;
+  int family;
+  int conn_lost;
+  char closing;
+  char connected;              /* a peer: send() without an address */
+  char protocol_paused;
+} DatagramObject;
+
+
+static void udp_close_cb(void* data) {
+  Py_DECREF((PyObject*) data);  /* the engine's reference */
+}
+
+
+static void datagram_close_udp(DatagramObject* self) {
+  if (self->udp != NULL) {
+    auv_udp_close(self->udp, udp_close_cb);
+    self->udp = NULL;
+  }
+}
+
+
+static size_t datagram_buffer_size(DatagramObject* self) {
+  return self->udp != NULL ? auv_udp_send_queue_size(self->udp) : 0;
+}
+
+
+static int datagram_call_soon(DatagramObject* self, PyObject* callable, PyObject* arg) {
+  HandleObject* h;
+  PyObject* args[1] = { arg };
+
+  if (self->loop == NULL || auv__loop_check_closed(self->loop) < 0)
+    return -1;
+  h = auv__handle_new(self->loop->state, self->loop, callable, args,
+                      arg != NULL ? 1 : 0, NULL);
+  if (h == NULL)
+    return -1;
+  if (auv_loop_call_soon(self->loop->loop, auv__handle_call_cb, h) != 0) {
+    Py_DECREF(h);
+    PyErr_NoMemory();
+    return -1;
+  }
+  return 0;
+}
+
+
+static int datagram_call_soon_method(DatagramObject* self, const char* name, PyObject* arg) {
+  PyObject* method;
+  int r;
+
+  method = PyObject_GetAttrString((PyObject*) self, name);
+  if (method == NULL)
+    return -1;
+  r = datagram_call_soon(self, method, arg);
+  Py_DECREF(method);
+  return r;
+}
+
+
+/* loop.call_exception_handler({message, exception, transport, protocol}). */
+static void datagram_report(DatagramObject* self, const char* message, PyObject* exc) {
+  PyObject* context;
+  PyObject* r;
+
+  if (self->loop == NULL)
+    return;
+  context = Py_BuildValue("{sssOsOsO}", "message", message,
+                          "exception", exc ? exc : Py_None,
+                          "transport", self,
+                          "protocol", self->protocol ? self->protocol : Py_None);
+  if (context == NULL) {
+    PyErr_WriteUnraisable((PyObject*) self);
+    return;
+  }
+  r = auv__loop_call_exception_handler(self->loop, context);
+  Py_DECREF(context);
+  if (r == NULL)
+    auv__loop_set_pending(self->loop);
+  Py_XDECREF(r);
+}
+
+
+/* The current exception, raised by a protocol callback: SystemExit and
+ * KeyboardInterrupt end the run, others go to the exception handler (the
+ * transport goes on, as when asyncio's reader callback raises). */
+static void datagram_callback_failed(DatagramObject* self, const char* message) {
+  PyObject* exc;
+
+  if (auv__is_exit_exception()) {
+    if (self->loop != NULL)
+      auv__loop_set_pending(self->loop);
+    else
+      PyErr_WriteUnraisable((PyObject*) self);
+    return;
+  }
+  exc = auv__take_exception();
+  datagram_report(self, message, exc);
+  Py_XDECREF(exc);
+}
+
+
+/* asyncio's _force_close(): drop the queue, stop, connection_lost(exc) soon. */
+static void datagram_force_close(DatagramObject* self, PyObject* exc) {
+  if (self->conn_lost)
+    return;
+  self->closing = 1;
+  self->conn_lost++;
+  datagram_close_udp(self);
+  if (datagram_call_soon_method(self, "_call_connection_lost", exc ? exc : Py_None) < 0)
+    PyErr_WriteUnraisable((PyObject*) self);
+}
+
+
+/* protocol.error_received(OSError(err)). */
+static void datagram_error_received(DatagramObject* self, int err) {
+  PyObject* exc;
+  PyObject* r;
+
+  if (self->error_received == NULL)
+    return;
+  errno = -err;
+  PyErr_SetFromErrno(PyExc_OSError);
+  exc = auv__take_exception();
+  if (exc == NULL)
+    return;
+  r = PyObject_CallOneArg(self->error_received, exc);
+  Py_DECREF(exc);
+  if (r == NULL)
+    datagram_callback_failed(self, "protocol.error_received() call failed");
+  Py_XDECREF(r);
+}
+
+
+static void datagram_call_flow(DatagramObject* self, const char* method, const char* message) {
+  PyObject* r;
+
+  r = PyObject_CallMethod(self->protocol, method, NULL);
+  if (r == NULL)
+    datagram_callback_failed(self, message);
+  Py_XDECREF(r);
+}
+
+
+static void datagram_maybe_pause(DatagramObject* self) {
+  if (datagram_buffer_size(self) <= self->high_water || self->protocol_paused)
+    return;
+  self->protocol_paused = 1;
+  datagram_call_flow(self, "pause_writing", "protocol.pause_writing() failed");
+}
+
+
+static void datagram_maybe_resume(DatagramObject* self) {
+  if (!self->protocol_paused || datagram_buffer_size(self) > self->low_water)
+    return;
+  self->protocol_paused = 0;
+  datagram_call_flow(self, "resume_writing", "protocol.resume_writing() failed");
+}
+
+
+/* --- Addresses ---------------------------------------------------------------- */
+
+/* A sender's address as Python's socket module gives it. */
+static PyObject* address_from_sockaddr(const struct sockaddr* sa, socklen_t len) {
+  char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+
+  if (sa == NULL || len == 0)
+    Py_RETURN_NONE;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in* in = (const struct sockaddr_in*) sa;
+    if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host)) != NULL)
+      return Py_BuildValue("(si)", host, (int) ntohs(in->sin_port));
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6* in6 = (const struct sockaddr_in6*) sa;
+    /* getnameinfo() adds "%scope" to a link-local address, as Python. */
+    if (getnameinfo(sa, len, host, sizeof(host), NULL, 0, NI_NUMERICHOST) == 0)
+      return Py_BuildValue("(siII)", host, (int) ntohs(in6->sin6_port),
+                           (unsigned int) ntohl(in6->sin6_flowinfo),
+                           (unsigned int) in6->sin6_scope_id);
+  } else if (sa->sa_family == AF_UNIX) {
+    const struct sockaddr_un* un = (const struct sockaddr_un*) sa;
+    size_t n;
+    if (len <= offsetof(struct sockaddr_un, sun_path))
+      Py_RETURN_NONE;  /* an unbound sender */
+    n = len - offsetof(struct sockaddr_un, sun_path);
+    if (un->sun_path[0] == '\0')  /* Linux's abstract namespace */
+      return PyBytes_FromStringAndSize(un->sun_path, (Py_ssize_t) n);
+    return PyUnicode_DecodeFSDefaultAndSize(un->sun_path,
+                                            (Py_ssize_t) strnlen(un->sun_path, n));
+  }
+  PyErr_Format(PyExc_OSError, "cannot convert an address of family %d",
+               (int) sa->sa_family);
+  return NULL;
+}
+
+
+/* Parse addr for this socket into self->last_sa: 1 done, 0 not a numeric
+ * address this code knows (the caller lets the socket module do it), -1
+ * error. */
+static int address_parse(DatagramObject* self, PyObject* addr) {
+  struct sockaddr_storage* ss = &self->last_sa;
+  PyObject* host;
+  const char* h;
+  long port;
+
+  memset(ss, 0, sizeof(*ss));
+  if (self->family == AF_INET || self->family == AF_INET6) {
+    if (!PyTuple_Check(addr) || PyTuple_GET_SIZE(addr) != 2)
+      return 0;  /* IPv6's 4-tuples and the rest: the socket module */
+    host = PyTuple_GET_ITEM(addr, 0);
+    if (!PyUnicode_Check(host) || !PyLong_Check(PyTuple_GET_ITEM(addr, 1)))
+      return 0;
+    port = PyLong_AsLong(PyTuple_GET_ITEM(addr, 1));
+    if (port == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return 0;
+    }
+    if (port < 0 || port > 65535)
+      return 0;
+    h = PyUnicode_AsUTF8(host);
+    if (h == NULL) {
+      PyErr_Clear();
+      return 0;
+    }
+    if (self->family == AF_INET) {
+      struct sockaddr_in* in = (struct sockaddr_in*) ss;
+      if (inet_pton(AF_INET, h, &in->sin_addr) != 1)
+        return 0;
+      in->sin_family = AF_INET;
+      in->sin_port = htons((uint16_t) port);
+      self->last_salen = sizeof(*in);
+    } else {
+      struct sockaddr_in6* in6 = (struct sockaddr_in6*) ss;
+      if (inet_pton(AF_INET6, h, &in6->sin6_addr) != 1)
+        return 0;
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons((uint16_t) port);
+      self->last_salen = sizeof(*in6);
+    }
+    return 1;
+  }
+  if (self->family == AF_UNIX) {
+    struct sockaddr_un* un = (struct sockaddr_un*) ss;
+    PyObject* bytes;
+    Py_ssize_t n;
+    if (PyUnicode_Check(addr)) {
+      bytes = PyUnicode_EncodeFSDefault(addr);
+      if (bytes == NULL)
+        return -1;
+    } else if (PyBytes_Check(addr)) {
+      bytes = Py_NewRef(addr);
+    } else {
+      return 0;
+    }
+    n = PyBytes_GET_SIZE(bytes);
+    if ((size_t) n >= sizeof(un->sun_path)) {
+      Py_DECREF(bytes);
+      return 0;  /* the socket module says what is wrong */
+    }
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, PyBytes_AS_STRING(bytes), (size_t) n);
+    Py_DECREF(bytes);
+    self->last_salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n +
+                                    (n > 0 && un->sun_path[0] != '\0' ? 1 : 0));
+    return 1;
+  }
+  return 0;
+}
+
+
+/* --- Receiving ------------------------------------------------------------------ */
+
+static void datagram_alloc_cb(auv_udp_t* udp, size_t suggested, char** base, size_t* len) {
+  DatagramObject* self;
+
+  self = auv_udp_get_data(udp);
+  *base = auv__loop_read_buf(self->loop);
+  *len = *base != NULL ? AUV_READ_BUF_SIZE : 0;
+}
+
+
+static void datagram_recv_cb(auv_udp_t* udp, ssize_t nread, char* base,
+                             const struct sockaddr* addr, socklen_t addrlen) {
+  DatagramObject* self;
+  PyObject* data;
+  PyObject* pyaddr;
+  PyObject* r;
+
+  self = auv_udp_get_data(udp);
+  if (self->conn_lost || nread == -EAGAIN)
+    return;
+  Py_INCREF(self);  /* a protocol callback may close and drop us */
+  if (nread >= 0) {
+    data = PyBytes_FromStringAndSize(base, nread);
+    pyaddr = data != NULL ? address_from_sockaddr(addr, addrlen) : NULL;
+    r = NULL;
+    if (pyaddr != NULL) {
+      PyObject* args[2] = { data, pyaddr };
+      r = PyObject_Vectorcall(self->datagram_received, args, 2, NULL);
+    }
+    Py_XDECREF(data);
+    Py_XDECREF(pyaddr);
+    if (r == NULL)
+      datagram_callback_failed(self, "protocol.datagram_received() call failed");
+    Py_XDECREF(r);
+  } else if (nread == -ENOBUFS) {
+    PyErr_NoMemory();
+    datagram_callback_failed(self, "Fatal read error on datagram transport");
+  } else {
+    datagram_error_received(self, (int) nread);
+  }
+  Py_DECREF(self);
+}
+
+
+static void datagram_send_cb(auv_udp_t* udp, int status) {
+  DatagramObject* self;
+
+  self = auv_udp_get_data(udp);
+  Py_INCREF(self);
+  if (status < 0) {
+    datagram_error_received(self, status);
+  } else {
+    datagram_maybe_resume(self);
+    /* close() waited for the queue to empty. */
+    if (self->closing && !self->conn_lost && datagram_buffer_size(self) == 0)
+      datagram_force_close(self, NULL);
+  }
+  Py_DECREF(self);
+}
+
+
+static PyObject* datagram_start_reading(DatagramObject* self, PyObject* unused) {
+  int err;
+
+  if (!self->closing && self->udp != NULL) {
+    err = auv_udp_recv_start(self->udp, datagram_alloc_cb, datagram_recv_cb);
+    if (err != 0) {
+      errno = -err;
+      return PyErr_SetFromErrno(PyExc_OSError);
+    }
+  }
+  Py_RETURN_NONE;
+}
+
+
+/* --- Sending ---------------------------------------------------------------------- */
+
+static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
+                                 Py_ssize_t nargs, PyObject* kwnames) {
+  static const char* const kwlist[] = { "data", "addr", NULL };
+  PyObject* data;
+  PyObject* addr;
+  Py_buffer view;
+  auv_buf_t buf;
+  const struct sockaddr* sa;
+  socklen_t salen;
+  int r;
+
+  data = nargs > 0 ? args[0] : NULL;
+  addr = nargs > 1 ? args[1] : Py_None;
+  if (nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "sendto() takes data and an optional addr");
+    return NULL;
+  }
+  if (kwnames != NULL) {
+    Py_ssize_t i;
+    for (i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+      PyObject* key = PyTuple_GET_ITEM(kwnames, i);
+      if (PyUnicode_CompareWithASCIIString(key, kwlist[0]) == 0)
+        data = args[nargs + i];
+      else if (PyUnicode_CompareWithASCIIString(key, kwlist[1]) == 0)
+        addr = args[nargs + i];
+      else {
+        PyErr_Format(PyExc_TypeError, "sendto() got an unexpected keyword argument '%S'", key);
+        return NULL;
+      }
+    }
+  }
+  if (data == NULL) {
+    PyErr_SetString(PyExc_TypeError, "sendto() missing required argument 'data'");
+    return NULL;
+  }
+  if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
+    PyErr_Format(PyExc_TypeError,
+                 "data argument must be a bytes-like object, not '%.100s'",
+                 Py_TYPE(data)->tp_name);
+    return NULL;
+  }
+  if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+    return NULL;
+  if (view.len == 0)
+    goto done;  /* asyncio 3.11 sends no empty datagram */
+
+  if (self->address != NULL) {
+    if (addr != Py_None && addr != self->address) {
+      int eq = PyObject_RichCompareBool(addr, self->address, Py_EQ);
+      if (eq < 0)
+        goto error;
+      if (!eq) {
+        PyErr_Format(PyExc_ValueError, "Invalid address: must be None or %R",
+                     self->address);
+        goto error;
+      }
+    }
+    addr = self->address;
+  }
+  if (self->conn_lost || self->udp == NULL) {
+    if (self->address != NULL || self->conn_lost) {
+      if (self->conn_lost >= AUV_CONNLOST_WRITES_LOG && self->loop != NULL) {
+        PyObject* w = PyObject_CallMethod(self->loop->state->logger, "warning", "s",
+                                          "socket.send() raised exception.");
+        if (w == NULL)
+          PyErr_Clear();
+        Py_XDECREF(w);
+      }
+      self->conn_lost++;
+      goto done;
+    }
+  }
+  if (self->udp == NULL)
+    goto done;
+
+  sa = NULL;
+  salen = 0;
+  if (!self->connected) {
+    if (addr == Py_None) {
+      /* No address on an unconnected socket: the socket module's error. */
+      PyObject* res = PyObject_CallMethod(self->sock, "sendto", "OO", data, addr);
+      if (res == NULL)
+        goto send_failed;
+      Py_DECREF(res);
+      goto done;
+    }
+    if (addr != self->last_addr) {
+      int known = 0;
+      if (self->last_addr != NULL) {
+        known = PyObject_RichCompareBool(addr, self->last_addr, Py_EQ);
+        if (known < 0)
+          PyErr_Clear();
+      }
+      if (known <= 0) {
+        r = address_parse(self, addr);
+        if (r < 0)
+          goto error;
+        Py_CLEAR(self->last_addr);
+        if (r == 0) {
+          /* A name or a form to resolve: the socket module sends it. */
+          PyObject* res;
+          if (datagram_buffer_size(self) > 0) {
+            PyErr_SetString(PyExc_RuntimeError, "cannot queue a datagram to an "
+                            "address that is not numeric");
+            goto error;
+          }
+          res = PyObject_CallMethod(self->sock, "sendto", "OO", data, addr);
+          if (res == NULL)
+            goto send_failed;
+          Py_DECREF(res);
+          goto done;
+        }
+      }
+      Py_XSETREF(self->last_addr, Py_NewRef(addr));
+    }
+    sa = (const struct sockaddr*) &self->last_sa;
+    salen = self->last_salen;
+  }
+
+  buf.base = view.buf;
+  buf.len = (size_t) view.len;
+  r = auv_udp_send(self->udp, &buf, 1, sa, salen);
+  if (r < 0) {
+    errno = -r;
+    PyErr_SetFromErrno(PyExc_OSError);
+    goto send_failed;
+  }
+  if (r == 0)
+    datagram_maybe_pause(self);
+  goto done;
+
+send_failed:
+  /* OSError: protocol.error_received(), as asyncio; anything else raises. */
+  if (PyErr_ExceptionMatches(PyExc_OSError)) {
+    PyObject* exc = auv__take_exception();
+    if (exc != NULL && self->error_received != NULL) {
+      PyObject* res = PyObject_CallOneArg(self->error_received, exc);
+      if (res == NULL) {
+        Py_DECREF(exc);
+        goto error;
+      }
+      Py_DECREF(res);
+    }
+    Py_XDECREF(exc);
+    goto done;
+  }
+error:
+  PyBuffer_Release(&view);
+  return NULL;
+done:
+  PyBuffer_Release(&view);
+  Py_RETURN_NONE;
+}
+
+
+/* --- Closing ------------------------------------------------------------------------- */
+
+static PyObject* datagram_close(DatagramObject* self, PyObject* unused) {
+  if (self->closing)
+    Py_RETURN_NONE;
+  self->closing = 1;
+  if (self->udp != NULL)
+    auv_udp_recv_stop(self->udp);
+  if (datagram_buffer_size(self) == 0)
+    datagram_force_close(self, NULL);
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* datagram_abort(DatagramObject* self, PyObject* unused) {
+  datagram_force_close(self, NULL);
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* exc) {
+  PyObject* r;
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+
+  r = NULL;
+  if (self->protocol != NULL)
+    r = PyObject_CallMethod(self->protocol, "connection_lost", "O", exc);
+  else
+    r = Py_NewRef(Py_None);
+  PyErr_Fetch(&type, &value, &tb);
+  datagram_close_udp(self);
+  if (self->sock != NULL) {
+    PyObject* c = PyObject_CallMethod(self->sock, "close", NULL);
+    if (c == NULL)
+      PyErr_WriteUnraisable((PyObject*) self);
+    Py_XDECREF(c);
+    Py_CLEAR(self->sock);
+  }
+  Py_CLEAR(self->protocol);
+  Py_CLEAR(self->datagram_received);
+  Py_CLEAR(self->error_received);
+  Py_CLEAR(self->loop);
+  if (type != NULL) {
+    Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
+    return NULL;
+  }
+  return r;
+}
+
+
+/* --- Protocol, flow control, introspection ------------------------------------------- */
+
+static int datagram_set_protocol_impl(DatagramObject* self, PyObject* protocol) {
+  PyObject* dr;
+  PyObject* er;
+
+  dr = PyObject_GetAttrString(protocol, "datagram_received");
+  if (dr == NULL)
+    return -1;
+  er = PyObject_GetAttrString(protocol, "error_received");
+  if (er == NULL) {
+    Py_DECREF(dr);
+    return -1;
+  }
+  Py_XSETREF(self->datagram_received, dr);
+  Py_XSETREF(self->error_received, er);
+  Py_XSETREF(self->protocol, Py_NewRef(protocol));
+  return 0;
+}
+
+
+static PyObject* datagram_set_protocol(DatagramObject* self, PyObject* protocol) {
+  if (self->loop == NULL) {
+    Py_XSETREF(self->protocol, Py_NewRef(protocol));
+    Py_RETURN_NONE;
+  }
+  if (datagram_set_protocol_impl(self, protocol) < 0)
+    return NULL;
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* datagram_get_protocol(DatagramObject* self, PyObject* unused) {
+  return Py_NewRef(self->protocol ? self->protocol : Py_None);
+}
+
+
+static PyObject* datagram_is_closing(DatagramObject* self, PyObject* unused) {
+  return PyBool_FromLong(self->closing);
+}
+
+
+static PyObject* datagram_get_write_buffer_size(DatagramObject* self, PyObject* unused) {
+  return PyLong_FromSize_t(datagram_buffer_size(self));
+}
+
+
+static PyObject* datagram_get_write_buffer_limits(DatagramObject* self, PyObject* unused) {
+  return Py_BuildValue("(nn)", (Py_ssize_t) self->low_water, (Py_ssize_t) self->high_water);
+}
+
+
+static PyObject* datagram_set_write_buffer_limits(DatagramObject* self, PyObject* args,
+                                                  PyObject* kwargs) {
+  static char* kwlist[] = { "high", "low", NULL };
+  PyObject* high_obj = Py_None;
+  PyObject* low_obj = Py_None;
+  Py_ssize_t high;
+  Py_ssize_t low;
+
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:set_write_buffer_limits",
+                                   kwlist, &high_obj, &low_obj))
+    return NULL;
+  if (high_obj == Py_None) {
+    if (low_obj == Py_None) {
+      high = AUV_UDP_HIGH_WATER;
+    } else {
+      low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
+      if (low == -1 && PyErr_Occurred())
+        return NULL;
+      high = 4 * low;
+    }
+  } else {
+    high = PyNumber_AsSsize_t(high_obj, PyExc_OverflowError);
+    if (high == -1 && PyErr_Occurred())
+      return NULL;
+  }
+  if (low_obj == Py_None) {
+    low = high >= 0 ? high / 4 : -((-high + 3) / 4);
+  } else {
+    low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
+    if (low == -1 && PyErr_Occurred())
+      return NULL;
+  }
+  if (!(high >= low && low >= 0)) {
+    PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0",
+                 high, low);
+    return NULL;
+  }
+  self->high_water = (size_t) high;
+  self->low_water = (size_t) low;
+  datagram_maybe_pause(self);
+  Py_RETURN_NONE;
+}
+
+
+static PyObject* datagram_get_extra_info(DatagramObject* self, PyObject* const* args,
+                                         Py_ssize_t nargs, PyObject* kwnames) {
+  PyObject* name;
+  PyObject* dflt;
+  PyObject* value;
+
+  name = nargs > 0 ? args[0] : NULL;
+  dflt = nargs > 1 ? args[1] : Py_None;
+  if (kwnames != NULL) {
+    Py_ssize_t i;
+    for (i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+      PyObject* key = PyTuple_GET_ITEM(kwnames, i);
+      if (PyUnicode_CompareWithASCIIString(key, "name") == 0)
+        name = args[nargs + i];
+      else if (PyUnicode_CompareWithASCIIString(key, "default") == 0)
+        dflt = args[nargs + i];
+      else {
+        PyErr_Format(PyExc_TypeError,
+                     "get_extra_info() got an unexpected keyword argument '%S'", key);
+        return NULL;
+      }
+    }
+  }
+  if (name == NULL || nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "get_extra_info() takes a name and an optional default");
+    return NULL;
+  }
+  value = self->extra == NULL ? NULL : PyDict_GetItemWithError(self->extra, name);
+  if (value == NULL) {
+    if (PyErr_Occurred())
+      return NULL;
+    return Py_NewRef(dflt);
+  }
+  return Py_NewRef(value);
+}
+
+
+static PyObject* datagram_repr(DatagramObject* self) {
+  PyObject* name;
+  PyObject* res;
+
+  name = PyType_GetName(Py_TYPE(self));
+  if (name == NULL)
+    return NULL;
+  if (self->sock == NULL)
+    res = PyUnicode_FromFormat("<%U closed>", name);
+  else
+    res = PyUnicode_FromFormat("<%U fd=%d%s bufsize=%zu>", name, self->fd,
+                               self->closing ? " closing" : "",
+                               datagram_buffer_size(self));
+  Py_DECREF(name);
+  return res;
+}
+
+
+/* --- Creation --------------------------------------------------------------------------- */
+
+/* loop._make_datagram_transport(sock, protocol, address=None, waiter=None,
+ * extra=None), as asyncio's selector loop names it. */
+PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
+                                            PyObject* kwargs) {
+  static char* kwlist[] = { "sock", "protocol", "address", "waiter", "extra", NULL };
+  DatagramObject* self;
+  PyObject* sock;
+  PyObject* protocol;
+  PyObject* address = Py_None;
+  PyObject* waiter = Py_None;
+  PyObject* extra = Py_None;
+  PyObject* value;
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  int fd;
+  int err;
+
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OOO:_make_datagram_transport",
+                                   kwlist, &sock, &protocol, &address, &waiter, &extra))
+    return NULL;
+  if (auv__loop_check_closed(loop) < 0)
+    return NULL;
+  fd = auv__fileobj_to_fd(sock);
+  if (fd < 0)
+    return NULL;
+
+  self = PyObject_GC_New(DatagramObject, loop->state->DatagramType);
+  if (self == NULL)
+    return NULL;
+  memset(self->asyncio_slots, 0, sizeof(self->asyncio_slots));
+  self->loop = (LoopObject*) Py_NewRef(loop);
+  self->udp = NULL;
+  self->sock = Py_NewRef(sock);
+  self->protocol = self->datagram_received = self->error_received = NULL;
+  self->extra = NULL;
+  self->address = address != Py_None ? Py_NewRef(address) : NULL;
+  self->last_addr = NULL;
+  self->weakreflist = NULL;
+  self->last_salen = 0;
+  self->high_water = AUV_UDP_HIGH_WATER;
+  self->low_water = AUV_UDP_HIGH_WATER / 4;
+  self->fd = fd;
+  self->conn_lost = 0;
+  self->closing = self->connected = self->protocol_paused = 0;
+  sslen = sizeof(ss);
+  self->family = getsockname(fd, (struct sockaddr*) &ss, &sslen) == 0 ? ss.ss_family : AF_UNSPEC;
+  PyObject_GC_Track(self);
+
+  self->extra = extra != Py_None ? PyDict_Copy(extra) : PyDict_New();
+  if (self->extra == NULL || datagram_set_protocol_impl(self, protocol) < 0)
+    goto error;
+  value = PyObject_CallOneArg(loop->state->TransportSocket, sock);
+  if (value == NULL || PyDict_SetItemString(self->extra, "socket", value) < 0) {
+    Py_XDECREF(value);
+    goto error;
+  }
+  Py_DECREF(value);
+  value = PyObject_CallMethod(sock, "getsockname", NULL);
+  if (value == NULL) {
+    if (!PyErr_ExceptionMatches(PyExc_OSError))
+      goto error;
+    PyErr_Clear();
+    value = Py_NewRef(Py_None);
+  }
+  err = PyDict_SetItemString(self->extra, "sockname", value);
+  Py_DECREF(value);
+  if (err < 0)
+    goto error;
+  value = PyDict_GetItemString(self->extra, "peername");
+  if (value == NULL) {
+    value = PyObject_CallMethod(sock, "getpeername", NULL);
+    if (value == NULL) {
+      if (!PyErr_ExceptionMatches(PyExc_OSError))
+        goto error;
+      PyErr_Clear();
+      value = Py_NewRef(Py_None);
+    }
+    err = PyDict_SetItemString(self->extra, "peername", value);
+    Py_DECREF(value);
+    if (err < 0)
+      goto error;
+    value = PyDict_GetItemString(self->extra, "peername");
+  }
+  self->connected = (char) (value != NULL && PyObject_IsTrue(value) > 0);
+
+  err = auv_udp_new(loop->loop, fd, &self->udp);
+  if (err != 0) {
+    self->udp = NULL;
+    errno = -err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    goto error;
+  }
+  auv_udp_set_data(self->udp, self);
+  auv_udp_set_send_cb(self->udp, datagram_send_cb);
+  Py_INCREF(self);  /* the engine's, until the handle's close callback */
+
+  /* connection_made(), then reading, then the waiter: asyncio's order. */
+  value = PyObject_GetAttrString(protocol, "connection_made");
+  if (value == NULL)
+    goto error;
+  err = datagram_call_soon(self, value, (PyObject*) self);
+  Py_DECREF(value);
+  if (err < 0 || datagram_call_soon_method(self, "_start_reading", NULL) < 0)
+    goto error;
+  if (waiter != Py_None) {
+    PyObject* set_result = PyObject_GetAttrString(loop->state->futures,
+                                                  "_set_result_unless_cancelled");
+    PyObject* cargs[2] = { waiter, Py_None };
+    HandleObject* h;
+    if (set_result == NULL)
+      goto error;
+    h = auv__handle_new(loop->state, loop, set_result, cargs, 2, NULL);
+    Py_DECREF(set_result);
+    if (h == NULL)
+      goto error;
+    if (auv_loop_call_soon(loop->loop, auv__handle_call_cb, h) != 0) {
+      Py_DECREF(h);
+      PyErr_NoMemory();
+      goto error;
+    }
+  }
+  return (PyObject*) self;
+
+error:
+  datagram_close_udp(self);
+  Py_DECREF(self);
+  return NULL;
+}
+
+
+/* --- Type ------------------------------------------------------------------------------- */
+
+static int datagram_traverse(DatagramObject* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(self->loop);
+  Py_VISIT(self->sock);
+  Py_VISIT(self->protocol);
+  Py_VISIT(self->datagram_received);
+  Py_VISIT(self->error_received);
+  Py_VISIT(self->extra);
+  Py_VISIT(self->address);
+  Py_VISIT(self->last_addr);
+  return 0;
+}
+
+
+static int datagram_clear(DatagramObject* self) {
+  Py_CLEAR(self->protocol);
+  Py_CLEAR(self->datagram_received);
+  Py_CLEAR(self->error_received);
+  Py_CLEAR(self->extra);
+  Py_CLEAR(self->address);
+  Py_CLEAR(self->last_addr);
+  Py_CLEAR(self->loop);
+  return 0;
+}
+
+
+/* An unclosed transport warns, as asyncio's, and closes its socket. */
+static void datagram_finalize(DatagramObject* self) {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+  PyObject* r;
+
+  if (self->sock == NULL)
+    return;
+  PyErr_Fetch(&type, &value, &tb);
+  if (PyErr_ResourceWarning((PyObject*) self, 1, "unclosed transport %R", self) < 0)
+    PyErr_WriteUnraisable((PyObject*) self);
+  datagram_close_udp(self);
+  r = PyObject_CallMethod(self->sock, "close", NULL);
+  if (r == NULL)
+    PyErr_WriteUnraisable((PyObject*) self);
+  Py_XDECREF(r);
+  Py_CLEAR(self->sock);
+  PyErr_Restore(type, value, tb);
+}
+
+
+static void datagram_dealloc(DatagramObject* self) {
+  PyTypeObject* tp;
+
+  tp = Py_TYPE(self);
+  if (PyObject_CallFinalizerFromDealloc((PyObject*) self) < 0)
+    return;
+  PyObject_GC_UnTrack(self);
+  if (self->weakreflist != NULL)
+    PyObject_ClearWeakRefs((PyObject*) self);
+  datagram_clear(self);
+  Py_CLEAR(self->sock);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+
+static PyMethodDef datagram_methods[] = {
+  {"sendto", (PyCFunction) (void (*)(void)) datagram_sendto, METH_FASTCALL | METH_KEYWORDS,
+   PyDoc_STR("sendto(data, addr=None)\n--\n\nSend one datagram (to addr, or the peer).")},
+  {"close", (PyCFunction) datagram_close, METH_NOARGS,
+   PyDoc_STR("Close once the queued datagrams are sent.")},
+  {"abort", (PyCFunction) datagram_abort, METH_NOARGS,
+   PyDoc_STR("Close at once, dropping the queued datagrams.")},
+  {"is_closing", (PyCFunction) datagram_is_closing, METH_NOARGS, NULL},
+  {"get_protocol", (PyCFunction) datagram_get_protocol, METH_NOARGS, NULL},
+  {"set_protocol", (PyCFunction) datagram_set_protocol, METH_O, NULL},
+  {"get_write_buffer_size", (PyCFunction) datagram_get_write_buffer_size, METH_NOARGS, NULL},
+  {"get_write_buffer_limits", (PyCFunction) datagram_get_write_buffer_limits, METH_NOARGS, NULL},
+  {"set_write_buffer_limits", (PyCFunction) (void (*)(void)) datagram_set_write_buffer_limits,
+   METH_VARARGS | METH_KEYWORDS, NULL},
+  {"get_extra_info", (PyCFunction) (void (*)(void)) datagram_get_extra_info,
+   METH_FASTCALL | METH_KEYWORDS, NULL},
+  {"_start_reading", (PyCFunction) datagram_start_reading, METH_NOARGS, NULL},
+  {"_call_connection_lost", (PyCFunction) datagram_call_connection_lost, METH_O, NULL},
+  {NULL}
+};
+
+static PyMemberDef datagram_members[] = {
+  {"__weaklistoffset__", T_PYSSIZET, offsetof(DatagramObject, weakreflist), READONLY, NULL},
+  {"_closing", T_BOOL, offsetof(DatagramObject, closing), READONLY, NULL},
+  {"_sock_fd", T_INT, offsetof(DatagramObject, fd), READONLY, NULL},
+  {"_protocol_paused", T_BOOL, offsetof(DatagramObject, protocol_paused), READONLY, NULL},
+  {NULL}
+};
+
+static PyType_Slot datagram_slots[] = {
+  {Py_tp_doc, (void*) PyDoc_STR("A datagram transport of asyncuv (an asyncio.DatagramTransport).")},
+  {Py_tp_dealloc, datagram_dealloc},
+  {Py_tp_traverse, datagram_traverse},
+  {Py_tp_clear, datagram_clear},
+  {Py_tp_finalize, datagram_finalize},
+  {Py_tp_methods, datagram_methods},
+  {Py_tp_members, datagram_members},
+  {Py_tp_repr, datagram_repr},
+  {0, NULL}
+};
+
+PyType_Spec auv__datagram_spec = {
+  .name = "asyncuv._asyncuv.DatagramTransport",
+  .basicsize = sizeof(DatagramObject),
+  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+  .slots = datagram_slots,
+};
+
+size_t auv__datagram_pad_end = offsetof(DatagramObject, loop);
