@@ -11,6 +11,7 @@ start are never taken.
 import asyncio
 import collections
 import errno
+import fcntl
 import os
 import signal
 import stat
@@ -25,6 +26,7 @@ from asyncio.log import logger
 # asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 _CONNLOST_WRITES_LOG = 5
 _HIGH_WATER = 64 * 1024
+_PIPE_SIZE = 1 << 20
 
 
 def _sighandler_noop(signum, frame):
@@ -619,6 +621,16 @@ class _WritePipeTransport(_FlowControl, _PipeTransportBase,
 
 # --- Subprocess transport ---------------------------------------------------------
 
+def _grow_pipe(fd):
+    """Give a child's pipe a 1 MiB buffer (the unprivileged maximum by
+    default), as big as a socket pair's: 16 times fewer wake-ups on both
+    sides for a bulk transfer.  The kernel allocates pages as they fill."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+    except (AttributeError, OSError):
+        pass  # not Linux, or a lower limit: the pipe keeps its size
+
+
 class _PipeProtocol(protocols.Protocol):
     """Connects one of the child's pipes to the subprocess transport."""
 
@@ -680,6 +692,9 @@ class _SubprocessTransport(transports.SubprocessTransport):
             raise
         self._pid = self._proc.pid
         self._extra['subprocess'] = self._proc
+        for pipe in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                _grow_pipe(pipe.fileno())
         if loop.get_debug():
             program = args if isinstance(args, (bytes, str)) else args[0]
             logger.debug('process %r created: pid %s', program, self._pid)
