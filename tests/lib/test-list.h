@@ -84,6 +84,15 @@
   X(sendfile_fallback)                                                  \
   X(sendfile_cancel)                                                    \
   X(sendfile_peer_gone)                                                 \
-  X(sendfile_einval)
+  X(sendfile_einval)                                                    \
+  X(process_exit_code)                                                  \
+  X(process_killed)                                                     \
+  X(process_setsid_env_cwd)                                             \
+  X(process_pipes_cat)                                                  \
+  X(process_spawn_errors)                                               \
+  X(child_watch_exit)                                                   \
+  X(child_watch_not_a_child)                                            \
+  X(child_watch_close_early)                                            \
+  X(child_watch_einval)
 
 #endif /* AUV_TEST_LIST_H */
