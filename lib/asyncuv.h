@@ -40,6 +40,7 @@ typedef struct auv_udp_s auv_udp_t;
 typedef struct auv_sendfile_s auv_sendfile_t;
 typedef struct auv_process_s auv_process_t;
 typedef struct auv_child_watch_s auv_child_watch_t;
+typedef struct auv_signal_s auv_signal_t;
 
 /* A buffer to write: the caller's memory, read before the call returns. */
 typedef struct {
@@ -160,6 +161,7 @@ typedef void (*auv_exit_cb)(auv_process_t* proc, int64_t exit_status,
  * the child; 255 if it was not a child of this process or someone else
  * reaped it first (asyncio's convention). */
 typedef void (*auv_child_cb)(auv_child_watch_t* w, int pid, int returncode);
+typedef void (*auv_signal_cb)(auv_signal_t* sig, int signum);
 /* status 0 (done, or in_fd ended first), UV_ECANCELED or an error; sent is
  * the number of bytes written to out_fd in every case. */
 typedef void (*auv_sendfile_cb)(auv_sendfile_t* req, int status, uint64_t sent);
@@ -487,6 +489,29 @@ AUV_EXTERN int auv_child_watch_get_pid(const auv_child_watch_t* w);
 AUV_EXTERN int auv_child_watch_is_active(const auv_child_watch_t* w);
 AUV_EXTERN void auv_child_watch_set_data(auv_child_watch_t* w, void* data);
 AUV_EXTERN void* auv_child_watch_get_data(const auv_child_watch_t* w);
+
+
+/* --- Signals ------------------------------------------------------------- */
+
+/* A signal watcher (libuv's uv_signal_t): its callback runs on the loop
+ * thread, in the poll step, after the signal arrived in any thread. */
+AUV_EXTERN int auv_signal_new(auv_loop_t* loop, auv_signal_t** sig);
+/* Call cb(sig, signum) each time signum arrives (libuv installs its own
+ * handler for it); calling it again changes the signal and callback.  A
+ * started watcher keeps the loop alive.  UV_EINVAL for SIGKILL, SIGSTOP. */
+AUV_EXTERN int auv_signal_start(auv_signal_t* sig, int signum, auv_signal_cb cb);
+/* Stop watching; once no watcher of any loop watches signum, its
+ * disposition is the default again. */
+AUV_EXTERN int auv_signal_stop(auv_signal_t* sig);
+AUV_EXTERN int auv_signal_is_active(const auv_signal_t* sig);
+/* Stop and free the watcher; close_cb(data) runs on the loop thread once
+ * the memory is released. */
+AUV_EXTERN void auv_signal_close(auv_signal_t* sig, auv_close_cb close_cb);
+/* The signal watched, 0 when stopped. */
+AUV_EXTERN int auv_signal_get_signum(const auv_signal_t* sig);
+AUV_EXTERN auv_loop_t* auv_signal_get_loop(const auv_signal_t* sig);
+AUV_EXTERN void auv_signal_set_data(auv_signal_t* sig, void* data);
+AUV_EXTERN void* auv_signal_get_data(const auv_signal_t* sig);
 
 
 /* --- DNS, on the thread pool ---------------------------------------------- */

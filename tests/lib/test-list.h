@@ -93,6 +93,8 @@
   X(child_watch_exit)                                                   \
   X(child_watch_not_a_child)                                            \
   X(child_watch_close_early)                                            \
-  X(child_watch_einval)
+  X(child_watch_einval)                                                 \
+  X(signal_delivery)                                                    \
+  X(signal_einval)
 
 #endif /* AUV_TEST_LIST_H */
