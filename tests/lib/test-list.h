@@ -99,6 +99,8 @@
   X(child_watch_close_early)                                            \
   X(child_watch_einval)                                                 \
   X(signal_delivery)                                                    \
-  X(signal_einval)
+  X(signal_einval)                                                      \
+  X(pipe_read_write_eof)                                                \
+  X(pipe_reader_gone)
 
 #endif /* AUV_TEST_LIST_H */
