@@ -191,7 +191,8 @@ AUV_EXTERN const char* auv_err_name(int err);
 AUV_EXTERN int auv_loop_new(auv_loop_t** loop);
 /* Free a loop.  Returns UV_EBUSY (and frees nothing) while it runs or while
  * calls are queued, timers are active, work or DNS requests are pending or
- * handles (watchers, streams, listeners, connects) are open. */
+ * handles (watchers, streams, listeners, connects, datagram handles,
+ * sendfile requests, processes, child watches, signal watchers) are open. */
 AUV_EXTERN int auv_loop_close(auv_loop_t* loop);
 /* Run the loop (see auv_run_mode).  Returns 1 if it still has work to do,
  * 0 if not, UV_EBUSY if it is already running, UV_EINVAL for NULL. */
