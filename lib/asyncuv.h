@@ -38,6 +38,9 @@ typedef struct auv_stream_s auv_stream_t;
 typedef struct auv_listener_s auv_listener_t;
 typedef struct auv_udp_s auv_udp_t;
 typedef struct auv_sendfile_s auv_sendfile_t;
+typedef struct auv_process_s auv_process_t;
+typedef struct auv_child_watch_s auv_child_watch_t;
+typedef struct auv_signal_s auv_signal_t;
 
 /* A buffer to write: the caller's memory, read before the call returns. */
 typedef struct {
@@ -45,10 +48,49 @@ typedef struct {
   size_t len;
 } auv_buf_t;
 
+/* The child's descriptor i is stdio[i] of auv_process_options_t.  For
+ * AUV_STDIO_PIPE, auv_process_spawn() stores the parent's end in fd (the
+ * writing end for i == 0, the reading end otherwise; non-blocking,
+ * close-on-exec, the caller's to close). */
+typedef struct {
+  int type;
+  int fd;
+} auv_stdio_t;
+
+/* Options of auv_process_spawn().  Initialise with AUV_PROCESS_OPTIONS_INIT
+ * (or zero it and set size): size tells the library which version of the
+ * struct the caller was built with, so that fields can be added. */
+typedef struct {
+  size_t size;                /* sizeof(auv_process_options_t) */
+  const char* file;           /* the program; searched in PATH without '/' */
+  const char* const* args;    /* argv, NULL-terminated; NULL: { file, NULL } */
+  const char* const* env;     /* NULL-terminated; NULL: the parent's */
+  const char* cwd;            /* NULL: the parent's */
+  unsigned int flags;         /* AUV_PROCESS_SETSID */
+  unsigned int stdio_count;
+  auv_stdio_t* stdio;         /* stdio_count entries; fds above are inherited
+                               * unless close-on-exec */
+} auv_process_options_t;
+
+#define AUV_PROCESS_OPTIONS_INIT \
+  { sizeof(auv_process_options_t), NULL, NULL, NULL, NULL, 0, 0, NULL }
+
 /* Flags of auv_tcp_listen(). */
 enum {
   AUV_TCP_REUSEADDR = 1,
   AUV_TCP_REUSEPORT = 2
+};
+
+/* Flags of auv_process_options_t. */
+enum {
+  AUV_PROCESS_SETSID = 1     /* the child runs in a new session (setsid(2)) */
+};
+
+/* What a child's stdio descriptor is (auv_stdio_t.type). */
+enum {
+  AUV_STDIO_IGNORE = 0,      /* /dev/null for 0, 1 and 2; nothing above */
+  AUV_STDIO_INHERIT_FD = 1,  /* a copy of the parent's fd */
+  AUV_STDIO_PIPE = 2         /* a new pipe; fd receives the parent's end */
 };
 
 /* Events of an fd watcher. */
@@ -111,6 +153,15 @@ typedef void (*auv_udp_recv_cb)(auv_udp_t* udp, ssize_t nread, char* base,
 /* status 0: the send queue is empty; < 0: a queued datagram failed and was
  * dropped, the others still go. */
 typedef void (*auv_udp_send_cb)(auv_udp_t* udp, int status);
+/* The child exited with exit_status, or was killed by term_signal (then
+ * non-zero). */
+typedef void (*auv_exit_cb)(auv_process_t* proc, int64_t exit_status,
+                            int term_signal);
+/* returncode as Python's: the exit status, or -signal if a signal killed
+ * the child; 255 if it was not a child of this process or someone else
+ * reaped it first (asyncio's convention). */
+typedef void (*auv_child_cb)(auv_child_watch_t* w, int pid, int returncode);
+typedef void (*auv_signal_cb)(auv_signal_t* sig, int signum);
 /* status 0 (done, or in_fd ended first), UV_ECANCELED or an error; sent is
  * the number of bytes written to out_fd in every case. */
 typedef void (*auv_sendfile_cb)(auv_sendfile_t* req, int status, uint64_t sent);
@@ -140,7 +191,8 @@ AUV_EXTERN const char* auv_err_name(int err);
 AUV_EXTERN int auv_loop_new(auv_loop_t** loop);
 /* Free a loop.  Returns UV_EBUSY (and frees nothing) while it runs or while
  * calls are queued, timers are active, work or DNS requests are pending or
- * handles (watchers, streams, listeners, connects) are open. */
+ * handles (watchers, streams, listeners, connects, datagram handles,
+ * sendfile requests, processes, child watches, signal watchers) are open. */
 AUV_EXTERN int auv_loop_close(auv_loop_t* loop);
 /* Run the loop (see auv_run_mode).  Returns 1 if it still has work to do,
  * 0 if not, UV_EBUSY if it is already running, UV_EINVAL for NULL. */
@@ -406,6 +458,66 @@ AUV_EXTERN int auv_sendfile_start(auv_loop_t* loop, int out_fd, int in_fd,
 AUV_EXTERN int auv_sendfile_cancel(auv_sendfile_t* req);
 AUV_EXTERN void auv_sendfile_set_data(auv_sendfile_t* req, void* data);
 AUV_EXTERN void* auv_sendfile_get_data(const auv_sendfile_t* req);
+
+
+/* --- Processes ----------------------------------------------------------- */
+
+/* Spawn a child (libuv's uv_spawn()); exit_cb (may be NULL) runs on the
+ * loop thread when it has exited and been reaped.  On failure no process
+ * and no pipe exists (UV_ENOENT, UV_EACCES..., UV_EINVAL for bad options,
+ * UV_ENOTSUP for fields of a later version of the options struct). */
+AUV_EXTERN int auv_process_spawn(auv_loop_t* loop,
+                                 const auv_process_options_t* options,
+                                 auv_exit_cb exit_cb,
+                                 auv_process_t** proc);
+/* Send signum to the child; UV_ESRCH once it has exited. */
+AUV_EXTERN int auv_process_kill(auv_process_t* proc, int signum);
+AUV_EXTERN int auv_process_get_pid(const auv_process_t* proc);
+/* Free the handle (exit_cb will not run any more); close_cb(data) runs on
+ * the loop thread once the memory is released.  A child still running is
+ * neither killed nor reaped by the library after this. */
+AUV_EXTERN void auv_process_close(auv_process_t* proc, auv_close_cb close_cb);
+AUV_EXTERN auv_loop_t* auv_process_get_loop(const auv_process_t* proc);
+AUV_EXTERN void auv_process_set_data(auv_process_t* proc, void* data);
+AUV_EXTERN void* auv_process_get_data(const auv_process_t* proc);
+
+/* Watch for the exit of child pid, spawned by anyone (fork(), Python's
+ * subprocess): cb(w, pid, returncode) runs once on the loop thread when it
+ * has exited, after reaping it.  No other process is ever waited for. */
+AUV_EXTERN int auv_child_watch_start(auv_loop_t* loop, int pid,
+                                     auv_child_cb cb,
+                                     auv_child_watch_t** w);
+/* Stop watching and free the watch (also needed after cb); close_cb(data)
+ * runs on the loop thread once the memory is released. */
+AUV_EXTERN void auv_child_watch_close(auv_child_watch_t* w, auv_close_cb close_cb);
+AUV_EXTERN int auv_child_watch_get_pid(const auv_child_watch_t* w);
+/* Non-zero until cb has run or the watch is closed. */
+AUV_EXTERN int auv_child_watch_is_active(const auv_child_watch_t* w);
+AUV_EXTERN void auv_child_watch_set_data(auv_child_watch_t* w, void* data);
+AUV_EXTERN void* auv_child_watch_get_data(const auv_child_watch_t* w);
+
+
+/* --- Signals ------------------------------------------------------------- */
+
+/* A signal watcher (libuv's uv_signal_t): its callback runs on the loop
+ * thread, in the poll step, after the signal arrived in any thread. */
+AUV_EXTERN int auv_signal_new(auv_loop_t* loop, auv_signal_t** sig);
+/* Call cb(sig, signum) each time signum arrives (libuv installs its own
+ * handler for it); calling it again changes the signal and callback.  A
+ * started watcher keeps the loop alive.  UV_EINVAL for SIGKILL, SIGSTOP. */
+AUV_EXTERN int auv_signal_start(auv_signal_t* sig, int signum, auv_signal_cb cb);
+/* Stop watching; once no watcher of any loop watches signum, its
+ * disposition is the default again. */
+AUV_EXTERN int auv_signal_stop(auv_signal_t* sig);
+AUV_EXTERN int auv_signal_is_active(const auv_signal_t* sig);
+/* Stop and free the watcher; close_cb(data) runs on the loop thread once
+ * the memory is released. */
+AUV_EXTERN void auv_signal_close(auv_signal_t* sig, auv_close_cb close_cb);
+/* The signal watched, 0 when stopped. */
+AUV_EXTERN int auv_signal_get_signum(const auv_signal_t* sig);
+AUV_EXTERN auv_loop_t* auv_signal_get_loop(const auv_signal_t* sig);
+AUV_EXTERN void auv_signal_set_data(auv_signal_t* sig, void* data);
+AUV_EXTERN void* auv_signal_get_data(const auv_signal_t* sig);
 
 
 /* --- DNS, on the thread pool ---------------------------------------------- */

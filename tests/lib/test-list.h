@@ -1,6 +1,10 @@
 #ifndef AUV_TEST_LIST_H
 #define AUV_TEST_LIST_H
 
+/* The process tests come before the DNS tests: under valgrind (--no-fork)
+ * the child of a spawn whose exec fails is leak-checked when it exits, and
+ * it would report as lost the resolver buffers of the thread-pool threads
+ * that getaddrinfo ran on, threads that do not exist in it. */
 #define AUV_TEST_LIST(X)                                                \
   X(version)                                                            \
   X(strerror)                                                           \
@@ -63,6 +67,11 @@
   X(tcp_peer_reset_queue)                                               \
   X(tcp_listen_errors)                                                  \
   X(tcp_einval)                                                         \
+  X(process_exit_code)                                                  \
+  X(process_killed)                                                     \
+  X(process_setsid_env_cwd)                                             \
+  X(process_pipes_cat)                                                  \
+  X(process_spawn_errors)                                               \
   X(dns_getaddrinfo_localhost)                                          \
   X(dns_getaddrinfo_bad_name)                                           \
   X(dns_getnameinfo)                                                    \
@@ -85,6 +94,14 @@
   X(sendfile_fallback)                                                  \
   X(sendfile_cancel)                                                    \
   X(sendfile_peer_gone)                                                 \
-  X(sendfile_einval)
+  X(sendfile_einval)                                                    \
+  X(child_watch_exit)                                                   \
+  X(child_watch_not_a_child)                                            \
+  X(child_watch_close_early)                                            \
+  X(child_watch_einval)                                                 \
+  X(signal_delivery)                                                    \
+  X(signal_einval)                                                      \
+  X(pipe_read_write_eof)                                                \
+  X(pipe_reader_gone)
 
 #endif /* AUV_TEST_LIST_H */
