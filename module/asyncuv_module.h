@@ -247,6 +247,7 @@ AUV_MOD_INTERNAL void auv__loop_close_listeners(LoopObject* self);
 AUV_MOD_INTERNAL extern PyType_Spec auv__transport_spec;
 AUV_MOD_INTERNAL extern size_t auv__transport_pad_end;
 AUV_MOD_INTERNAL PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args, PyObject* kwargs);
+AUV_MOD_INTERNAL PyObject* auv__loop_make_write_pipe_transport(LoopObject* loop, PyObject* args);
 AUV_MOD_INTERNAL void auv__transport_close_stream(PyObject* transport);
 
 /* udp.c: datagram transports */

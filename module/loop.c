@@ -773,6 +773,8 @@ static PyMethodDef loop_methods[] = {
    METH_NOARGS, PyDoc_STR("Return the exception handler, or None.")},
   {"_make_socket_transport", (PyCFunction) (void (*)(void)) auv__loop_make_socket_transport,
    METH_VARARGS | METH_KEYWORDS, NULL},
+  {"_make_write_pipe_transport", (PyCFunction) auv__loop_make_write_pipe_transport,
+   METH_VARARGS, NULL},
   {"_make_datagram_transport", (PyCFunction) (void (*)(void)) auv__loop_make_datagram_transport,
    METH_VARARGS | METH_KEYWORDS, NULL},
   {"add_reader", (PyCFunction) (void (*)(void)) auv__loop_add_reader, METH_FASTCALL,

@@ -52,6 +52,7 @@ struct TransportObject {
   char protocol_paused;
   char buffered;
   char have_rbuf;
+  char pipe;                   /* a write pipe (connect_write_pipe()) */
 };
 
 typedef struct TransportObject TransportObject;
@@ -314,6 +315,22 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
 
   self = auv_stream_get_data(stream);
   Py_INCREF(self);  /* a protocol callback may close and drop us */
+
+  if (self->pipe) {
+    /* A write pipe watches its fd only to learn that the reader went
+     * away (the fd then is in error; a socket's reading counts too, as in
+     * asyncio): what is still queued can no longer be delivered. */
+    if (nread != 0 && !self->conn_lost) {
+      PyObject* exc = NULL;
+      if (transport_buffer_size(self) > 0)
+        exc = PyObject_CallNoArgs(PyExc_BrokenPipeError);
+      if (exc == NULL && PyErr_Occurred())
+        PyErr_WriteUnraisable((PyObject*) self);
+      transport_force_close(self, exc);
+      Py_XDECREF(exc);
+    }
+    goto done;
+  }
 
   if (self->buffered) {
     if (self->have_rbuf) {
@@ -756,6 +773,8 @@ static PyObject* transport_write_eof(TransportObject* self, PyObject* unused) {
 
   if (self->closing || self->eof)
     Py_RETURN_NONE;
+  if (self->pipe)  /* no half-close: the end of the pipe */
+    return PyObject_CallMethod((PyObject*) self, "close", NULL);
   self->eof = 1;
   if (self->stream != NULL) {
     err = auv_stream_shutdown(self->stream, transport_shutdown_cb);
@@ -892,6 +911,10 @@ static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol
   PyObject* buffered_type;
   int buffered;
 
+  if (self->pipe) {  /* a write pipe's protocol only needs the flow methods */
+    Py_XSETREF(self->protocol, Py_NewRef(protocol));
+    return 0;
+  }
   buffered_type = self->loop->state->BufferedProtocol;
   buffered = PyObject_IsInstance(protocol, buffered_type);
   if (buffered < 0)
@@ -1056,7 +1079,8 @@ static PyObject* transport_get_extra_info(TransportObject* self, PyObject* const
       return Py_NewRef(self->peername);
     if (PyUnicode_CompareWithASCIIString(name, "sockname") == 0 && self->sockname != NULL)
       return Py_NewRef(self->sockname);
-    if (PyUnicode_CompareWithASCIIString(name, "socket") == 0 && self->sock != NULL) {
+    if (PyUnicode_CompareWithASCIIString(name, "socket") == 0 && self->sock != NULL &&
+        !self->pipe) {
       if (self->tsock == NULL && self->loop != NULL) {
         self->tsock = PyObject_CallOneArg(self->loop->state->TransportSocket, self->sock);
         if (self->tsock == NULL)
@@ -1090,7 +1114,12 @@ static PyObject* transport_repr(TransportObject* self) {
     state = " closing";
   else
     state = "";
-  if (self->sock == NULL)
+  if (self->pipe)
+    res = PyUnicode_FromFormat("<WritePipeTransport fd=%d%s %s bufsize=%zu>",
+                               self->fd, self->sock != NULL ? state : "",
+                               self->sock != NULL ? "open" : "closed",
+                               transport_buffer_size(self));
+  else if (self->sock == NULL)
     res = PyUnicode_FromFormat("<%U%s>", name, state);
   else
     res = PyUnicode_FromFormat("<%U fd=%d%s read=%s write=<%s, bufsize=%zu>>",
@@ -1107,23 +1136,52 @@ static PyObject* transport_repr(TransportObject* self) {
 
 /* loop._make_socket_transport(sock, protocol, waiter=None, extra=None,
  * server=None), as asyncio's selector loop names it. */
+static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* protocol,
+                                  PyObject* waiter, PyObject* extra, PyObject* server,
+                                  int pipe, int watch_peer);
+
 PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
                                           PyObject* kwargs) {
   static char* kwlist[] = { "sock", "protocol", "waiter", "extra", "server", NULL };
-  TransportObject* self;
   PyObject* sock;
   PyObject* protocol;
   PyObject* waiter = Py_None;
   PyObject* extra = Py_None;
   PyObject* server = Py_None;
+
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OOO:_make_socket_transport",
+                                   kwlist, &sock, &protocol, &waiter, &extra, &server))
+    return NULL;
+  return transport_create(loop, sock, protocol, waiter, extra, server, 0, 1);
+}
+
+
+/* loop._make_write_pipe_transport(pipe, protocol, waiter, extra, watch_peer):
+ * the caller checked the file type.  watch_peer (a pipe, FIFO or socket)
+ * makes the transport learn at once that the reader went away. */
+PyObject* auv__loop_make_write_pipe_transport(LoopObject* loop, PyObject* args) {
+  PyObject* pipe;
+  PyObject* protocol;
+  PyObject* waiter;
+  PyObject* extra;
+  int watch_peer;
+
+  if (!PyArg_ParseTuple(args, "OOOOp:_make_write_pipe_transport",
+                        &pipe, &protocol, &waiter, &extra, &watch_peer))
+    return NULL;
+  return transport_create(loop, pipe, protocol, waiter, extra, Py_None, 1, watch_peer);
+}
+
+
+static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* protocol,
+                                  PyObject* waiter, PyObject* extra, PyObject* server,
+                                  int pipe, int watch_peer) {
+  TransportObject* self;
   PyObject* key;
   PyObject* value;
   int fd;
   int err;
 
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OOO:_make_socket_transport",
-                                   kwlist, &sock, &protocol, &waiter, &extra, &server))
-    return NULL;
   if (auv__loop_check_closed(loop) < 0)
     return NULL;
   fd = auv__fileobj_to_fd(sock);
@@ -1152,6 +1210,7 @@ PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
   self->conn_lost = 0;
   self->closing = self->paused = self->eof = self->protocol_paused = 0;
   self->buffered = self->have_rbuf = 0;
+  self->pipe = (char) pipe;
   PyObject_GC_Track(self);
 
   if (extra != Py_None) {
@@ -1162,6 +1221,13 @@ PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
   if (transport_set_protocol_impl(self, protocol) < 0)
     goto error;
 
+  if (pipe) {
+    if (self->extra == NULL && (self->extra = PyDict_New()) == NULL)
+      goto error;
+    if (PyDict_SetItemString(self->extra, "pipe", sock) < 0)
+      goto error;
+    goto names_done;
+  }
   /* asyncio's extra info: the socket's name and its peer's, as they are
    * now (a caller's 'peername' wins); 'socket' is made when asked for. */
   self->sockname = PyObject_CallMethod(sock, "getsockname", NULL);
@@ -1185,6 +1251,7 @@ PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
     }
   }
 
+names_done:
   err = auv_stream_new(loop->loop, fd, &self->stream);
   if (err != 0) {
     self->stream = NULL;
@@ -1194,7 +1261,8 @@ PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
   auv_stream_set_data(self->stream, self);
   auv_stream_set_drain_cb(self->stream, transport_drain_cb);
   Py_INCREF(self);  /* the engine's, until the stream's close callback */
-  auv_tcp_nodelay(fd, 1);  /* asyncio disables Nagle; fails harmlessly on non-TCP */
+  if (!pipe)
+    auv_tcp_nodelay(fd, 1);  /* asyncio disables Nagle; fails harmlessly on non-TCP */
 
   key = PyLong_FromLong(fd);
   if (key == NULL || PyDict_SetItem(loop->fd_owners, key, (PyObject*) self) < 0) {
@@ -1217,7 +1285,8 @@ PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
     goto error;
   err = transport_call_soon(self, value, (PyObject*) self);
   Py_DECREF(value);
-  if (err < 0 || transport_call_soon_method(self, "_start_reading", NULL) < 0)
+  if (err < 0 || (watch_peer &&
+                  transport_call_soon_method(self, "_start_reading", NULL) < 0))
     goto error;
   if (waiter != Py_None) {
     PyObject* set_result = PyObject_GetAttrString(loop->state->futures,
@@ -1239,9 +1308,18 @@ PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
   return (PyObject*) self;
 
 error:
-  transport_close_stream(self);
-  transport_forget_fd(self);
-  Py_DECREF(self);
+  {
+    PyObject* type;
+    PyObject* exc_value;
+    PyObject* tb;
+    PyErr_Fetch(&type, &exc_value, &tb);  /* the clean-up must not eat it */
+    transport_close_stream(self);
+    transport_forget_fd(self);
+    if (pipe)
+      Py_CLEAR(self->sock);  /* still the caller's, as with asyncio */
+    Py_DECREF(self);
+    PyErr_Restore(type, exc_value, tb);
+  }
   return NULL;
 }
 
@@ -1378,7 +1456,26 @@ static PyMemberDef transport_members[] = {
   {NULL}
 };
 
+/* asyncio's pipe transports keep the file object in _pipe; code that
+ * clears it (to skip the unclosed-transport warning) finds it here. */
+static PyObject* transport_get_pipe(TransportObject* self, void* closure) {
+  return Py_NewRef(self->pipe && self->sock != NULL ? self->sock : Py_None);
+}
+
+
+static int transport_set_pipe(TransportObject* self, PyObject* value, void* closure) {
+  if (!self->pipe || value != Py_None) {
+    PyErr_SetString(PyExc_AttributeError, "_pipe can only be set to None on a pipe transport");
+    return -1;
+  }
+  transport_close_stream(self);
+  Py_CLEAR(self->sock);
+  return 0;
+}
+
+
 static PyGetSetDef transport_getset[] = {
+  {"_pipe", (getter) transport_get_pipe, (setter) transport_set_pipe, NULL, NULL},
   /* loop.start_tls() accepts transports that say so. */
   {"_start_tls_compatible", (getter) transport_get_true, NULL, NULL, NULL},
   /* loop.sendfile(): sendfile(2) first. */

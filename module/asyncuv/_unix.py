@@ -142,9 +142,22 @@ class UnixMixin:
 
     async def connect_write_pipe(self, protocol_factory, pipe):
         """Write to a pipe, FIFO, socket or character device (a pty)."""
+        mode = os.fstat(pipe.fileno()).st_mode
+        if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+            raise ValueError('Pipe transport is only for pipes, sockets and '
+                             'character devices')
         protocol = protocol_factory()
         waiter = self.create_future()
-        transport = _WritePipeTransport(self, pipe, protocol, waiter)
+        # A C stream transport.  The closing of the read end makes a pipe
+        # or socket readable (or in error): it watches for that to learn
+        # that the reader went away.  A character device gives no such sign.
+        try:
+            transport = self._make_write_pipe_transport(
+                pipe, protocol, waiter, None, not stat.S_ISCHR(mode))
+        except PermissionError:
+            # epoll refuses the fd (/dev/null and other devices whose
+            # writes never block).
+            transport = _PyWritePipeTransport(self, pipe, protocol, waiter)
         try:
             await waiter
         except BaseException:
@@ -492,8 +505,10 @@ class _ReadPipeTransport(_PipeTransportBase, transports.ReadTransport):
             self._loop.call_soon(self._call_connection_lost, exc)
 
 
-class _WritePipeTransport(_FlowControl, _PipeTransportBase,
-                          transports.WriteTransport):
+class _PyWritePipeTransport(_FlowControl, _PipeTransportBase,
+                            transports.WriteTransport):
+    """For what the loop cannot watch (/dev/null, a regular-file-like
+    character device): writes that never block need no watcher."""
 
     def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
         super().__init__(loop, pipe, protocol, extra)
