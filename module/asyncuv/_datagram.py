@@ -4,12 +4,8 @@ semantics: create_datagram_endpoint() and a DatagramTransport."""
 import os
 import socket
 import stat
-import warnings
 
 from asyncio.log import logger
-
-
-_unset = object()
 
 
 def _set_reuseport(sock):
@@ -28,7 +24,7 @@ class DatagramMixin:
     async def create_datagram_endpoint(self, protocol_factory,
                                        local_addr=None, remote_addr=None, *,
                                        family=0, proto=0, flags=0,
-                                       reuse_address=_unset, reuse_port=None,
+                                       reuse_port=None,
                                        allow_broadcast=None, sock=None):
         """Create a datagram endpoint; return (transport, protocol)."""
         if sock is not None:
@@ -38,7 +34,7 @@ class DatagramMixin:
                     reuse_port or allow_broadcast):
                 opts = dict(local_addr=local_addr, remote_addr=remote_addr,
                             family=family, proto=proto, flags=flags,
-                            reuse_address=reuse_address, reuse_port=reuse_port,
+                            reuse_port=reuse_port,
                             allow_broadcast=allow_broadcast)
                 problems = ', '.join(f'{k}={v}' for k, v in opts.items() if v)
                 raise ValueError(
@@ -49,16 +45,6 @@ class DatagramMixin:
         else:
             pairs = await self._datagram_address_pairs(
                 local_addr, remote_addr, family, proto, flags)
-            if reuse_address is not _unset:
-                if reuse_address:
-                    raise ValueError(
-                        'Passing `reuse_address=True` is no longer supported, '
-                        'as the usage of SO_REUSEPORT in UDP poses a '
-                        'significant security concern.')
-                warnings.warn('The *reuse_address* parameter has been '
-                              'deprecated as of 3.5.10 and is scheduled for '
-                              'removal in 3.11.', DeprecationWarning,
-                              stacklevel=2)
             sock, r_addr = await self._open_datagram_socket(
                 pairs, local_addr, remote_addr, reuse_port, allow_broadcast)
 
