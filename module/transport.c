@@ -637,7 +637,8 @@ static PyObject* transport_get_sendfile_compatible(TransportObject* self, void* 
   Py_DECREF(constants);
   if (mode == NULL)
     return NULL;
-  value = PyObject_GetAttrString(mode, "TRY_NATIVE");
+  /* A write pipe: asyncio's pipe transports have no sendfile. */
+  value = PyObject_GetAttrString(mode, self->pipe ? "UNSUPPORTED" : "TRY_NATIVE");
   Py_DECREF(mode);
   return value;
 }

@@ -534,6 +534,15 @@ send_failed:
     Py_XDECREF(exc);
     goto done;
   }
+  /* Anything else is fatal, as asyncio's _fatal_error(): the exception
+   * handler hears of it and the transport closes with it. */
+  if (!auv__is_exit_exception()) {
+    PyObject* exc = auv__take_exception();
+    datagram_report(self, "Fatal write error on datagram transport", exc);
+    datagram_force_close(self, exc);
+    Py_XDECREF(exc);
+    goto done;
+  }
 error:
   PyBuffer_Release(&view);
   return NULL;
