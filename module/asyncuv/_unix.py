@@ -848,8 +848,14 @@ class _SubprocessTransport(transports.SubprocessTransport):
         self._try_finish()
 
     async def _wait(self):
-        """Wait for the child to exit; return its returncode."""
-        if self._returncode is not None:
+        """Wait for the child to exit and its pipes to close (then
+        connection_lost() has run); return its returncode.
+
+        asyncio returns at once once the exit is known, but learns of it
+        from a thread, in practice after the pipes closed; asyncuv learns
+        of it at once, so waiting for the end keeps asyncio's order:
+        after wait(), the process is gone (signalling it raises)."""
+        if self._exit_waiters is None:
             return self._returncode
         waiter = self._loop.create_future()
         self._exit_waiters.append(waiter)
