@@ -206,6 +206,11 @@ AUV_MOD_INTERNAL extern PyType_Spec auv__loop_spec;
 AUV_MOD_INTERNAL void auv__loop_set_pending(LoopObject* loop);
 AUV_MOD_INTERNAL int auv__loop_check_closed(LoopObject* loop);
 AUV_MOD_INTERNAL char* auv__loop_read_buf(LoopObject* loop);
+AUV_MOD_INTERNAL int auv__loop_call_soon(LoopObject* loop, PyObject* callable,
+                                         PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL int auv__loop_call_soon_method(LoopObject* loop, PyObject* obj,
+                                                const char* name, PyObject* arg);
+AUV_MOD_INTERNAL int auv__loop_wake_waiter_soon(LoopObject* loop, PyObject* waiter);
 /* Free the engine of a closed loop, unless it is busy; 0 or UV_EBUSY. */
 AUV_MOD_INTERNAL int auv__loop_free_engine(LoopObject* loop);
 
@@ -273,5 +278,17 @@ AUV_MOD_INTERNAL PyObject* auv__loop_default_exception_handler(LoopObject* self,
 AUV_MOD_INTERNAL PyObject* auv__loop_set_exception_handler(LoopObject* self, PyObject* handler);
 AUV_MOD_INTERNAL PyObject* auv__loop_get_exception_handler(LoopObject* self, PyObject* unused);
 AUV_MOD_INTERNAL void auv__loop_finalize(LoopObject* self);
+AUV_MOD_INTERNAL void auv__report_transport_error(LoopObject* loop, PyObject* transport,
+                                                  PyObject* protocol, const char* message,
+                                                  PyObject* exc);
+
+/* transport.c, shared with udp.c: the arguments of set_write_buffer_limits()
+ * and get_extra_info(), parsed as asyncio's transports do. */
+AUV_MOD_INTERNAL int auv__parse_write_limits(PyObject* high_obj, PyObject* low_obj,
+                                             size_t default_high, size_t* high,
+                                             size_t* low);
+AUV_MOD_INTERNAL int auv__parse_extra_info_args(PyObject* const* args, Py_ssize_t nargs,
+                                                PyObject* kwnames, PyObject** name,
+                                                PyObject** dflt);
 
 #endif /* ASYNCUV_MODULE_H */

@@ -344,3 +344,30 @@ void auv__loop_finalize(LoopObject* self) {
   }
   PyErr_Restore(type, value, tb);
 }
+
+
+/* A transport's loop.call_exception_handler({message, exception,
+ * transport, protocol}), as asyncio's transports report protocol errors;
+ * a failing handler ends the run. */
+void auv__report_transport_error(LoopObject* loop, PyObject* transport,
+                                 PyObject* protocol, const char* message,
+                                 PyObject* exc) {
+  PyObject* context;
+  PyObject* r;
+
+  if (loop == NULL)
+    return;
+  context = Py_BuildValue("{sssOsOsO}", "message", message,
+                          "exception", exc ? exc : Py_None,
+                          "transport", transport,
+                          "protocol", protocol ? protocol : Py_None);
+  if (context == NULL) {
+    PyErr_WriteUnraisable(transport);
+    return;
+  }
+  r = auv__loop_call_exception_handler(loop, context);
+  Py_DECREF(context);
+  if (r == NULL)
+    auv__loop_set_pending(loop);
+  Py_XDECREF(r);
+}

@@ -598,6 +598,61 @@ static PyObject* loop_get_thread_id(LoopObject* self, void* closure) {
 }
 
 
+/* callable(*args) soon, as a Handle in the ready queue: what asyncio's
+ * transports do with loop.call_soon().  -1 with an exception set if the
+ * loop is closed or out of memory. */
+int auv__loop_call_soon(LoopObject* loop, PyObject* callable,
+                        PyObject* const* args, Py_ssize_t nargs) {
+  HandleObject* h;
+
+  if (loop == NULL || auv__loop_check_closed(loop) < 0) {
+    if (!PyErr_Occurred())
+      PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return -1;
+  }
+  h = auv__handle_new(loop->state, loop, callable, args, nargs, NULL);
+  if (h == NULL)
+    return -1;
+  if (auv_loop_call_soon(loop->loop, auv__handle_call_cb, h) != 0) {
+    Py_DECREF(h);
+    PyErr_NoMemory();
+    return -1;
+  }
+  return 0;
+}
+
+
+/* getattr(obj, name)(arg) soon (no argument if arg is NULL). */
+int auv__loop_call_soon_method(LoopObject* loop, PyObject* obj, const char* name,
+                               PyObject* arg) {
+  PyObject* method;
+  int r;
+
+  method = PyObject_GetAttrString(obj, name);
+  if (method == NULL)
+    return -1;
+  r = auv__loop_call_soon(loop, method, &arg, arg != NULL ? 1 : 0);
+  Py_DECREF(method);
+  return r;
+}
+
+
+/* futures._set_result_unless_cancelled(waiter, None) soon: a transport's
+ * waiter is woken after connection_made(). */
+int auv__loop_wake_waiter_soon(LoopObject* loop, PyObject* waiter) {
+  PyObject* set_result;
+  PyObject* args[2] = { waiter, Py_None };
+  int r;
+
+  set_result = PyObject_GetAttrString(loop->state->futures, "_set_result_unless_cancelled");
+  if (set_result == NULL)
+    return -1;
+  r = auv__loop_call_soon(loop, set_result, args, 2);
+  Py_DECREF(set_result);
+  return r;
+}
+
+
 static PyObject* loop_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   LoopObject* self;
   PyObject* debug;

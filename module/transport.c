@@ -75,42 +75,9 @@ static PyObject* oserror_from(int err) {
 }
 
 
-/* Schedule a Python-level call, the way asyncio's transport does with
- * loop.call_soon(): everything in the ready queue is a Handle. */
-static int transport_call_soon(TransportObject* self, PyObject* callable,
-                               PyObject* arg) {
-  HandleObject* h;
-  PyObject* args[1] = { arg };
-
-  if (self->loop == NULL || auv__loop_check_closed(self->loop) < 0) {
-    if (!PyErr_Occurred())
-      PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-    return -1;
-  }
-  h = auv__handle_new(self->loop->state, self->loop, callable, args,
-                      arg != NULL ? 1 : 0, NULL);
-  if (h == NULL)
-    return -1;
-  if (auv_loop_call_soon(self->loop->loop, auv__handle_call_cb, h) != 0) {
-    Py_DECREF(h);
-    PyErr_NoMemory();
-    return -1;
-  }
-  return 0;
-}
-
-
 static int transport_call_soon_method(TransportObject* self, const char* name,
                                       PyObject* arg) {
-  PyObject* method;
-  int r;
-
-  method = PyObject_GetAttrString((PyObject*) self, name);
-  if (method == NULL)
-    return -1;
-  r = transport_call_soon(self, method, arg);
-  Py_DECREF(method);
-  return r;
+  return auv__loop_call_soon_method(self->loop, (PyObject*) self, name, arg);
 }
 
 
@@ -132,27 +99,9 @@ static size_t transport_buffer_size(TransportObject* self) {
 }
 
 
-/* loop.call_exception_handler({message, exception, transport, protocol}). */
 static void report_protocol_error(TransportObject* self, const char* message,
                                   PyObject* exc) {
-  PyObject* context;
-  PyObject* r;
-
-  if (self->loop == NULL)
-    return;
-  context = Py_BuildValue("{sssOsOsO}", "message", message,
-                          "exception", exc ? exc : Py_None,
-                          "transport", self,
-                          "protocol", self->protocol ? self->protocol : Py_None);
-  if (context == NULL) {
-    PyErr_WriteUnraisable((PyObject*) self);
-    return;
-  }
-  r = auv__loop_call_exception_handler(self->loop, context);
-  Py_DECREF(context);
-  if (r == NULL)
-    auv__loop_set_pending(self->loop);
-  Py_XDECREF(r);
+  auv__report_transport_error(self->loop, (PyObject*) self, self->protocol, message, exc);
 }
 
 
@@ -994,13 +943,16 @@ static PyObject* transport_get_write_buffer_limits(TransportObject* self, PyObje
 }
 
 
-static int transport_set_limits(TransportObject* self, PyObject* high_obj, PyObject* low_obj) {
+/* set_write_buffer_limits(high, low): asyncio's defaults (high 64 KiB,
+ * or 4 * low; low high // 4) and its ValueError. */
+int auv__parse_write_limits(PyObject* high_obj, PyObject* low_obj, size_t default_high,
+                            size_t* high_out, size_t* low_out) {
   Py_ssize_t high;
   Py_ssize_t low;
 
   if (high_obj == Py_None) {
     if (low_obj == Py_None) {
-      high = AUV_HIGH_WATER;
+      high = (Py_ssize_t) default_high;
     } else {
       low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
       if (low == -1 && PyErr_Occurred())
@@ -1024,9 +976,15 @@ static int transport_set_limits(TransportObject* self, PyObject* high_obj, PyObj
                  high, low);
     return -1;
   }
-  self->high_water = (size_t) high;
-  self->low_water = (size_t) low;
+  *high_out = (size_t) high;
+  *low_out = (size_t) low;
   return 0;
+}
+
+
+static int transport_set_limits(TransportObject* self, PyObject* high_obj, PyObject* low_obj) {
+  return auv__parse_write_limits(high_obj, low_obj, AUV_HIGH_WATER,
+                                 &self->high_water, &self->low_water);
 }
 
 
@@ -1046,34 +1004,41 @@ static PyObject* transport_set_write_buffer_limits(TransportObject* self, PyObje
 }
 
 
+/* get_extra_info(name, default=None). */
+int auv__parse_extra_info_args(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                               PyObject** name, PyObject** dflt) {
+  Py_ssize_t i;
+
+  *name = nargs > 0 ? args[0] : NULL;
+  *dflt = nargs > 1 ? args[1] : Py_None;
+  for (i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++) {
+    PyObject* key = PyTuple_GET_ITEM(kwnames, i);
+    if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
+      *name = args[nargs + i];
+    } else if (PyUnicode_CompareWithASCIIString(key, "default") == 0) {
+      *dflt = args[nargs + i];
+    } else {
+      PyErr_Format(PyExc_TypeError,
+                   "get_extra_info() got an unexpected keyword argument '%S'", key);
+      return -1;
+    }
+  }
+  if (*name == NULL || nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "get_extra_info() takes a name and an optional default");
+    return -1;
+  }
+  return 0;
+}
+
+
 static PyObject* transport_get_extra_info(TransportObject* self, PyObject* const* args,
                                           Py_ssize_t nargs, PyObject* kwnames) {
-  static const char* const keywords[] = { "name", "default", NULL };
   PyObject* name;
   PyObject* dflt;
   PyObject* value;
 
-  name = nargs > 0 ? args[0] : NULL;
-  dflt = nargs > 1 ? args[1] : Py_None;
-  if (kwnames != NULL) {
-    Py_ssize_t i;
-    for (i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
-      PyObject* key = PyTuple_GET_ITEM(kwnames, i);
-      if (PyUnicode_CompareWithASCIIString(key, keywords[0]) == 0)
-        name = args[nargs + i];
-      else if (PyUnicode_CompareWithASCIIString(key, keywords[1]) == 0)
-        dflt = args[nargs + i];
-      else {
-        PyErr_Format(PyExc_TypeError,
-                     "get_extra_info() got an unexpected keyword argument '%S'", key);
-        return NULL;
-      }
-    }
-  }
-  if (name == NULL || nargs > 2) {
-    PyErr_SetString(PyExc_TypeError, "get_extra_info() takes a name and an optional default");
+  if (auv__parse_extra_info_args(args, nargs, kwnames, &name, &dflt) < 0)
     return NULL;
-  }
   /* The common keys live in fields: no dict per connection. */
   if (PyUnicode_Check(name)) {
     if (PyUnicode_CompareWithASCIIString(name, "peername") == 0 && self->peername != NULL)
@@ -1179,7 +1144,6 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
                                   int pipe, int watch_peer) {
   TransportObject* self;
   PyObject* key;
-  PyObject* value;
   int fd;
   int err;
 
@@ -1281,31 +1245,10 @@ names_done:
   }
 
   /* connection_made(), then reading, then the waiter: asyncio's order. */
-  value = PyObject_GetAttrString(protocol, "connection_made");
-  if (value == NULL)
+  if (auv__loop_call_soon_method(loop, protocol, "connection_made", (PyObject*) self) < 0 ||
+      (watch_peer && transport_call_soon_method(self, "_start_reading", NULL) < 0) ||
+      (waiter != Py_None && auv__loop_wake_waiter_soon(loop, waiter) < 0))
     goto error;
-  err = transport_call_soon(self, value, (PyObject*) self);
-  Py_DECREF(value);
-  if (err < 0 || (watch_peer &&
-                  transport_call_soon_method(self, "_start_reading", NULL) < 0))
-    goto error;
-  if (waiter != Py_None) {
-    PyObject* set_result = PyObject_GetAttrString(loop->state->futures,
-                                              "_set_result_unless_cancelled");
-    PyObject* cargs[2] = { waiter, Py_None };
-    HandleObject* h;
-    if (set_result == NULL)
-      goto error;
-    h = auv__handle_new(loop->state, loop, set_result, cargs, 2, NULL);
-    Py_DECREF(set_result);
-    if (h == NULL)
-      goto error;
-    if (auv_loop_call_soon(loop->loop, auv__handle_call_cb, h) != 0) {
-      Py_DECREF(h);
-      PyErr_NoMemory();
-      goto error;
-    }
-  }
   return (PyObject*) self;
 
 error:

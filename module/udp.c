@@ -68,58 +68,13 @@ static size_t datagram_buffer_size(DatagramObject* self) {
 }
 
 
-static int datagram_call_soon(DatagramObject* self, PyObject* callable, PyObject* arg) {
-  HandleObject* h;
-  PyObject* args[1] = { arg };
-
-  if (self->loop == NULL || auv__loop_check_closed(self->loop) < 0)
-    return -1;
-  h = auv__handle_new(self->loop->state, self->loop, callable, args,
-                      arg != NULL ? 1 : 0, NULL);
-  if (h == NULL)
-    return -1;
-  if (auv_loop_call_soon(self->loop->loop, auv__handle_call_cb, h) != 0) {
-    Py_DECREF(h);
-    PyErr_NoMemory();
-    return -1;
-  }
-  return 0;
-}
-
-
 static int datagram_call_soon_method(DatagramObject* self, const char* name, PyObject* arg) {
-  PyObject* method;
-  int r;
-
-  method = PyObject_GetAttrString((PyObject*) self, name);
-  if (method == NULL)
-    return -1;
-  r = datagram_call_soon(self, method, arg);
-  Py_DECREF(method);
-  return r;
+  return auv__loop_call_soon_method(self->loop, (PyObject*) self, name, arg);
 }
 
 
-/* loop.call_exception_handler({message, exception, transport, protocol}). */
 static void datagram_report(DatagramObject* self, const char* message, PyObject* exc) {
-  PyObject* context;
-  PyObject* r;
-
-  if (self->loop == NULL)
-    return;
-  context = Py_BuildValue("{sssOsOsO}", "message", message,
-                          "exception", exc ? exc : Py_None,
-                          "transport", self,
-                          "protocol", self->protocol ? self->protocol : Py_None);
-  if (context == NULL) {
-    PyErr_WriteUnraisable((PyObject*) self);
-    return;
-  }
-  r = auv__loop_call_exception_handler(self->loop, context);
-  Py_DECREF(context);
-  if (r == NULL)
-    auv__loop_set_pending(self->loop);
-  Py_XDECREF(r);
+  auv__report_transport_error(self->loop, (PyObject*) self, self->protocol, message, exc);
 }
 
 
@@ -660,42 +615,15 @@ static PyObject* datagram_get_write_buffer_limits(DatagramObject* self, PyObject
 static PyObject* datagram_set_write_buffer_limits(DatagramObject* self, PyObject* args,
                                                   PyObject* kwargs) {
   static char* kwlist[] = { "high", "low", NULL };
-  PyObject* high_obj = Py_None;
-  PyObject* low_obj = Py_None;
-  Py_ssize_t high;
-  Py_ssize_t low;
+  PyObject* high = Py_None;
+  PyObject* low = Py_None;
 
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:set_write_buffer_limits",
-                                   kwlist, &high_obj, &low_obj))
+                                   kwlist, &high, &low))
     return NULL;
-  if (high_obj == Py_None) {
-    if (low_obj == Py_None) {
-      high = AUV_UDP_HIGH_WATER;
-    } else {
-      low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
-      if (low == -1 && PyErr_Occurred())
-        return NULL;
-      high = 4 * low;
-    }
-  } else {
-    high = PyNumber_AsSsize_t(high_obj, PyExc_OverflowError);
-    if (high == -1 && PyErr_Occurred())
-      return NULL;
-  }
-  if (low_obj == Py_None) {
-    low = high >= 0 ? high / 4 : -((-high + 3) / 4);
-  } else {
-    low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
-    if (low == -1 && PyErr_Occurred())
-      return NULL;
-  }
-  if (!(high >= low && low >= 0)) {
-    PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0",
-                 high, low);
+  if (auv__parse_write_limits(high, low, AUV_UDP_HIGH_WATER,
+                              &self->high_water, &self->low_water) < 0)
     return NULL;
-  }
-  self->high_water = (size_t) high;
-  self->low_water = (size_t) low;
   datagram_maybe_pause(self);
   Py_RETURN_NONE;
 }
@@ -707,27 +635,8 @@ static PyObject* datagram_get_extra_info(DatagramObject* self, PyObject* const* 
   PyObject* dflt;
   PyObject* value;
 
-  name = nargs > 0 ? args[0] : NULL;
-  dflt = nargs > 1 ? args[1] : Py_None;
-  if (kwnames != NULL) {
-    Py_ssize_t i;
-    for (i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
-      PyObject* key = PyTuple_GET_ITEM(kwnames, i);
-      if (PyUnicode_CompareWithASCIIString(key, "name") == 0)
-        name = args[nargs + i];
-      else if (PyUnicode_CompareWithASCIIString(key, "default") == 0)
-        dflt = args[nargs + i];
-      else {
-        PyErr_Format(PyExc_TypeError,
-                     "get_extra_info() got an unexpected keyword argument '%S'", key);
-        return NULL;
-      }
-    }
-  }
-  if (name == NULL || nargs > 2) {
-    PyErr_SetString(PyExc_TypeError, "get_extra_info() takes a name and an optional default");
+  if (auv__parse_extra_info_args(args, nargs, kwnames, &name, &dflt) < 0)
     return NULL;
-  }
   value = self->extra == NULL ? NULL : PyDict_GetItemWithError(self->extra, name);
   if (value == NULL) {
     if (PyErr_Occurred())
@@ -855,30 +764,10 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
   Py_INCREF(self);  /* the engine's, until the handle's close callback */
 
   /* connection_made(), then reading, then the waiter: asyncio's order. */
-  value = PyObject_GetAttrString(protocol, "connection_made");
-  if (value == NULL)
+  if (auv__loop_call_soon_method(loop, protocol, "connection_made", (PyObject*) self) < 0 ||
+      datagram_call_soon_method(self, "_start_reading", NULL) < 0 ||
+      (waiter != Py_None && auv__loop_wake_waiter_soon(loop, waiter) < 0))
     goto error;
-  err = datagram_call_soon(self, value, (PyObject*) self);
-  Py_DECREF(value);
-  if (err < 0 || datagram_call_soon_method(self, "_start_reading", NULL) < 0)
-    goto error;
-  if (waiter != Py_None) {
-    PyObject* set_result = PyObject_GetAttrString(loop->state->futures,
-                                                  "_set_result_unless_cancelled");
-    PyObject* cargs[2] = { waiter, Py_None };
-    HandleObject* h;
-    if (set_result == NULL)
-      goto error;
-    h = auv__handle_new(loop->state, loop, set_result, cargs, 2, NULL);
-    Py_DECREF(set_result);
-    if (h == NULL)
-      goto error;
-    if (auv_loop_call_soon(loop->loop, auv__handle_call_cb, h) != 0) {
-      Py_DECREF(h);
-      PyErr_NoMemory();
-      goto error;
-    }
-  }
   return (PyObject*) self;
 
 error:

@@ -7,15 +7,7 @@ import stat
 
 from asyncio.log import logger
 
-
-def _set_reuseport(sock):
-    if not hasattr(socket, 'SO_REUSEPORT'):
-        raise ValueError('reuse_port not supported by socket module')
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError('reuse_port not supported by socket module, '
-                         'SO_REUSEPORT defined but not implemented.')
+from ._network import _set_reuse_port
 
 
 class DatagramMixin:
@@ -119,7 +111,7 @@ class DatagramMixin:
                 sock = socket.socket(family=family, type=socket.SOCK_DGRAM,
                                      proto=proto)
                 if reuse_port:
-                    _set_reuseport(sock)
+                    _set_reuse_port(sock)
                 if allow_broadcast:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
                 sock.setblocking(False)

@@ -394,7 +394,7 @@ class _PipeTransportBase:
         self._protocol = protocol
         self._closing = False
 
-    def _set_up(self, waiter):
+    def _set_up(self):
         os.set_blocking(self._fileno, False)
         self._loop.call_soon(self._protocol.connection_made, self)
 
@@ -452,7 +452,7 @@ class _ReadPipeTransport(_PipeTransportBase, transports.ReadTransport):
             self._fileno = None
             self._protocol = None
             raise ValueError('Pipe transport is for pipes/sockets only.')
-        self._set_up(waiter)
+        self._set_up()
         self._loop.call_soon(self._start_reading)
         if waiter is not None:
             self._loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
@@ -524,7 +524,7 @@ class _PyWritePipeTransport(_FlowControl, _PipeTransportBase,
             self._protocol = None
             raise ValueError('Pipe transport is only for pipes, sockets and '
                              'character devices')
-        self._set_up(waiter)
+        self._set_up()
         # The read end's closing makes a pipe or socket readable (or in
         # error): watch for it to learn that the reader went away.
         # A character device gives no such sign.
