@@ -22,10 +22,6 @@
 /* asyncio.Transport's __slots__ (BaseTransport's "_extra") come first. */
 #define AUV_TRANSPORT_PAD 2
 
-/* A read of at least this many bytes makes the next one go straight into a
- * new bytes object (see transport_alloc_cb). */
-#define AUV_BULK_READ (64 * 1024)
-
 struct TransportObject {
   PyObject_HEAD
   PyObject* asyncio_slots[AUV_TRANSPORT_PAD];
@@ -46,7 +42,6 @@ struct TransportObject {
   PyObject* empty_waiter;      /* loop.sendfile() waits for the queue */
   struct transport_sendfile_s* sf;  /* a sendfile in progress, or NULL */
   Py_buffer rbuf;              /* a BufferedProtocol's buffer, during a read */
-  PyObject* rbytes;            /* a bytes object read into, during a read */
   size_t high_water;
   size_t low_water;
   int fd;
@@ -58,7 +53,6 @@ struct TransportObject {
   char buffered;
   char have_rbuf;
   char pipe;                   /* a write pipe (connect_write_pipe()) */
-  char bulk;                   /* the last read was large: read into bytes */
 };
 
 typedef struct TransportObject TransportObject;
@@ -202,18 +196,6 @@ static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
 
   self = auv_stream_get_data(stream);
   if (!self->buffered) {
-    /* A bulk transfer reads straight into the bytes object handed to
-     * data_received(), saving a copy; small messages go through the loop's
-     * buffer, which costs less than a large allocation cut down. */
-    if (self->bulk) {
-      self->rbytes = PyBytes_FromStringAndSize(NULL, AUV_READ_BUF_SIZE);
-      if (self->rbytes != NULL) {
-        *base = PyBytes_AS_STRING(self->rbytes);
-        *len = AUV_READ_BUF_SIZE;
-        return;
-      }
-      PyErr_Clear();  /* the loop's buffer will do */
-    }
     *base = auv__loop_read_buf(self->loop);
     *len = *base != NULL ? AUV_READ_BUF_SIZE : 0;
     return;
@@ -278,13 +260,10 @@ static void transport_eof_received(TransportObject* self) {
 static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
   TransportObject* self;
   PyObject* data;
-  PyObject* rbytes;
   PyObject* r;
 
   self = auv_stream_get_data(stream);
   Py_INCREF(self);  /* a protocol callback may close and drop us */
-  rbytes = self->rbytes;  /* ours now: given away or released below */
-  self->rbytes = NULL;
 
   if (self->pipe) {
     /* A write pipe watches its fd only to learn that the reader went
@@ -325,15 +304,7 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
       if (r == NULL)
         transport_fatal_error(self, "Fatal error: protocol.buffer_updated() call failed.");
     } else {
-      self->bulk = nread >= AUV_BULK_READ;
-      if (rbytes != NULL) {
-        data = rbytes;
-        rbytes = NULL;
-        if (nread < PyBytes_GET_SIZE(data))
-          _PyBytes_Resize(&data, nread);
-      } else {
-        data = PyBytes_FromStringAndSize(base, nread);
-      }
+      data = PyBytes_FromStringAndSize(base, nread);
       r = data == NULL ? NULL : PyObject_CallOneArg(self->data_received, data);
       Py_XDECREF(data);
       if (r == NULL)
@@ -351,7 +322,6 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
   }
 
 done:
-  Py_XDECREF(rbytes);
   Py_DECREF(self);
 }
 
@@ -1204,8 +1174,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   self->fd = fd;
   self->conn_lost = 0;
   self->closing = self->paused = self->eof = self->protocol_paused = 0;
-  self->buffered = self->have_rbuf = self->bulk = 0;
-  self->rbytes = NULL;
+  self->buffered = self->have_rbuf = 0;
   self->pipe = (char) pipe;
   PyObject_GC_Track(self);
 
@@ -1373,7 +1342,6 @@ static void transport_dealloc(TransportObject* self) {
     PyObject_ClearWeakRefs((PyObject*) self);
   if (self->have_rbuf)
     PyBuffer_Release(&self->rbuf);
-  Py_CLEAR(self->rbytes);
   transport_clear(self);
   Py_CLEAR(self->sock);
   tp->tp_free(self);
