@@ -133,6 +133,7 @@ static int auv__sendfile_native(auv_sendfile_t* req) {
 
 
 static int auv__sendfile_copy(auv_sendfile_t* req) {
+  void* mem;
   size_t want;
   ssize_t r;
 
@@ -140,9 +141,11 @@ static int auv__sendfile_copy(auv_sendfile_t* req) {
     req->buf_cap = AUV__COPY_SIZE;
     if (!(req->flags & AUV__SF_TO_END) && req->remaining < req->buf_cap)
       req->buf_cap = (size_t) req->remaining;
-    req->buf = malloc(req->buf_cap);
-    if (req->buf == NULL)
+    /* Page-aligned: the kernel copies into it much faster than into
+     * malloc()'s 16-byte offset (see the module's read buffer). */
+    if (posix_memalign(&mem, 4096, req->buf_cap) != 0)
       return UV_ENOMEM;
+    req->buf = mem;
   }
 
   if (req->buf_start == req->buf_end) {

@@ -14,6 +14,7 @@
 #define AUV_HANDLE_FREELIST 512
 /* The loop's shared read buffer: transports and sock_recv read here. */
 #define AUV_READ_BUF_SIZE (256 * 1024)
+#define AUV_READ_BUF_ALIGN 4096
 
 typedef struct HandleObject HandleObject;
 

@@ -46,9 +46,14 @@ void auv__loop_set_pending(LoopObject* self) {
 }
 
 
+/* Page-aligned on purpose: the kernel's copy to user memory (recv, read)
+ * runs several times slower into a destination 16 bytes past a page
+ * boundary, which is where malloc() puts a buffer this size (measured on
+ * AMD EPYC: 0.7 GB/s against 4.4 GB/s; the 100 KiB echo went from 6,000 to
+ * 20,000 requests/s). */
 char* auv__loop_read_buf(LoopObject* self) {
   if (self->read_buf == NULL)
-    self->read_buf = PyMem_RawMalloc(AUV_READ_BUF_SIZE);
+    self->read_buf = aligned_alloc(AUV_READ_BUF_ALIGN, AUV_READ_BUF_SIZE);
   return self->read_buf;
 }
 
@@ -782,7 +787,7 @@ static void loop_dealloc(LoopObject* self) {
     close(self->signal_fds[0]);
     close(self->signal_fds[1]);
   }
-  PyMem_RawFree(self->read_buf);
+  free(self->read_buf);
   tp->tp_free(self);
   Py_DECREF(tp);
 }

@@ -703,6 +703,34 @@ class TestReading:
 
         run_guarded(loop, main())
 
+    def test_bulk_then_small_reads_deliver_exact_bytes_objects(self, loop):
+        # Reads that fill the transport's whole read buffer, then small
+        # ones: everything arrives whole, in order, as bytes objects.
+        chunks = []
+
+        class Collector(RecordingProtocol):
+            def data_received(self, data):
+                chunks.append((type(data), len(data)))
+                super().data_received(data)
+
+        async def main():
+            bulk = pattern(3 << 20, seed=7)
+            tail = [pattern(n, seed=n) for n in (1, 100, 5000, 70000, 3)]
+            async with connected_pair(loop, client_protocol=Collector) as (client, peer):
+                peer.transport.write(bulk)
+                assert await client.read_at_least(len(bulk)) == bulk
+                expected = bulk
+                for piece in tail:
+                    peer.transport.write(piece)
+                    expected += piece
+                    assert await client.read_at_least(len(expected)) == expected
+                assert all(t is bytes and n > 0 for t, n in chunks)
+                assert sum(n for _, n in chunks) == len(expected)
+                # the premise: some reads were large (256 KiB on both loops)
+                assert max(n for _, n in chunks) >= 65536
+
+        run_guarded(loop, main())
+
 
 class FlowProtocol(RecordingProtocol):
     """Records the write buffer size when pause/resume_writing are called."""
