@@ -158,6 +158,8 @@ struct LoopObject {
   PyObject* listeners;         /* listening fd -> its _Listener */
   PyObject* signal_handlers;   /* signal number -> its Handle */
   char* read_buf;              /* transports read here for data_received() */
+  PyObject* last_sockname;     /* shared by transports with equal names */
+  PyObject* last_peer_host;
   void* drop_ctx;              /* auv__loop_drop_callbacks(), while it runs */
   size_t engine_holders;       /* C API loop_acquire()s not yet released */
   unsigned long thread_id;     /* of the thread running the loop, or 0 */

@@ -738,6 +738,8 @@ static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
   Py_VISIT(self->default_executor);
   Py_VISIT(self->asyncgens);
   Py_VISIT(self->fd_owners);
+  Py_VISIT(self->last_sockname);
+  Py_VISIT(self->last_peer_host);
   Py_VISIT(self->listeners);
   Py_VISIT(self->signal_handlers);
   Py_VISIT(self->pending_type);
@@ -761,6 +763,8 @@ static int loop_clear(LoopObject* self) {
   Py_CLEAR(self->default_executor);
   Py_CLEAR(self->asyncgens);
   Py_CLEAR(self->fd_owners);
+  Py_CLEAR(self->last_sockname);
+  Py_CLEAR(self->last_peer_host);
   Py_CLEAR(self->listeners);
   Py_CLEAR(self->signal_handlers);
   Py_CLEAR(self->pending_type);

@@ -69,6 +69,61 @@ typedef struct transport_sendfile_s {
 } transport_sendfile_t;
 
 
+/* Every connection accepted by one listener has the same 'sockname', and
+ * often its peers share a host: idle connections each carrying their own
+ * copies cost about 240 bytes apiece.  An equal name already held by the
+ * last transport made on this loop is used instead (names are immutable). */
+static void share_sockname(LoopObject* loop, PyObject** name) {
+  PyObject* last;
+
+  last = loop->last_sockname;
+  if (!PyTuple_CheckExact(*name) && !PyUnicode_CheckExact(*name) &&
+      !PyBytes_CheckExact(*name))
+    return;
+  if (last != NULL && Py_IS_TYPE(last, Py_TYPE(*name))) {
+    int eq = PyObject_RichCompareBool(last, *name, Py_EQ);
+    if (eq < 0) {
+      PyErr_Clear();
+      return;
+    }
+    if (eq) {
+      Py_SETREF(*name, Py_NewRef(last));
+      return;
+    }
+  }
+  Py_XSETREF(loop->last_sockname, Py_NewRef(*name));
+}
+
+
+/* The host of a fresh (host, port, ...) tuple that nobody else holds. */
+static void share_peer_host(LoopObject* loop, PyObject* name) {
+  PyObject* host;
+  PyObject* last;
+  int eq;
+
+  if (!PyTuple_CheckExact(name) || PyTuple_GET_SIZE(name) < 2 ||
+      Py_REFCNT(name) != 1)
+    return;
+  host = PyTuple_GET_ITEM(name, 0);
+  if (!PyUnicode_CheckExact(host))
+    return;
+  last = loop->last_peer_host;
+  if (last == NULL || last == host) {
+    Py_XSETREF(loop->last_peer_host, Py_NewRef(host));
+    return;
+  }
+  eq = PyUnicode_Compare(last, host) == 0;
+  if (PyErr_Occurred()) {
+    PyErr_Clear();
+    return;
+  }
+  if (eq)
+    PyTuple_SetItem(name, 0, Py_NewRef(last));  /* refcount 1: allowed */
+  else
+    Py_XSETREF(loop->last_peer_host, Py_NewRef(host));
+}
+
+
 static PyObject* oserror_from(int err) {
   errno = -err;
   return PyErr_SetFromErrno(PyExc_OSError);
@@ -1202,6 +1257,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
     PyErr_Clear();
     self->sockname = Py_NewRef(Py_None);
   }
+  share_sockname(loop, &self->sockname);
   self->peername = self->extra == NULL ? NULL :
                    PyDict_GetItemString(self->extra, "peername");
   if (self->peername != NULL) {
@@ -1214,6 +1270,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
       PyErr_Clear();
       self->peername = Py_NewRef(Py_None);
     }
+    share_peer_host(loop, self->peername);
   }
 
 names_done:

@@ -443,6 +443,55 @@ class TestTransportBasics:
 
         run_guarded(loop, main())
 
+    def test_names_of_many_accepted_connections(self, loop):
+        # Every accepted transport reports the listener's address as its
+        # 'sockname' and its own client's address as 'peername', also after
+        # the connection is gone; the loop's other transports do not mix up.
+        accepted = []
+        all_accepted = loop.create_future()
+
+        def factory():
+            proto = RecordingProtocol(loop)
+            accepted.append(proto)
+            if len(accepted) == 5:
+                all_accepted.set_result(None)
+            return proto
+
+        async def main():
+            server = await loop.create_server(factory, "127.0.0.1", 0)
+            listen_name = server.sockets[0].getsockname()
+            clients = []
+            try:
+                for _ in range(5):
+                    tr, _ = await loop.create_connection(
+                        lambda: RecordingProtocol(loop), *listen_name)
+                    clients.append(tr)
+                await all_accepted
+                for proto in accepted:
+                    await proto.made
+                by_peer = {p.transport.get_extra_info("peername"): p for p in accepted}
+                assert sorted(by_peer) == sorted(
+                    tr.get_extra_info("sockname") for tr in clients)
+                for tr in clients:
+                    assert tr.get_extra_info("peername") == listen_name
+                    proto = by_peer[tr.get_extra_info("sockname")]
+                    assert proto.transport.get_extra_info("sockname") == listen_name
+                    tr.close()
+                for proto in accepted:
+                    await proto.lost
+                for tr in clients:
+                    proto = by_peer[tr.get_extra_info("sockname")]
+                    assert proto.transport.get_extra_info("sockname") == listen_name
+                    assert proto.transport.get_extra_info("peername") == \
+                        tr.get_extra_info("sockname")
+            finally:
+                for tr in clients:
+                    tr.close()
+                server.close()
+                await server.wait_closed()
+
+        run_guarded(loop, main())
+
     def test_nodelay_is_set(self, loop):
         async def main():
             async with connected_pair(loop) as (client, peer):
