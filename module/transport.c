@@ -73,33 +73,36 @@ typedef struct transport_sendfile_s {
  * often its peers share a host: idle connections each carrying their own
  * copies cost about 240 bytes apiece.  An equal name already held by the
  * last transport made on this loop is used instead (names are immutable). */
-static void share_sockname(LoopObject* loop, PyObject** name) {
-  PyObject* last;
 
-  last = loop->last_sockname;
-  if (!PyTuple_CheckExact(*name) && !PyUnicode_CheckExact(*name) &&
-      !PyBytes_CheckExact(*name))
-    return;
-  if (last != NULL && Py_IS_TYPE(last, Py_TYPE(*name))) {
-    int eq = PyObject_RichCompareBool(last, *name, Py_EQ);
-    if (eq < 0) {
-      PyErr_Clear();
-      return;
-    }
-    if (eq) {
-      Py_SETREF(*name, Py_NewRef(last));
-      return;
-    }
+/* A new reference: *last if it equals obj (same exact type), else obj,
+ * which *last then remembers. */
+static PyObject* share_equal(PyObject** last, PyObject* obj) {
+  int eq;
+
+  eq = *last != NULL && Py_IS_TYPE(*last, Py_TYPE(obj))
+       ? PyObject_RichCompareBool(*last, obj, Py_EQ) : 0;
+  if (eq < 0) {
+    PyErr_Clear();
+    return Py_NewRef(obj);
   }
-  Py_XSETREF(loop->last_sockname, Py_NewRef(*name));
+  if (eq)
+    return Py_NewRef(*last);
+  Py_XSETREF(*last, Py_NewRef(obj));
+  return Py_NewRef(obj);
+}
+
+
+static void share_sockname(LoopObject* loop, PyObject** name) {
+  if (PyTuple_CheckExact(*name) || PyUnicode_CheckExact(*name) ||
+      PyBytes_CheckExact(*name))
+    Py_SETREF(*name, share_equal(&loop->last_sockname, *name));
 }
 
 
 /* The host of a fresh (host, port, ...) tuple that nobody else holds. */
 static void share_peer_host(LoopObject* loop, PyObject* name) {
   PyObject* host;
-  PyObject* last;
-  int eq;
+  PyObject* shared;
 
   if (!PyTuple_CheckExact(name) || PyTuple_GET_SIZE(name) < 2 ||
       Py_REFCNT(name) != 1)
@@ -107,20 +110,11 @@ static void share_peer_host(LoopObject* loop, PyObject* name) {
   host = PyTuple_GET_ITEM(name, 0);
   if (!PyUnicode_CheckExact(host))
     return;
-  last = loop->last_peer_host;
-  if (last == NULL || last == host) {
-    Py_XSETREF(loop->last_peer_host, Py_NewRef(host));
-    return;
-  }
-  eq = PyUnicode_Compare(last, host) == 0;
-  if (PyErr_Occurred()) {
-    PyErr_Clear();
-    return;
-  }
-  if (eq)
-    PyTuple_SetItem(name, 0, Py_NewRef(last));  /* refcount 1: allowed */
+  shared = share_equal(&loop->last_peer_host, host);
+  if (shared != host)
+    PyTuple_SetItem(name, 0, shared);  /* refcount 1: allowed; steals */
   else
-    Py_XSETREF(loop->last_peer_host, Py_NewRef(host));
+    Py_DECREF(shared);
 }
 
 
