@@ -145,6 +145,8 @@ struct LoopObject {
   PyObject_HEAD
   auv_loop_t* loop;            /* NULL once closed */
   auv_poll_t* signal_poll;     /* the signal wake-up fd, while running */
+  auv_poll_t* ep_poll;         /* watches ep_fd */
+  struct FdWatcherObject** ep_watchers;  /* by fd, borrowed from fd_owners */
   auv_state* state;
   PyThreadState* tstate;       /* saved while blocked in the poll */
   PyObject* task_factory;
@@ -165,6 +167,8 @@ struct LoopObject {
   unsigned long thread_id;     /* of the thread running the loop, or 0 */
   double slow_callback_duration;
   int signal_fds[2];           /* wake-up socket pair, -1 until first run */
+  int ep_fd;                   /* epoll set of add_reader()/add_writer() fds */
+  int ep_size;                 /* length of ep_watchers */
   int origin_saved_depth;
   char debug;
   char closed;
@@ -244,6 +248,8 @@ AUV_MOD_INTERNAL PyObject* auv__loop_add_writer(LoopObject* self, PyObject* cons
 AUV_MOD_INTERNAL PyObject* auv__loop_remove_reader(LoopObject* self, PyObject* fd);
 AUV_MOD_INTERNAL PyObject* auv__loop_remove_writer(LoopObject* self, PyObject* fd);
 AUV_MOD_INTERNAL void auv__loop_close_watchers(LoopObject* self);
+AUV_MOD_INTERNAL int auv__loop_epoll_open(LoopObject* self);
+AUV_MOD_INTERNAL void auv__loop_epoll_close(LoopObject* self);
 AUV_MOD_INTERNAL PyObject* auv__loop_add_reader_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auv__loop_add_writer_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL extern PyType_Spec auv__listener_spec;

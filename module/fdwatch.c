@@ -1,20 +1,35 @@
-/* add_reader(), add_writer() and their removal: one engine fd watcher per
- * file descriptor, holding the reader and writer handles.  When the fd is
- * ready the handle goes to the ready queue, as asyncio's selector loop does,
- * so a reader runs after the callbacks queued before it. */
+/* add_reader(), add_writer() and their removal.
+ *
+ * The fds of a loop's readers and writers share one epoll set of their own,
+ * watched by a single engine poll on the loop.  Adding a reader is then one
+ * epoll_ctl(ADD) and removing it one epoll_ctl(DEL), as with asyncio's
+ * selector; a libuv poll handle per fd would cost an ioctl and five
+ * epoll_ctl calls for each add/remove cycle, which sock_recv() and
+ * sock_sendall() go through on every call that has to wait.  It also leaves
+ * the fd's blocking mode alone, as asyncio does.
+ *
+ * When an fd is ready its handle goes to the ready queue, as asyncio's
+ * selector loop does, so a reader runs after the callbacks queued before
+ * it. */
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "asyncuv_module.h"
 
+/* Events taken from the set per wake-up; the rest (level-triggered) are
+ * reported again in the next iteration. */
+#define EP_BATCH 128
+
 struct FdWatcherObject {
   PyObject_HEAD
   LoopObject* loop;
-  auv_poll_t* poll;            /* NULL once closed */
   HandleObject* reader;
   HandleObject* writer;
   int fd;
+  uint32_t events;             /* what the epoll set has for fd, 0: absent */
 };
 
 
@@ -83,22 +98,17 @@ static int check_no_transport(LoopObject* self, PyObject* fileobj, int fd) {
 }
 
 
-static void watcher_poll_cb(auv_poll_t* poll, int status, int events) {
-  FdWatcherObject* w;
+static void watcher_schedule(FdWatcherObject* w, uint32_t ev) {
   HandleObject* h;
 
-  w = auv_poll_get_data(poll);
-  /* An error (the fd was closed, say) wakes both sides, as a selector
-   * reports it: their own calls then see the error. */
-  if (status < 0)
-    events = AUV_READABLE | AUV_WRITABLE;
-  if ((events & (AUV_READABLE | AUV_DISCONNECT)) && (h = w->reader) != NULL &&
-      !h->cancelled) {
+  /* As selectors.EpollSelector: an error or hang-up wakes both sides, and
+   * their own calls then see it. */
+  if ((ev & ~(uint32_t) EPOLLOUT) && (h = w->reader) != NULL && !h->cancelled) {
     Py_INCREF(h);
     if (auv_loop_call_soon(w->loop->loop, auv__handle_call_cb, h) != 0)
       Py_DECREF(h);
   }
-  if ((events & AUV_WRITABLE) && (h = w->writer) != NULL && !h->cancelled) {
+  if ((ev & ~(uint32_t) EPOLLIN) && (h = w->writer) != NULL && !h->cancelled) {
     Py_INCREF(h);
     if (auv_loop_call_soon(w->loop->loop, auv__handle_call_cb, h) != 0)
       Py_DECREF(h);
@@ -106,27 +116,51 @@ static void watcher_poll_cb(auv_poll_t* poll, int status, int events) {
 }
 
 
-static void watcher_close_cb(void* data) {
-  Py_DECREF((PyObject*) data);  /* the engine's reference */
-}
+/* The loop's epoll set is readable: queue the handles of the ready fds. */
+static void loop_epoll_cb(auv_poll_t* poll, int status, int events) {
+  struct epoll_event ev[EP_BATCH];
+  LoopObject* self;
+  FdWatcherObject* w;
+  int fd;
+  int i;
+  int n;
 
-
-static void watcher_close(FdWatcherObject* w) {
-  if (w->poll != NULL) {
-    auv_poll_close(w->poll, watcher_close_cb);
-    w->poll = NULL;
+  self = auv_poll_get_data(poll);
+  do
+    n = epoll_wait(self->ep_fd, ev, EP_BATCH, 0);
+  while (n < 0 && errno == EINTR);
+  for (i = 0; i < n; i++) {
+    fd = ev[i].data.fd;
+    w = fd < self->ep_size ? self->ep_watchers[fd] : NULL;
+    if (w != NULL)
+      watcher_schedule(w, ev[i].events);
   }
 }
 
 
-static int watcher_update(FdWatcherObject* w) {
-  int events;
+/* The epoll set and its engine poll, made with the loop. */
+int auv__loop_epoll_open(LoopObject* self) {
   int err;
 
-  events = (w->reader != NULL ? AUV_READABLE : 0) |
-           (w->writer != NULL ? AUV_WRITABLE : 0);
-  err = auv_poll_start(w->poll, events, watcher_poll_cb);
+  if (self->ep_fd >= 0)
+    return 0;
+  self->ep_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (self->ep_fd < 0) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+  }
+  err = auv_poll_new(self->loop, self->ep_fd, &self->ep_poll);
+  if (err == 0) {
+    auv_poll_set_data(self->ep_poll, self);
+    err = auv_poll_start(self->ep_poll, AUV_READABLE, loop_epoll_cb);
+    if (err != 0) {
+      auv_poll_close(self->ep_poll, NULL);
+      self->ep_poll = NULL;
+    }
+  }
   if (err != 0) {
+    close(self->ep_fd);
+    self->ep_fd = -1;
     errno = -err;
     PyErr_SetFromErrno(PyExc_OSError);
     return -1;
@@ -135,44 +169,125 @@ static int watcher_update(FdWatcherObject* w) {
 }
 
 
+void auv__loop_epoll_close(LoopObject* self) {
+  if (self->ep_poll != NULL) {
+    auv_poll_close(self->ep_poll, NULL);  /* unregisters ep_fd at once */
+    self->ep_poll = NULL;
+  }
+  if (self->ep_fd >= 0) {
+    close(self->ep_fd);
+    self->ep_fd = -1;
+  }
+  PyMem_Free(self->ep_watchers);
+  self->ep_watchers = NULL;
+  self->ep_size = 0;
+}
+
+
+static int epoll_ctl_retry(int epfd, int op, int fd, struct epoll_event* ev) {
+  int r;
+
+  do
+    r = epoll_ctl(epfd, op, fd, ev);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
+
+/* Bring the epoll set in line with the watcher's reader and writer. */
+static int watcher_update(FdWatcherObject* w) {
+  struct epoll_event ev;
+  LoopObject* self;
+  uint32_t want;
+  int r;
+
+  self = w->loop;
+  want = (w->reader != NULL ? (uint32_t) EPOLLIN : 0) |
+         (w->writer != NULL ? (uint32_t) EPOLLOUT : 0);
+  if (want == w->events)
+    return 0;
+  memset(&ev, 0, sizeof(ev));
+  ev.events = want;
+  ev.data.fd = w->fd;
+  if (want == 0) {
+    /* ENOENT, EBADF: the fd was closed under the watcher, and with it its
+     * registration (unless another process shares the file). */
+    (void) epoll_ctl_retry(self->ep_fd, EPOLL_CTL_DEL, w->fd, &ev);
+    w->events = 0;
+    return 0;
+  }
+  if (w->events == 0) {
+    r = epoll_ctl_retry(self->ep_fd, EPOLL_CTL_ADD, w->fd, &ev);
+    if (r < 0 && errno == EEXIST)
+      r = epoll_ctl_retry(self->ep_fd, EPOLL_CTL_MOD, w->fd, &ev);
+  } else {
+    r = epoll_ctl_retry(self->ep_fd, EPOLL_CTL_MOD, w->fd, &ev);
+    if (r < 0 && errno == ENOENT)  /* closed and reopened under us */
+      r = epoll_ctl_retry(self->ep_fd, EPOLL_CTL_ADD, w->fd, &ev);
+  }
+  if (r < 0) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+  }
+  w->events = want;
+  return 0;
+}
+
+
+static int loop_index_watcher(LoopObject* self, FdWatcherObject* w) {
+  FdWatcherObject** grown;
+  int size;
+
+  if (w->fd >= self->ep_size) {
+    size = self->ep_size > 0 ? self->ep_size : 64;
+    while (size <= w->fd)
+      size = size > INT_MAX / 2 ? INT_MAX : size * 2;
+    grown = PyMem_Realloc(self->ep_watchers, (size_t) size * sizeof(*grown));
+    if (grown == NULL) {
+      PyErr_NoMemory();
+      return -1;
+    }
+    memset(grown + self->ep_size, 0,
+           (size_t) (size - self->ep_size) * sizeof(*grown));
+    self->ep_watchers = grown;
+    self->ep_size = size;
+  }
+  self->ep_watchers[w->fd] = w;
+  return 0;
+}
+
+
 static FdWatcherObject* watcher_get(LoopObject* self, int fd, int create) {
   FdWatcherObject* w;
   PyObject* key;
-  int err;
 
-  key = PyLong_FromLong(fd);
-  if (key == NULL)
+  if (fd < self->ep_size && (w = self->ep_watchers[fd]) != NULL)
+    return (FdWatcherObject*) Py_NewRef(w);
+  if (!create)
     return NULL;
-  w = (FdWatcherObject*) PyDict_GetItemWithError(self->fd_owners, key);
-  if (w != NULL || PyErr_Occurred() || !create) {
-    Py_DECREF(key);
-    Py_XINCREF(w);
-    return w;
+  if (self->ep_fd < 0) {
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return NULL;
   }
 
   w = PyObject_GC_New(FdWatcherObject, self->state->FdWatcherType);
-  if (w == NULL) {
-    Py_DECREF(key);
+  if (w == NULL)
     return NULL;
-  }
   w->loop = (LoopObject*) Py_NewRef(self);
   w->reader = NULL;
   w->writer = NULL;
   w->fd = fd;
-  w->poll = NULL;
+  w->events = 0;
   PyObject_GC_Track(w);
-  err = auv_poll_new(self->loop, fd, &w->poll);
-  if (err != 0) {
-    Py_DECREF(key);
+  if (loop_index_watcher(self, w) < 0) {
     Py_DECREF(w);
-    errno = -err;
-    return (FdWatcherObject*) PyErr_SetFromErrno(PyExc_OSError);
+    return NULL;
   }
-  auv_poll_set_data(w->poll, w);
-  Py_INCREF(w);  /* the engine's, until the close callback */
-  if (PyDict_SetItem(self->fd_owners, key, (PyObject*) w) < 0) {
-    watcher_close(w);
-    Py_DECREF(key);
+  /* fd_owners holds it (and shows it to the garbage collector); the index
+   * is borrowed, and cleared when the watcher goes. */
+  key = PyLong_FromLong(fd);
+  if (key == NULL || PyDict_SetItem(self->fd_owners, key, (PyObject*) w) < 0) {
+    Py_XDECREF(key);
     Py_DECREF(w);
     return NULL;
   }
@@ -181,14 +296,40 @@ static FdWatcherObject* watcher_get(LoopObject* self, int fd, int create) {
 }
 
 
+/* Out of the epoll set and the loop's tables. */
+static void watcher_unregister(FdWatcherObject* w) {
+  LoopObject* self;
+
+  self = w->loop;
+  if (self == NULL)
+    return;
+  if (w->events != 0 && self->ep_fd >= 0) {
+    Py_CLEAR(w->reader);
+    Py_CLEAR(w->writer);
+    (void) watcher_update(w);
+  }
+  w->events = 0;
+  if (w->fd < self->ep_size && self->ep_watchers[w->fd] == w)
+    self->ep_watchers[w->fd] = NULL;
+}
+
+
+/* Out of the loop altogether; an exception already set stays set. */
 static void watcher_forget(LoopObject* self, FdWatcherObject* w) {
+  PyObject* exc_type;
+  PyObject* exc_value;
+  PyObject* exc_tb;
   PyObject* key;
 
-  watcher_close(w);
+  PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+  watcher_unregister(w);
   key = PyLong_FromLong(w->fd);
-  if (key == NULL || PyDict_DelItem(self->fd_owners, key) < 0)
-    PyErr_Clear();
+  if (key != NULL &&
+      PyDict_GetItemWithError(self->fd_owners, key) == (PyObject*) w)
+    (void) PyDict_DelItem(self->fd_owners, key);
   Py_XDECREF(key);
+  PyErr_Clear();
+  PyErr_Restore(exc_type, exc_value, exc_tb);
 }
 
 
@@ -358,13 +499,14 @@ void auv__loop_close_watchers(LoopObject* self) {
   while (PyDict_Next(owners, &pos, &key, &value)) {
     if (Py_IS_TYPE(value, self->state->FdWatcherType)) {
       FdWatcherObject* w = (FdWatcherObject*) value;
-      watcher_close(w);
       if (w->reader != NULL)
         cancel_handle(w->reader);
       if (w->writer != NULL)
         cancel_handle(w->writer);
       Py_CLEAR(w->reader);
       Py_CLEAR(w->writer);
+      w->events = 0;  /* the set goes with its fd, below */
+      watcher_unregister(w);
     } else {
       /* A transport: its engine stream must not outlive the engine. */
       auv__transport_close_stream(value);
@@ -374,6 +516,7 @@ void auv__loop_close_watchers(LoopObject* self) {
    * now be collected (and warn). */
   PyDict_Clear(self->fd_owners);
   Py_DECREF(owners);
+  auv__loop_epoll_close(self);
 }
 
 
@@ -387,6 +530,7 @@ static int watcher_traverse(FdWatcherObject* w, visitproc visit, void* arg) {
 
 
 static int watcher_clear(FdWatcherObject* w) {
+  watcher_unregister(w);
   Py_CLEAR(w->reader);
   Py_CLEAR(w->writer);
   Py_CLEAR(w->loop);

@@ -3,6 +3,7 @@ Every test runs on asyncuv and on the stock asyncio loop (the reference)."""
 
 import asyncio
 import gc
+import os
 import socket
 import weakref
 
@@ -405,3 +406,68 @@ class TestClosedLoop:
         loop.close()
         gc.collect()
         assert ref() is None
+
+
+class TestDescriptorState:
+    """What watching does to the descriptor, and what the loop keeps."""
+
+    def test_blocking_mode_is_left_alone(self, loop):
+        r, w = os.pipe()
+        try:
+            assert os.get_blocking(r) and os.get_blocking(w)
+            loop.add_reader(r, noop)
+            loop.add_writer(w, noop)
+            run_briefly(loop)
+            assert os.get_blocking(r) and os.get_blocking(w)
+            assert loop.remove_reader(r) and loop.remove_writer(w)
+        finally:
+            os.close(r)
+            os.close(w)
+
+    def test_regular_file_is_refused(self, loop, tmp_path):
+        with open(tmp_path / "plain", "wb") as f:
+            with pytest.raises(PermissionError):
+                loop.add_reader(f.fileno(), noop)
+            assert loop.remove_reader(f.fileno()) is False
+
+    def test_reader_fires_again_after_many_add_remove_cycles(self, loop, pair):
+        a, b = pair
+
+        async def main():
+            for i in range(200):
+                fut = loop.create_future()
+                loop.add_reader(a, lambda f=fut: f.done() or f.set_result(a.recv(100)))
+                b.send(b"%d" % i)
+                assert await fut == b"%d" % i
+                assert loop.remove_reader(a)
+
+        run_guarded(loop, main())
+
+    def test_reused_descriptor_number_is_watched_afresh(self, loop):
+        r1, w1 = os.pipe()
+        loop.add_reader(r1, noop)
+        assert loop.remove_reader(r1)
+        os.close(r1)
+        os.close(w1)
+        r2, w2 = os.pipe()  # most likely the same numbers again
+        try:
+            fired = []
+            loop.add_reader(r2, fired.append, "r2")
+            os.write(w2, b"x")
+            run_briefly(loop, 3)
+            assert fired and set(fired) == {"r2"}
+            assert loop.remove_reader(r2)
+        finally:
+            os.close(r2)
+            os.close(w2)
+
+    def test_closed_loops_keep_no_descriptors(self, loop_factory, pair):
+        a, b = pair
+        before = sorted(os.listdir("/proc/self/fd"))
+        for _ in range(20):
+            lp = loop_factory()
+            lp.add_reader(a, noop)
+            lp.add_writer(b, noop)
+            run_briefly(lp)
+            lp.close()
+        assert sorted(os.listdir("/proc/self/fd")) == before
