@@ -1,10 +1,12 @@
 /* The hot sock_* methods (recv, recv_into, sendall) in C.
  *
- * Each call tries the system call at once; only when it would block does it
- * wait, with one _SockOp object as both the fd watcher's callback and the
- * future's done callback.  No exception is raised for EAGAIN, no closure or
- * bound method is made per call.  asyncio.Loop's async def wrappers await
- * the future these return (sock_* must stay coroutine functions). */
+ * Each call tries the system call at once and, when that is enough, returns
+ * its result (or raises its error) with no future at all.  Only when it
+ * would block does it make a future and wait, with one _SockOp object as
+ * both the fd watcher's callback and the future's done callback.  No
+ * exception is raised for EAGAIN.  asyncio.Loop's async def wrappers
+ * (sock_* must stay coroutine functions) await the future when they get
+ * one. */
 #include <errno.h>
 #include <sys/socket.h>
 
@@ -27,31 +29,17 @@ typedef struct {
 } SockOpObject;
 
 
-static int set_future(PyObject* fut, PyObject* method, PyObject* value) {
-  PyObject* r;
-
-  r = PyObject_CallMethodOneArg(fut, method, value);
-  if (r == NULL)
-    return -1;
-  Py_DECREF(r);
-  return 0;
-}
-
-
-/* One attempt: 1 done (the future has its outcome), 0 would block, -1
- * error raised. */
-static int sockop_attempt(SockOpObject* op) {
-  auv_state* st;
-  PyObject* value;
+/* One attempt: 1 done (*value is the result), 0 would block, -1 error
+ * raised (the system call's OSError included). */
+static int sockop_attempt(SockOpObject* op, PyObject** value) {
   char* buf;
   ssize_t n;
-  int r;
 
-  st = op->loop->state;
+  *value = NULL;
   switch (op->kind) {
     case OP_RECV:
       if (op->size <= 0) {
-        value = PyBytes_FromStringAndSize(NULL, 0);
+        *value = PyBytes_FromStringAndSize(NULL, 0);
         break;
       }
       /* Into the loop's read buffer, then one bytes object of the size
@@ -65,7 +53,8 @@ static int sockop_attempt(SockOpObject* op) {
       do
         n = recv(op->fd, buf, (size_t) op->size, 0);
       while (n < 0 && errno == EINTR);
-      value = n >= 0 ? PyBytes_FromStringAndSize(buf, n) : NULL;
+      if (n >= 0)
+        *value = PyBytes_FromStringAndSize(buf, n);
       if (op->size > AUV_READ_BUF_SIZE)
         PyMem_Free(buf);
       if (n < 0)
@@ -77,7 +66,7 @@ static int sockop_attempt(SockOpObject* op) {
       while (n < 0 && errno == EINTR);
       if (n < 0)
         goto failed;
-      value = PyLong_FromSsize_t(n);
+      *value = PyLong_FromSsize_t(n);
       break;
     default: /* OP_SENDALL */
       while (op->size < op->view.len) {
@@ -90,43 +79,61 @@ static int sockop_attempt(SockOpObject* op) {
         }
         op->size += n;
       }
-      value = Py_NewRef(Py_None);
+      *value = Py_NewRef(Py_None);
       break;
   }
-  if (value == NULL)
-    return -1;
-  r = set_future(op->fut, st->str_set_result, value);
-  Py_DECREF(value);
-  return r < 0 ? -1 : 1;
+  return *value != NULL ? 1 : -1;
 
 failed:
   if (errno == EAGAIN || errno == EWOULDBLOCK)
     return 0;
   PyErr_SetFromErrno(PyExc_OSError);
-  value = auv__take_exception();
-  r = set_future(op->fut, st->str_set_exception, value);
-  Py_DECREF(value);
-  return r < 0 ? -1 : 1;
+  return -1;
 }
 
 
-/* The watcher's callback: the fd is ready, try again. */
-static PyObject* sockop_call(SockOpObject* op, PyObject* args, PyObject* kwargs) {
-  PyObject* done;
-  int truth;
+static PyObject* sockop_done(SockOpObject* op, PyObject* fut);
 
+
+/* Called with no argument, by the watcher: the fd is ready, try again.
+ * Called with the future, as its done callback: clean up (one object for
+ * both, so that waiting makes no bound method). */
+static PyObject* sockop_call(SockOpObject* op, PyObject* args, PyObject* kwargs) {
+  auv_state* st;
+  PyObject* value;
+  PyObject* method;
+  PyObject* r;
+  int truth;
+  int done;
+
+  if (PyTuple_GET_SIZE(args) == 1 && kwargs == NULL)
+    return sockop_done(op, PyTuple_GET_ITEM(args, 0));
   if (op->fut == NULL)
     Py_RETURN_NONE;
-  done = PyObject_CallMethodNoArgs(op->fut, op->loop->state->str_done);
-  if (done == NULL)
+  st = op->loop->state;
+  r = PyObject_CallMethodNoArgs(op->fut, st->str_done);
+  if (r == NULL)
     return NULL;
-  truth = PyObject_IsTrue(done);
-  Py_DECREF(done);
+  truth = PyObject_IsTrue(r);
+  Py_DECREF(r);
   if (truth != 0)
     return truth < 0 ? NULL : Py_NewRef(Py_None);
-  if (sockop_attempt(op) < 0)
-    return NULL;
-  Py_RETURN_NONE;
+  done = sockop_attempt(op, &value);
+  if (done == 0)
+    Py_RETURN_NONE;
+  method = st->str_set_result;
+  if (done < 0) {
+    /* As asyncio: everything but SystemExit and KeyboardInterrupt goes to
+     * the awaiting caller. */
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+      return NULL;
+    value = auv__take_exception();
+    method = st->str_set_exception;
+  }
+  r = PyObject_CallMethodOneArg(op->fut, method, value);
+  Py_DECREF(value);
+  return r;
 }
 
 
@@ -172,6 +179,7 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
   PyObject* h;
   PyObject* r;
   PyObject* fut;
+  PyObject* value;
   int done;
 
   st = self->state;
@@ -227,21 +235,19 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
     op->obj = Py_NewRef(arg);
   }
 
+  /* Done at once: the value itself (or the error), with no future. */
+  done = sockop_attempt(op, &value);
+  if (done != 0) {
+    sockop_release(op);
+    Py_DECREF(op);
+    return done > 0 ? value : NULL;
+  }
+
   stack[0] = (PyObject*) self;
   op->fut = PyObject_Vectorcall(st->Future, stack, 0, st->kw_loop);
   if (op->fut == NULL)
     goto error;
   fut = Py_NewRef(op->fut);
-
-  done = sockop_attempt(op);
-  if (done != 0) {
-    Py_DECREF(op);
-    if (done < 0) {
-      Py_DECREF(fut);
-      return NULL;
-    }
-    return fut;
-  }
 
   /* Would block: wait for the fd. */
   fd_obj = PyLong_FromLong(op->fd);
@@ -255,12 +261,7 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
   if (h == NULL)
     goto error_fut;
   op->handle = (HandleObject*) h;
-  r = PyObject_GetAttrString((PyObject*) op, "_done");
-  if (r != NULL) {
-    PyObject* added = PyObject_CallMethodOneArg(fut, st->str_add_done_callback, r);
-    Py_DECREF(r);
-    r = added;
-  }
+  r = PyObject_CallMethodOneArg(fut, st->str_add_done_callback, (PyObject*) op);
   if (r == NULL)
     goto error_fut;
   Py_DECREF(r);
@@ -332,17 +333,11 @@ static void sockop_dealloc(SockOpObject* op) {
 }
 
 
-static PyMethodDef sockop_methods[] = {
-  {"_done", (PyCFunction) sockop_done, METH_O, NULL},
-  {NULL}
-};
-
 static PyType_Slot sockop_slots[] = {
   {Py_tp_dealloc, sockop_dealloc},
   {Py_tp_traverse, sockop_traverse},
   {Py_tp_clear, sockop_clear},
   {Py_tp_call, sockop_call},
-  {Py_tp_methods, sockop_methods},
   {0, NULL}
 };
 

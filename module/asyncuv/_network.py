@@ -290,11 +290,20 @@ class NetworkMixin:
     # recv, recv_into and sendall are C (they carry sock_* servers); these
     # coroutines only await the future the C side returns.
 
+    # The C halves return the result itself when the first try is enough,
+    # and a future to await only when they had to wait.
+
     async def sock_recv(self, sock, n):
-        return await self._sock_recv(sock, n)
+        data = self._sock_recv(sock, n)
+        if data.__class__ is bytes:
+            return data
+        return await data
 
     async def sock_recv_into(self, sock, buf):
-        return await self._sock_recv_into(sock, buf)
+        nbytes = self._sock_recv_into(sock, buf)
+        if nbytes.__class__ is int:
+            return nbytes
+        return await nbytes
 
     async def sock_recvfrom(self, sock, bufsize):
         return await self._sock_io(sock, False,
@@ -306,7 +315,9 @@ class NetworkMixin:
                                    lambda: sock.recvfrom_into(buf, nbytes))
 
     async def sock_sendall(self, sock, data):
-        return await self._sock_sendall(sock, data)
+        waiter = self._sock_sendall(sock, data)
+        if waiter is not None:
+            return await waiter
 
     async def sock_sendto(self, sock, data, address):
         return await self._sock_io(sock, True,
