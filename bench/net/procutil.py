@@ -76,8 +76,8 @@ def spawn(cmd: Sequence[str], cpu: int | None, **kwargs) -> subprocess.Popen:
 # --------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of process *pid* (all its threads), in seconds.
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of process *pid* (all its threads), in seconds.
 
     The kernel counts in clock ticks (usually 10 ms), so measure intervals
     of a second or more.
@@ -87,7 +87,12 @@ def cpu_seconds(pid: int) -> float:
     # Fields after the command name "(...)", which may contain spaces:
     # state is field 3, utime field 14, stime field 15.
     fields = stat[stat.rindex(b")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process *pid* (all its threads), in seconds."""
+    return sum(cpu_times(pid))
 
 
 def rss_bytes(pid: int) -> int:
@@ -205,6 +210,10 @@ class Server:
     def cpu_seconds(self) -> float:
         """The server's user + system CPU time so far."""
         return cpu_seconds(self.pid)
+
+    def cpu_times(self) -> tuple[float, float]:
+        """The server's (user, system) CPU time so far."""
+        return cpu_times(self.pid)
 
     def rss_bytes(self) -> int:
         """The server's resident set size now."""

@@ -220,9 +220,9 @@ def measure_echo(cfg: Config, row: Row, loop: str) -> dict:
                 if line is None:
                     break
                 if line == "START":
-                    cpu0, t0 = server.cpu_seconds(), time.monotonic()
+                    cpu0, t0 = server.cpu_times(), time.monotonic()
                 elif line.startswith("RESULT"):
-                    cpu1, t1 = server.cpu_seconds(), time.monotonic()
+                    cpu1, t1 = server.cpu_times(), time.monotonic()
                     result = parse_kv(line)
             client.wait(30)
             server.check_alive()
@@ -237,7 +237,7 @@ def measure_echo(cfg: Config, row: Row, loop: str) -> dict:
                 or not result.get("requests")):
             raise ServerError(f"echo_client failed: {err or 'no result'}"
                               f"{server_state(server)}")
-    return sample_from(result["requests"], result["seconds"], cpu1 - cpu0,
+    return sample_from(result["requests"], result["seconds"], cpu0, cpu1,
                        t1 - t0, result["p50_us"], result["p99_us"])
 
 
@@ -250,13 +250,18 @@ def server_state(server: Server) -> str:
     return state + (f"; server stderr:\n{tail}" if tail else "")
 
 
-def sample_from(requests: int, seconds: float, cpu: float, wall: float,
-                p50: float, p99: float) -> dict:
-    """One sample as stored in the results and the JSON output."""
+def sample_from(requests: int, seconds: float, cpu0: tuple, cpu1: tuple,
+                wall: float, p50: float, p99: float) -> dict:
+    """One sample as stored in the results and the JSON output; cpu0 and
+    cpu1 are the server's (user, system) times before and after."""
+    user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    cpu = user + system
     return {"requests": requests, "seconds": seconds,
             "rps": requests / seconds, "p50_us": p50, "p99_us": p99,
             "server_cpu_s": cpu, "server_cpu_util": cpu / wall,
-            "cpu_us_per_req": cpu / requests * 1e6}
+            "cpu_us_per_req": cpu / requests * 1e6,
+            "user_us_per_req": user / requests * 1e6,
+            "sys_us_per_req": system / requests * 1e6}
 
 
 HTTP_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -308,7 +313,7 @@ def measure_http(cfg: Config, row: Row, loop: str) -> dict:
         http_warmup(server.port)
         cmd = ["wrk", "-t1", f"-c{cfg.http_conns}", f"-d{cfg.http_duration}s",
                "--latency", f"http://127.0.0.1:{server.port}/"]
-        cpu0, t0 = server.cpu_seconds(), time.monotonic()
+        cpu0, t0 = server.cpu_times(), time.monotonic()
         wrk = procutil.spawn(cmd, cfg.client_cpu, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         try:
@@ -317,7 +322,7 @@ def measure_http(cfg: Config, row: Row, loop: str) -> dict:
             wrk.kill()
             wrk.communicate()
             raise ServerError("wrk did not finish")
-        cpu1, t1 = server.cpu_seconds(), time.monotonic()
+        cpu1, t1 = server.cpu_times(), time.monotonic()
         server.check_alive()
         text = out.decode(errors="replace")
         if wrk.returncode != 0:
@@ -326,7 +331,7 @@ def measure_http(cfg: Config, row: Row, loop: str) -> dict:
         if res["errors"] or not res["requests"]:
             raise ServerError(f"wrk saw {res['errors']} errors:\n{text}"
                               f"{server_state(server)}")
-    return sample_from(res["requests"], res["seconds"], cpu1 - cpu0, t1 - t0,
+    return sample_from(res["requests"], res["seconds"], cpu0, cpu1, t1 - t0,
                        res["p50_us"], res["p99_us"])
 
 
@@ -430,6 +435,7 @@ def summarize(row: Row) -> dict:
         samples = row.samples.get(loop, [])
         med = {k: median_of(samples, k) for k in (
             "rps", "p50_us", "p99_us", "cpu_us_per_req", "server_cpu_util",
+            "user_us_per_req", "sys_us_per_req",
             "bytes_per_conn", "rss_before", "rss_after")}
         med = {k: v for k, v in med.items() if v is not None}
         per_loop[loop] = {"status": row.status.get(loop, "ok"),
@@ -463,6 +469,31 @@ def fmt(value: float | None, spec: str, width: int) -> str:
 
 def fmt_ratio(value: float | None) -> str:
     return f"{'n/a' if value is None else f'{value:.2f}x':>9}"
+
+
+def print_split(traffic: list[dict]) -> None:
+    """User and system (kernel) CPU per request, and the ratio asyncuv would
+    reach against uvloop if its user time were zero: the system time is
+    mostly the network stack, which no loop can shave off."""
+    print("\nServer CPU per request split into user / system time, us "
+          "(medians of each);\nfloor = asyncuv system time / uvloop total: "
+          "asyncuv/uvloop with zero user time\n")
+    print(f"{'benchmark':<28} {'uvloop usr':>10} {'uvloop sys':>10} "
+          f"{'asyncuv usr':>11} {'asyncuv sys':>11} {'floor':>9}")
+    for s in traffic:
+        cells = {}
+        for loop in ("uvloop", "asyncuv"):
+            d = s["loops"].get(loop)
+            m = d["median"] if d and d["status"] == "ok" else {}
+            cells[loop] = (m.get("user_us_per_req"), m.get("sys_us_per_req"),
+                           m.get("cpu_us_per_req"))
+        floor = None
+        if cells["asyncuv"][1] is not None and cells["uvloop"][2]:
+            floor = cells["asyncuv"][1] / cells["uvloop"][2]
+        print(f"{s['name']:<28} {fmt(cells['uvloop'][0], '.2f', 10)} "
+              f"{fmt(cells['uvloop'][1], '.2f', 10)} "
+              f"{fmt(cells['asyncuv'][0], '.2f', 11)} "
+              f"{fmt(cells['asyncuv'][1], '.2f', 11)} {fmt_ratio(floor)}")
 
 
 def print_tables(summaries: list[dict]) -> None:
@@ -511,6 +542,7 @@ def print_tables(summaries: list[dict]) -> None:
                   f"{fmt_ratio(r['asyncuv/uvloop'])} "
                   f"{fmt_ratio(r['asyncuv/asyncio']):>10} "
                   f"{fmt_ratio(r['uvloop/asyncio']):>10}")
+        print_split(traffic)
     for s in idle:
         print("\nIdle connections: server RSS growth per connection "
               "(lower is better)\n")
