@@ -249,6 +249,9 @@ AUV_MOD_INTERNAL PyObject* auv__loop_remove_reader(LoopObject* self, PyObject* f
 AUV_MOD_INTERNAL PyObject* auv__loop_remove_writer(LoopObject* self, PyObject* fd);
 AUV_MOD_INTERNAL void auv__loop_close_watchers(LoopObject* self);
 AUV_MOD_INTERNAL int auv__loop_epoll_open(LoopObject* self);
+AUV_MOD_INTERNAL int auv__loop_own_fd(LoopObject* self, int fd, PyObject* owner);
+AUV_MOD_INTERNAL void auv__loop_disown_fd(LoopObject* self, int fd, PyObject* owner);
+AUV_MOD_INTERNAL void auv__datagram_close_engine(PyObject* datagram);
 AUV_MOD_INTERNAL void auv__loop_epoll_close(LoopObject* self);
 AUV_MOD_INTERNAL PyObject* auv__loop_add_reader_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auv__loop_add_writer_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);

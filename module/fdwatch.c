@@ -69,6 +69,40 @@ int auv__fileobj_to_fd(PyObject* fileobj) {
 }
 
 
+/* fd_owners[fd] = owner (a stream or datagram transport); 0 or -1 with an
+ * exception set. */
+int auv__loop_own_fd(LoopObject* self, int fd, PyObject* owner) {
+  PyObject* key;
+  int r;
+
+  key = PyLong_FromLong(fd);
+  if (key == NULL)
+    return -1;
+  r = PyDict_SetItem(self->fd_owners, key, owner);
+  Py_DECREF(key);
+  return r;
+}
+
+
+/* Drop fd_owners[fd] if owner still has it; never raises. */
+void auv__loop_disown_fd(LoopObject* self, int fd, PyObject* owner) {
+  PyObject* exc_type;
+  PyObject* exc_value;
+  PyObject* exc_tb;
+  PyObject* key;
+
+  if (self == NULL || self->fd_owners == NULL)
+    return;
+  PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+  key = PyLong_FromLong(fd);
+  if (key != NULL && PyDict_GetItemWithError(self->fd_owners, key) == owner)
+    (void) PyDict_DelItem(self->fd_owners, key);
+  Py_XDECREF(key);
+  PyErr_Clear();
+  PyErr_Restore(exc_type, exc_value, exc_tb);
+}
+
+
 /* A transport that is not closing owns its fd: readers and writers may not
  * be added or removed behind its back. */
 static int check_no_transport(LoopObject* self, PyObject* fileobj, int fd) {
@@ -84,7 +118,8 @@ static int check_no_transport(LoopObject* self, PyObject* fileobj, int fd) {
   Py_DECREF(key);
   if (owner == NULL)
     return PyErr_Occurred() ? -1 : 0;
-  if (!Py_IS_TYPE(owner, self->state->TransportType))
+  if (!Py_IS_TYPE(owner, self->state->TransportType) &&
+      !Py_IS_TYPE(owner, self->state->DatagramType))
     return 0;
   Py_INCREF(owner);
   closing = PyObject_CallMethod(owner, "is_closing", NULL);
@@ -319,17 +354,11 @@ static void watcher_forget(LoopObject* self, FdWatcherObject* w) {
   PyObject* exc_type;
   PyObject* exc_value;
   PyObject* exc_tb;
-  PyObject* key;
 
   PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
   watcher_unregister(w);
-  key = PyLong_FromLong(w->fd);
-  if (key != NULL &&
-      PyDict_GetItemWithError(self->fd_owners, key) == (PyObject*) w)
-    (void) PyDict_DelItem(self->fd_owners, key);
-  Py_XDECREF(key);
-  PyErr_Clear();
   PyErr_Restore(exc_type, exc_value, exc_tb);
+  auv__loop_disown_fd(self, w->fd, (PyObject*) w);
 }
 
 
@@ -507,8 +536,10 @@ void auv__loop_close_watchers(LoopObject* self) {
       Py_CLEAR(w->writer);
       w->events = 0;  /* the set goes with its fd, below */
       watcher_unregister(w);
+    } else if (Py_IS_TYPE(value, self->state->DatagramType)) {
+      /* A transport: its engine handle must not outlive the engine. */
+      auv__datagram_close_engine(value);
     } else {
-      /* A transport: its engine stream must not outlive the engine. */
       auv__transport_close_stream(value);
     }
   }

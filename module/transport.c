@@ -826,21 +826,7 @@ static PyObject* transport_get_true(TransportObject* self, void* closure) {
 
 
 static void transport_forget_fd(TransportObject* self) {
-  PyObject* key;
-  PyObject* owner;
-
-  if (self->loop == NULL || self->loop->fd_owners == NULL)
-    return;
-  key = PyLong_FromLong(self->fd);
-  if (key == NULL) {
-    PyErr_Clear();
-    return;
-  }
-  owner = PyDict_GetItemWithError(self->loop->fd_owners, key);
-  if (owner == (PyObject*) self && PyDict_DelItem(self->loop->fd_owners, key) < 0)
-    PyErr_Clear();
-  PyErr_Clear();
-  Py_DECREF(key);
+  auv__loop_disown_fd(self->loop, self->fd, (PyObject*) self);
 }
 
 
@@ -1192,7 +1178,6 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
                                   PyObject* waiter, PyObject* extra, PyObject* server,
                                   int pipe, int watch_peer) {
   TransportObject* self;
-  PyObject* key;
   int fd;
   int err;
 
@@ -1280,12 +1265,8 @@ names_done:
   if (!pipe)
     auv_tcp_nodelay(fd, 1);  /* asyncio disables Nagle; fails harmlessly on non-TCP */
 
-  key = PyLong_FromLong(fd);
-  if (key == NULL || PyDict_SetItem(loop->fd_owners, key, (PyObject*) self) < 0) {
-    Py_XDECREF(key);
+  if (auv__loop_own_fd(loop, fd, (PyObject*) self) < 0)
     goto error;
-  }
-  Py_DECREF(key);
 
   if (server != Py_None) {
     PyObject* r = PyObject_CallMethod(server, "_attach", NULL);

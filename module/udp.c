@@ -540,6 +540,7 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
     r = Py_NewRef(Py_None);
   PyErr_Fetch(&type, &value, &tb);
   datagram_close_udp(self);
+  auv__loop_disown_fd(self->loop, self->fd, (PyObject*) self);
   if (self->sock != NULL) {
     PyObject* c = PyObject_CallMethod(self->sock, "close", NULL);
     if (c == NULL)
@@ -762,6 +763,9 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
   auv_udp_set_data(self->udp, self);
   auv_udp_set_send_cb(self->udp, datagram_send_cb);
   Py_INCREF(self);  /* the engine's, until the handle's close callback */
+  /* Seen by add_reader() and the like, and closed with the loop. */
+  if (auv__loop_own_fd(loop, fd, (PyObject*) self) < 0)
+    goto error;
 
   /* connection_made(), then reading, then the waiter: asyncio's order. */
   if (auv__loop_call_soon_method(loop, protocol, "connection_made", (PyObject*) self) < 0 ||
@@ -772,8 +776,15 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
 
 error:
   datagram_close_udp(self);
+  auv__loop_disown_fd(loop, fd, (PyObject*) self);
   Py_DECREF(self);
   return NULL;
+}
+
+
+/* At loop close: the engine handle must not outlive the engine. */
+void auv__datagram_close_engine(PyObject* datagram) {
+  datagram_close_udp((DatagramObject*) datagram);
 }
 
 

@@ -4,6 +4,7 @@ runs on asyncuv and on the stock asyncio loop (the reference)."""
 
 import asyncio
 import errno
+import gc
 import os
 import socket
 import stat
@@ -815,3 +816,33 @@ class TestDatagramTransport:
             assert [ctx["exception"] for ctx in contexts] == [boom]
 
         run_guarded(loop, main())
+
+
+class TestEndpointAndLoop:
+    """What the loop knows of an endpoint's socket."""
+
+    def test_fd_of_an_open_endpoint_is_refused_to_add_reader(self, loop):
+        async def main():
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+            fd = transport.get_extra_info("socket").fileno()
+            for method in (loop.add_reader, loop.add_writer):
+                with pytest.raises(RuntimeError, match="is used by transport"):
+                    method(fd, lambda: None)
+            for method in (loop.remove_reader, loop.remove_writer):
+                with pytest.raises(RuntimeError, match="is used by transport"):
+                    method(fd)
+            transport.close()
+            await spin()
+
+        run_guarded(loop, main())
+
+    def test_loop_closes_with_an_endpoint_left_open(self, loop_factory):
+        lp = loop_factory()
+        transport, _ = lp.run_until_complete(lp.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)))
+        lp.close()
+        assert lp.is_closed()
+        with pytest.warns(ResourceWarning, match="unclosed transport"):
+            del transport
+            gc.collect()
