@@ -252,6 +252,8 @@ AUV_MOD_INTERNAL int auv__loop_epoll_open(LoopObject* self);
 AUV_MOD_INTERNAL int auv__loop_own_fd(LoopObject* self, int fd, PyObject* owner);
 AUV_MOD_INTERNAL void auv__loop_disown_fd(LoopObject* self, int fd, PyObject* owner);
 AUV_MOD_INTERNAL void auv__datagram_close_engine(PyObject* datagram);
+AUV_MOD_INTERNAL void auv__finalize_unclosed(PyObject* transport, PyObject** sock,
+                                             void (*release)(PyObject* transport));
 AUV_MOD_INTERNAL void auv__loop_epoll_close(LoopObject* self);
 AUV_MOD_INTERNAL PyObject* auv__loop_add_reader_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auv__loop_add_writer_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);

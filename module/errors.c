@@ -346,6 +346,33 @@ void auv__loop_finalize(LoopObject* self) {
 }
 
 
+/* What asyncio's transports do in __del__ when left unclosed: a
+ * ResourceWarning, then the socket closed.  release(transport), if not
+ * NULL, lets go of the engine handle in between.  The current exception
+ * is kept. */
+void auv__finalize_unclosed(PyObject* transport, PyObject** sock,
+                            void (*release)(PyObject* transport)) {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+  PyObject* r;
+
+  if (*sock == NULL)
+    return;
+  PyErr_Fetch(&type, &value, &tb);
+  if (PyErr_ResourceWarning(transport, 1, "unclosed transport %R", transport) < 0)
+    PyErr_WriteUnraisable(transport);
+  if (release != NULL)
+    release(transport);
+  r = PyObject_CallMethod(*sock, "close", NULL);
+  if (r == NULL)
+    PyErr_WriteUnraisable(transport);
+  Py_XDECREF(r);
+  Py_CLEAR(*sock);
+  PyErr_Restore(type, value, tb);
+}
+
+
 /* A transport's loop.call_exception_handler({message, exception,
  * transport, protocol}), as asyncio's transports report protocol errors;
  * a failing handler ends the run. */

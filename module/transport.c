@@ -1341,25 +1341,14 @@ static int transport_clear(TransportObject* self) {
 }
 
 
+static void transport_release_unclosed(PyObject* self) {
+  transport_forget_fd((TransportObject*) self);
+}
+
+
 /* An unclosed transport warns when collected and closes its socket. */
 static void transport_finalize(TransportObject* self) {
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
-  PyObject* r;
-
-  if (self->sock == NULL)
-    return;
-  PyErr_Fetch(&type, &value, &tb);
-  if (PyErr_ResourceWarning((PyObject*) self, 1, "unclosed transport %R", self) < 0)
-    PyErr_WriteUnraisable((PyObject*) self);
-  transport_forget_fd(self);
-  r = PyObject_CallMethod(self->sock, "close", NULL);
-  if (r == NULL)
-    PyErr_WriteUnraisable((PyObject*) self);
-  Py_XDECREF(r);
-  Py_CLEAR(self->sock);
-  PyErr_Restore(type, value, tb);
+  auv__finalize_unclosed((PyObject*) self, &self->sock, transport_release_unclosed);
 }
 
 

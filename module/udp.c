@@ -818,23 +818,7 @@ static int datagram_clear(DatagramObject* self) {
 
 /* An unclosed transport warns, as asyncio's, and closes its socket. */
 static void datagram_finalize(DatagramObject* self) {
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
-  PyObject* r;
-
-  if (self->sock == NULL)
-    return;
-  PyErr_Fetch(&type, &value, &tb);
-  if (PyErr_ResourceWarning((PyObject*) self, 1, "unclosed transport %R", self) < 0)
-    PyErr_WriteUnraisable((PyObject*) self);
-  datagram_close_udp(self);
-  r = PyObject_CallMethod(self->sock, "close", NULL);
-  if (r == NULL)
-    PyErr_WriteUnraisable((PyObject*) self);
-  Py_XDECREF(r);
-  Py_CLEAR(self->sock);
-  PyErr_Restore(type, value, tb);
+  auv__finalize_unclosed((PyObject*) self, &self->sock, auv__datagram_close_engine);
 }
 
 
