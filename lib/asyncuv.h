@@ -403,8 +403,9 @@ AUV_EXTERN int auv_tcp_keepalive(int fd, int enable, unsigned int delay);
 /* Returns 0, UV_EINVAL (also for a socket that is not SOCK_DGRAM),
  * UV_ENOTSOCK, UV_ENOMEM or the error of registering fd (as auv_poll_new()). */
 AUV_EXTERN int auv_udp_new(auv_loop_t* loop, int fd, auv_udp_t** udp);
-/* Receive datagrams whenever they come, up to 32 per wake-up: alloc_cb
- * gives the memory for each, recv_cb gets it.  Errors do not stop it. */
+/* Receive datagrams whenever they come, up to 32 per wake-up (one while
+ * they come one at a time): alloc_cb gives the memory for each, recv_cb
+ * gets it.  Errors do not stop it. */
 AUV_EXTERN int auv_udp_recv_start(auv_udp_t* udp,
                                   auv_udp_alloc_cb alloc_cb,
                                   auv_udp_recv_cb recv_cb);

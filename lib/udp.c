@@ -32,6 +32,9 @@
  * for the usual AF_UNIX ones. */
 #define AUV__DGRAM_SIZE (256 * 1024)
 #define AUV__RECVS_PER_WAKEUP 32
+/* While datagrams come one at a time, one wake-up in this many still reads
+ * on until EAGAIN, to see a burst coming. */
+#define AUV__RECV_PROBE_EVERY 8
 
 enum {
   AUV__UDP_RECEIVING = 1
@@ -64,6 +67,8 @@ struct auv_udp_s {
   unsigned int flags;
   int events;          /* what the poll watches: UV_READABLE, UV_WRITABLE */
   int fd;
+  unsigned char burst;   /* the last probe found datagrams waiting */
+  unsigned char probe;   /* wake-ups since the last probe */
 };
 
 
@@ -179,6 +184,13 @@ static void auv__udp_flush(auv_udp_t* udp) {
 }
 
 
+/* Receive on a readable socket.  Reading until EAGAIN costs one fruitless
+ * recvmsg() per wake-up: for traffic that comes one datagram at a time (a
+ * request and its answer) that is one system call in three.  So while the
+ * probes find no burst, a wake-up reads one datagram (level-triggered
+ * polling reports the socket again if more are waiting) and every
+ * AUV__RECV_PROBE_EVERY-th reads on; a wake-up that finds two or more
+ * waiting, or fills its 32, turns bursts on until one finds at most one. */
 static void auv__udp_recv(auv_udp_t* udp) {
   struct sockaddr_storage addr;
   struct msghdr msg;
@@ -186,9 +198,15 @@ static void auv__udp_recv(auv_udp_t* udp) {
   char* base;
   size_t len;
   ssize_t n;
+  int max;
   int i;
 
-  for (i = 0; i < AUV__RECVS_PER_WAKEUP; i++) {
+  max = 1;
+  if (udp->burst || ++udp->probe >= AUV__RECV_PROBE_EVERY) {
+    udp->probe = 0;
+    max = AUV__RECVS_PER_WAKEUP;
+  }
+  for (i = 0; i < max; i++) {
     if (auv__udp_closing(udp) || !(udp->flags & AUV__UDP_RECEIVING))
       return;
 
@@ -223,6 +241,7 @@ static void auv__udp_recv(auv_udp_t* udp) {
 
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        udp->burst = i >= 2;
         udp->recv_cb(udp, UV_EAGAIN, base, NULL, 0);
       } else {
         /* Reported, and receiving goes on: wait for the next wake-up. */
@@ -237,6 +256,8 @@ static void auv__udp_recv(auv_udp_t* udp) {
     else
       udp->recv_cb(udp, n, base, (struct sockaddr*) &addr, msg.msg_namelen);
   }
+  if (max > 1)
+    udp->burst = 1;  /* 32 read, and maybe more waiting */
 }
 
 
@@ -311,6 +332,7 @@ int auv_udp_new(auv_loop_t* loop, int fd, auv_udp_t** udp_out) {
   udp->handle.data = udp;
   udp->loop = loop;
   udp->fd = fd;
+  udp->burst = 1;  /* until a wake-up finds datagrams coming one by one */
   *udp_out = udp;
   return 0;
 }

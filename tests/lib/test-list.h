@@ -86,6 +86,7 @@
   X(udp_unix_peer_gone)                                                 \
   X(udp_close_in_recv_cb)                                               \
   X(udp_recv_drained)                                                   \
+  X(udp_recv_one_at_a_time)                                             \
   X(udp_close_with_queue)                                               \
   X(udp_einval)                                                         \
   X(sendfile_socketpair)                                                \

@@ -543,6 +543,57 @@ TEST_IMPL(udp_recv_drained) {
 }
 
 
+TEST_IMPL(udp_recv_one_at_a_time) {
+  auv_loop_t* loop;
+  dpeer_t a;
+  int fds[2];
+  int i;
+
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, fds));
+  ASSERT_OK(auv_loop_new(&loop));
+  dpeer_init(loop, &a, fds[0]);
+  ASSERT_OK(auv_udp_recv_start(a.udp, on_alloc, on_recv));
+
+  /* The first wake-up reads on until EAGAIN and finds one datagram. */
+  ASSERT_EQ(1, send(fds[1], "p", 1, 0));
+  ASSERT_EQ(1, auv_loop_run(loop, AUV_RUN_ONCE));
+  ASSERT_EQ(1, a.datagrams);
+  ASSERT_EQ(1, a.nothing);
+
+  /* One datagram per wake-up: one recvmsg() each, but for every eighth
+   * wake-up, which reads on to look for a burst. */
+  for (i = 1; i <= 16; i++) {
+    ASSERT_EQ(1, send(fds[1], "p", 1, 0));
+    ASSERT_EQ(1, auv_loop_run(loop, AUV_RUN_ONCE));
+    ASSERT_EQ(1 + i, a.datagrams);
+    ASSERT_EQ(1 + i / 8, a.nothing);
+  }
+
+  /* A burst: one datagram per wake-up until the next probe, which takes
+   * 32 at once and turns bursts on; the wake-up after it takes the rest
+   * and, finding one, turns them off again.  Nothing is lost. */
+  for (i = 0; i < 40; i++)
+    ASSERT_EQ(1, send(fds[1], "b", 1, 0));
+  for (i = 1; i <= 7; i++) {
+    ASSERT_EQ(1, auv_loop_run(loop, AUV_RUN_ONCE));
+    ASSERT_EQ(17 + i, a.datagrams);
+  }
+  ASSERT_EQ(1, auv_loop_run(loop, AUV_RUN_ONCE));
+  ASSERT_EQ(17 + 7 + 32, a.datagrams);
+  ASSERT_EQ(3, a.nothing);
+  ASSERT_EQ(1, auv_loop_run(loop, AUV_RUN_ONCE));
+  ASSERT_EQ(17 + 40, a.datagrams);
+  ASSERT_EQ(4, a.nothing);
+  ASSERT_EQ(a.allocs, a.datagrams + a.nothing);
+
+  ASSERT_OK(auv_udp_recv_stop(a.udp));
+  auv_udp_close(a.udp, on_closed);
+  CLOSE_LOOP(loop);
+  ASSERT_OK(close(fds[0]));
+  ASSERT_OK(close(fds[1]));
+}
+
+
 TEST_IMPL(udp_close_with_queue) {
   auv_loop_t* loop;
   dpeer_t a;
