@@ -27,6 +27,7 @@ typedef struct {
   PyTypeObject* DatagramType;
   PyTypeObject* ListenerType;
   PyTypeObject* SockOpType;
+  PyTypeObject* ChildWatchType;
   PyObject* SSLSocket;              /* ssl.SSLSocket, or NULL without ssl */
   PyObject* zero;                   /* 0, for sock.gettimeout() != 0 */
   PyObject* str_set_result;
@@ -169,6 +170,8 @@ struct LoopObject {
   int signal_fds[2];           /* wake-up socket pair, -1 until first run */
   int ep_fd;                   /* epoll set of add_reader()/add_writer() fds */
   int ep_size;                 /* length of ep_watchers */
+  int ep_count;                /* fds in the epoll set */
+  long ep_fd_sum;              /* their sum: the fd, when there is one */
   int origin_saved_depth;
   char debug;
   char closed;
@@ -274,6 +277,11 @@ AUV_MOD_INTERNAL extern PyType_Spec auv__datagram_spec;
 AUV_MOD_INTERNAL extern size_t auv__datagram_pad_end;
 AUV_MOD_INTERNAL PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
                                                              PyObject* kwargs);
+
+/* childwatch.c: child exit watches on the engine */
+AUV_MOD_INTERNAL extern PyType_Spec auv__child_watch_spec;
+AUV_MOD_INTERNAL PyObject* auv__loop_watch_child_exit(LoopObject* loop, PyObject* const* args,
+                                                      Py_ssize_t nargs);
 
 /* sockops.c: sock_recv, sock_recv_into, sock_sendall */
 AUV_MOD_INTERNAL extern PyType_Spec auv__sockop_spec;

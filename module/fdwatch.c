@@ -161,6 +161,15 @@ static void loop_epoll_cb(auv_poll_t* poll, int status, int events) {
   int n;
 
   self = auv_poll_get_data(poll);
+  /* One fd watched one way (a pipe transport, a sock_recv() alone): it is
+   * the ready one, with no epoll_wait() to ask.  The outer poll re-checks
+   * what the set holds, so the set is readable only while the fd is. */
+  if (self->ep_count == 1 && self->ep_fd_sum < self->ep_size &&
+      (w = self->ep_watchers[self->ep_fd_sum]) != NULL &&
+      (w->events == EPOLLIN || w->events == EPOLLOUT)) {
+    watcher_schedule(w, w->events);
+    return;
+  }
   do
     n = epoll_wait(self->ep_fd, ev, EP_BATCH, 0);
   while (n < 0 && errno == EINTR);
@@ -216,6 +225,8 @@ void auv__loop_epoll_close(LoopObject* self) {
   PyMem_Free(self->ep_watchers);
   self->ep_watchers = NULL;
   self->ep_size = 0;
+  self->ep_count = 0;
+  self->ep_fd_sum = 0;
 }
 
 
@@ -249,6 +260,8 @@ static int watcher_update(FdWatcherObject* w) {
      * registration (unless another process shares the file). */
     (void) epoll_ctl_retry(self->ep_fd, EPOLL_CTL_DEL, w->fd, &ev);
     w->events = 0;
+    self->ep_count--;
+    self->ep_fd_sum -= w->fd;
     return 0;
   }
   if (w->events == 0) {
@@ -263,6 +276,11 @@ static int watcher_update(FdWatcherObject* w) {
   if (r < 0) {
     PyErr_SetFromErrno(PyExc_OSError);
     return -1;
+  }
+  if (w->events == 0) {
+    /* With one fd in the set, ep_fd_sum is that fd. */
+    self->ep_count++;
+    self->ep_fd_sum += w->fd;
   }
   w->events = want;
   return 0;

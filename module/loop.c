@@ -857,6 +857,8 @@ static PyMethodDef loop_methods[] = {
   {"_add_reader", (PyCFunction) (void (*)(void)) auv__loop_add_reader_handle, METH_FASTCALL, NULL},
   {"_add_writer", (PyCFunction) (void (*)(void)) auv__loop_add_writer_handle, METH_FASTCALL, NULL},
   {"_sock_recv", (PyCFunction) (void (*)(void)) auv__loop_sock_recv, METH_FASTCALL, NULL},
+  {"_watch_child_exit", (PyCFunction) (void (*)(void)) auv__loop_watch_child_exit,
+   METH_FASTCALL, NULL},
   {"_sock_recv_into", (PyCFunction) (void (*)(void)) auv__loop_sock_recv_into, METH_FASTCALL, NULL},
   {"_sock_sendall", (PyCFunction) (void (*)(void)) auv__loop_sock_sendall, METH_FASTCALL, NULL},
   {"_listen", (PyCFunction) (void (*)(void)) auv__loop_listen, METH_FASTCALL, NULL},

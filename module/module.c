@@ -248,6 +248,11 @@ static int auv_exec(PyObject* module) {
   if (st->SockOpType == NULL)
     return -1;
 
+  st->ChildWatchType = (PyTypeObject*) PyType_FromModuleAndSpec(
+      module, &auv__child_watch_spec, NULL);
+  if (st->ChildWatchType == NULL)
+    return -1;
+
   st->LoopType = (PyTypeObject*) PyType_FromModuleAndSpec(module, &auv__loop_spec, NULL);
   if (st->LoopType == NULL)
     return -1;
@@ -281,6 +286,7 @@ static int auv_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->zero);
   Py_VISIT(st->SSLSocket);
   Py_VISIT(st->SockOpType);
+  Py_VISIT(st->ChildWatchType);
   Py_VISIT(st->socket_type);
   Py_VISIT(st->ListenerType);
   Py_VISIT(st->futures);
@@ -325,6 +331,7 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->zero);
   Py_CLEAR(st->SSLSocket);
   Py_CLEAR(st->SockOpType);
+  Py_CLEAR(st->ChildWatchType);
   Py_CLEAR(st->socket_type);
   Py_CLEAR(st->ListenerType);
   Py_CLEAR(st->futures);

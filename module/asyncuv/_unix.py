@@ -120,10 +120,9 @@ class UnixMixin:
         # thread, as nobody will watch their pidfd any more.
         watches = self.__dict__.pop('_child_watches', None)
         if watches and not self.is_closed():
-            for pid, (pidfd, callback) in watches.items():
-                self.remove_reader(pidfd)
-                os.close(pidfd)
-                _start_waiter_thread(self, pid, callback)
+            for pid, (watch, callback) in watches.items():
+                if watch.cancel():
+                    _start_waiter_thread(self, pid, callback)
         super().close()
 
     # --- Pipes -------------------------------------------------------------
@@ -284,25 +283,23 @@ class ChildWatcher(_WatcherBase):
 def _watch_child(loop, pid, callback):
     """Call callback(returncode) on loop when child pid exits.
 
-    A pidfd watched by the loop says when; waitpid() on that one pid then
-    reaps it, so no other child's status is ever taken.  Without pidfds (an
-    old kernel, a seccomp filter) a thread waits for the pid instead.
+    The engine's child watch says when (a pidfd polled by the loop, or a
+    thread waiting where pidfds are missing) and reaps that one pid, so no
+    other child's status is ever taken.
     """
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        _start_waiter_thread(loop, pid, callback)
-        return
     watches = loop.__dict__.setdefault('_child_watches', {})
 
-    def exited():
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        del watches[pid]
-        callback(_reap(pid))
+    def exited(returncode):
+        if watches.get(pid, (None,))[0] is watch:
+            del watches[pid]
+        callback(returncode)
 
-    watches[pid] = (pidfd, callback)
-    loop.add_reader(pidfd, exited)
+    try:
+        watch = loop._watch_child_exit(pid, exited)
+    except OSError:
+        _start_waiter_thread(loop, pid, callback)
+        return
+    watches[pid] = (watch, callback)
 
 
 def _start_waiter_thread(loop, pid, callback):

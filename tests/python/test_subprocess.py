@@ -1072,3 +1072,31 @@ class TestResources:
         for t in threads:
             t.join()
         assert sorted(results) == [(1, [10, 11, 12, 13, 14]), (2, [20, 21, 22, 23, 24])]
+
+
+class TestPolicyChildWatcher:
+    """asyncuv's policy child watcher serves children the loop did not
+    start, through the running loop's engine child watch."""
+
+    def test_foreign_child_exit_is_reported(self, asyncuv):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            watcher = asyncuv.EventLoopPolicy().get_child_watcher()
+        loop = asyncuv.new_event_loop()
+
+        async def main():
+            proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+            done = loop.create_future()
+            watcher.add_child_handler(
+                proc.pid, lambda pid, rc, tag: done.set_result((pid, rc, tag)), "t")
+            assert await done == (proc.pid, 3, "t")
+            # Reaped by the watch: the pid is gone.
+            with pytest.raises(ChildProcessError):
+                os.waitpid(proc.pid, os.WNOHANG)
+            proc.returncode = 3  # tell Popen, which did not reap it
+
+        try:
+            run_guarded(loop, main())
+        finally:
+            loop.close()
