@@ -147,7 +147,7 @@ struct LoopObject {
   auv_loop_t* loop;            /* NULL once closed */
   auv_poll_t* signal_poll;     /* the signal wake-up fd, while running */
   auv_poll_t* ep_poll;         /* watches ep_fd */
-  struct FdWatcherObject** ep_watchers;  /* by fd, borrowed from fd_owners */
+  struct FdWatcherObject** ep_watchers;  /* add_reader()/add_writer() by fd */
   auv_state* state;
   PyThreadState* tstate;       /* saved while blocked in the poll */
   PyObject* task_factory;
@@ -157,7 +157,7 @@ struct LoopObject {
   PyObject* exception_handler;
   PyObject* default_executor;
   PyObject* asyncgens;         /* weakref.WeakSet of live async generators */
-  PyObject* fd_owners;         /* fd -> its _FdWatcher or transport */
+  PyObject* fd_owners;         /* fd -> its transport */
   PyObject* listeners;         /* listening fd -> its _Listener */
   PyObject* signal_handlers;   /* signal number -> its Handle */
   char* read_buf;              /* transports read here for data_received() */
@@ -170,8 +170,6 @@ struct LoopObject {
   int signal_fds[2];           /* wake-up socket pair, -1 until first run */
   int ep_fd;                   /* epoll set of add_reader()/add_writer() fds */
   int ep_size;                 /* length of ep_watchers */
-  int ep_count;                /* fds in the epoll set */
-  long ep_fd_sum;              /* their sum: the fd, when there is one */
   int origin_saved_depth;
   char debug;
   char closed;
@@ -258,6 +256,8 @@ AUV_MOD_INTERNAL void auv__datagram_close_engine(PyObject* datagram);
 AUV_MOD_INTERNAL void auv__finalize_unclosed(PyObject* transport, PyObject** sock,
                                              void (*release)(PyObject* transport));
 AUV_MOD_INTERNAL void auv__loop_epoll_close(LoopObject* self);
+AUV_MOD_INTERNAL void auv__loop_clear_watchers(LoopObject* self);
+AUV_MOD_INTERNAL int auv__loop_visit_watchers(LoopObject* self, visitproc visit, void* arg);
 AUV_MOD_INTERNAL PyObject* auv__loop_add_reader_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auv__loop_add_writer_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL extern PyType_Spec auv__listener_spec;

@@ -161,15 +161,6 @@ static void loop_epoll_cb(auv_poll_t* poll, int status, int events) {
   int n;
 
   self = auv_poll_get_data(poll);
-  /* One fd watched one way (a pipe transport, a sock_recv() alone): it is
-   * the ready one, with no epoll_wait() to ask.  The outer poll re-checks
-   * what the set holds, so the set is readable only while the fd is. */
-  if (self->ep_count == 1 && self->ep_fd_sum < self->ep_size &&
-      (w = self->ep_watchers[self->ep_fd_sum]) != NULL &&
-      (w->events == EPOLLIN || w->events == EPOLLOUT)) {
-    watcher_schedule(w, w->events);
-    return;
-  }
   do
     n = epoll_wait(self->ep_fd, ev, EP_BATCH, 0);
   while (n < 0 && errno == EINTR);
@@ -225,8 +216,6 @@ void auv__loop_epoll_close(LoopObject* self) {
   PyMem_Free(self->ep_watchers);
   self->ep_watchers = NULL;
   self->ep_size = 0;
-  self->ep_count = 0;
-  self->ep_fd_sum = 0;
 }
 
 
@@ -260,8 +249,6 @@ static int watcher_update(FdWatcherObject* w) {
      * registration (unless another process shares the file). */
     (void) epoll_ctl_retry(self->ep_fd, EPOLL_CTL_DEL, w->fd, &ev);
     w->events = 0;
-    self->ep_count--;
-    self->ep_fd_sum -= w->fd;
     return 0;
   }
   if (w->events == 0) {
@@ -276,11 +263,6 @@ static int watcher_update(FdWatcherObject* w) {
   if (r < 0) {
     PyErr_SetFromErrno(PyExc_OSError);
     return -1;
-  }
-  if (w->events == 0) {
-    /* With one fd in the set, ep_fd_sum is that fd. */
-    self->ep_count++;
-    self->ep_fd_sum += w->fd;
   }
   w->events = want;
   return 0;
@@ -312,7 +294,6 @@ static int loop_index_watcher(LoopObject* self, FdWatcherObject* w) {
 
 static FdWatcherObject* watcher_get(LoopObject* self, int fd, int create) {
   FdWatcherObject* w;
-  PyObject* key;
 
   if (fd < self->ep_size && (w = self->ep_watchers[fd]) != NULL)
     return (FdWatcherObject*) Py_NewRef(w);
@@ -332,24 +313,17 @@ static FdWatcherObject* watcher_get(LoopObject* self, int fd, int create) {
   w->fd = fd;
   w->events = 0;
   PyObject_GC_Track(w);
+  /* The index holds a reference (the loop shows it to the collector);
+   * fd_owners is for transports. */
   if (loop_index_watcher(self, w) < 0) {
     Py_DECREF(w);
     return NULL;
   }
-  /* fd_owners holds it (and shows it to the garbage collector); the index
-   * is borrowed, and cleared when the watcher goes. */
-  key = PyLong_FromLong(fd);
-  if (key == NULL || PyDict_SetItem(self->fd_owners, key, (PyObject*) w) < 0) {
-    Py_XDECREF(key);
-    Py_DECREF(w);
-    return NULL;
-  }
-  Py_DECREF(key);
-  return w;
+  return (FdWatcherObject*) Py_NewRef(w);
 }
 
 
-/* Out of the epoll set and the loop's tables. */
+/* Out of the epoll set and the loop's index. */
 static void watcher_unregister(FdWatcherObject* w) {
   LoopObject* self;
 
@@ -362,8 +336,10 @@ static void watcher_unregister(FdWatcherObject* w) {
     (void) watcher_update(w);
   }
   w->events = 0;
-  if (w->fd < self->ep_size && self->ep_watchers[w->fd] == w)
+  if (w->fd < self->ep_size && self->ep_watchers[w->fd] == w) {
     self->ep_watchers[w->fd] = NULL;
+    Py_DECREF(w);  /* the index's; the caller still holds one */
+  }
 }
 
 
@@ -376,7 +352,6 @@ static void watcher_forget(LoopObject* self, FdWatcherObject* w) {
   PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
   watcher_unregister(w);
   PyErr_Restore(exc_type, exc_value, exc_tb);
-  auv__loop_disown_fd(self, w->fd, (PyObject*) w);
 }
 
 
@@ -415,6 +390,10 @@ static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
   h = auv__handle_new(self->state, self, args[1], args + 2, nargs - 2, NULL);
   if (h == NULL)
     return NULL;
+  /* Held by the watcher, not only by the ready queue: the collector must
+   * see it (a loop whose reader never fired is otherwise never freed). */
+  if (!PyObject_GC_IsTracked((PyObject*) h))
+    PyObject_GC_Track(h);
   w = watcher_get(self, fd, 1);
   if (w == NULL) {
     Py_DECREF(h);
@@ -527,6 +506,38 @@ PyObject* auv__loop_remove_writer(LoopObject* self, PyObject* fd) {
 }
 
 
+/* Cancel and drop every watcher (at close, and when the collector clears
+ * the loop). */
+void auv__loop_clear_watchers(LoopObject* self) {
+  FdWatcherObject* w;
+  int fd;
+
+  for (fd = 0; fd < self->ep_size; fd++) {
+    w = self->ep_watchers[fd];
+    if (w == NULL)
+      continue;
+    Py_INCREF(w);
+    if (w->reader != NULL)
+      cancel_handle(w->reader);
+    if (w->writer != NULL)
+      cancel_handle(w->writer);
+    Py_CLEAR(w->reader);
+    Py_CLEAR(w->writer);
+    watcher_unregister(w);  /* DEL, unless the set is gone */
+    Py_DECREF(w);
+  }
+}
+
+
+int auv__loop_visit_watchers(LoopObject* self, visitproc visit, void* arg) {
+  int fd;
+
+  for (fd = 0; fd < self->ep_size; fd++)
+    Py_VISIT(self->ep_watchers[fd]);
+  return 0;
+}
+
+
 /* At close: stop every watcher (cancelling its handles) and every
  * transport's engine stream. */
 void auv__loop_close_watchers(LoopObject* self) {
@@ -535,6 +546,7 @@ void auv__loop_close_watchers(LoopObject* self) {
   PyObject* value;
   Py_ssize_t pos;
 
+  auv__loop_clear_watchers(self);
   if (self->fd_owners == NULL)
     return;
   owners = PyDict_Copy(self->fd_owners);
@@ -544,17 +556,7 @@ void auv__loop_close_watchers(LoopObject* self) {
   }
   pos = 0;
   while (PyDict_Next(owners, &pos, &key, &value)) {
-    if (Py_IS_TYPE(value, self->state->FdWatcherType)) {
-      FdWatcherObject* w = (FdWatcherObject*) value;
-      if (w->reader != NULL)
-        cancel_handle(w->reader);
-      if (w->writer != NULL)
-        cancel_handle(w->writer);
-      Py_CLEAR(w->reader);
-      Py_CLEAR(w->writer);
-      w->events = 0;  /* the set goes with its fd, below */
-      watcher_unregister(w);
-    } else if (Py_IS_TYPE(value, self->state->DatagramType)) {
+    if (Py_IS_TYPE(value, self->state->DatagramType)) {
       /* A transport: its engine handle must not outlive the engine. */
       auv__datagram_close_engine(value);
     } else {

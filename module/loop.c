@@ -744,6 +744,9 @@ static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
   Py_VISIT(self->default_executor);
   Py_VISIT(self->asyncgens);
   Py_VISIT(self->fd_owners);
+  r = auv__loop_visit_watchers(self, visit, arg);
+  if (r != 0)
+    return r;
   Py_VISIT(self->last_sockname);
   Py_VISIT(self->last_peer_host);
   Py_VISIT(self->listeners);
@@ -769,6 +772,7 @@ static int loop_clear(LoopObject* self) {
   Py_CLEAR(self->default_executor);
   Py_CLEAR(self->asyncgens);
   Py_CLEAR(self->fd_owners);
+  auv__loop_clear_watchers(self);
   Py_CLEAR(self->last_sockname);
   Py_CLEAR(self->last_peer_host);
   Py_CLEAR(self->listeners);

@@ -262,8 +262,18 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
     goto error_fut;
   op->handle = (HandleObject*) h;
   r = PyObject_CallMethodOneArg(fut, st->str_add_done_callback, (PyObject*) op);
-  if (r == NULL)
+  if (r == NULL) {
+    /* Take the watch back: nothing would ever remove it. */
+    PyObject* exc_type;
+    PyObject* exc_value;
+    PyObject* exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    r = sockop_done(op, fut);
+    Py_XDECREF(r);
+    PyErr_Clear();
+    PyErr_Restore(exc_type, exc_value, exc_tb);
     goto error_fut;
+  }
   Py_DECREF(r);
   Py_DECREF(op);
   return fut;

@@ -5,11 +5,12 @@ import asyncio
 import gc
 import os
 import socket
+import warnings
 import weakref
 
 import pytest
 
-from support import RecordingProtocol, noop, run_briefly, run_guarded, spin
+from support import RecordingProtocol, new_loop, noop, run_briefly, run_guarded, spin
 
 
 @pytest.fixture
@@ -471,3 +472,44 @@ class TestDescriptorState:
             run_briefly(lp)
             lp.close()
         assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+class TestWatcherOwnership:
+    def test_loop_closes_after_a_reader_on_a_closing_transport_fd(self, loop_factory):
+        lp = loop_factory()
+        a, b = socket.socketpair()
+        # Small buffers: the transport closes with data still queued.
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+
+        async def main():
+            transport, _ = await lp.connect_accepted_socket(asyncio.Protocol, a)
+            transport.write(b"x" * 1_000_000)
+            transport.close()
+            assert transport.is_closing()
+            lp.add_reader(a.fileno(), noop)  # allowed: the transport is closing
+            await asyncio.sleep(0)
+
+        with b:
+            lp.run_until_complete(main())
+            # The transport never gets to finish closing: it may warn.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                lp.close()
+                gc.collect()
+            assert lp.is_closed()
+
+    def test_loop_with_an_unfired_reader_is_collected(self, loop_factory, loop_kind, pair):
+        a, b = pair
+        loop_factory()  # loads asyncuv (or fails loudly)
+        lp = new_loop(loop_kind)
+        lp.run_until_complete(asyncio.sleep(0))
+        lp.add_reader(a.fileno(), noop)
+        ref = weakref.ref(lp)
+        # Left unclosed on purpose: only the collector can free it (and it
+        # warns about the unclosed loop as it does).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            del lp
+            gc.collect()
+        assert ref() is None
