@@ -170,6 +170,10 @@ struct LoopObject {
   int signal_fds[2];           /* wake-up socket pair, -1 until first run */
   int ep_fd;                   /* epoll set of add_reader()/add_writer() fds */
   int ep_size;                 /* length of ep_watchers */
+  int ep_count;                /* fds in the epoll set */
+  long ep_fd_sum;              /* their sum: the fd, when there is one */
+  unsigned long ep_gen;        /* changes to the set */
+  unsigned long ep_gen_seen;   /* ep_gen when the set was last read */
   int origin_saved_depth;
   char debug;
   char closed;

@@ -161,6 +161,20 @@ static void loop_epoll_cb(auv_poll_t* poll, int status, int events) {
   int n;
 
   self = auv_poll_get_data(poll);
+  /* One fd in the set, watched one way (a pipe transport's reader), and
+   * the set unchanged since this callback last ran, so since before the
+   * poll that found it readable: that fd is the ready one, no need to ask
+   * epoll_wait().  (The kernel re-checks what the set holds when polling
+   * it, so it is readable only while the fd is.)  A change since, even by
+   * a callback earlier in this same poll, takes the long way. */
+  if (self->ep_gen == self->ep_gen_seen && self->ep_count == 1 &&
+      self->ep_fd_sum < self->ep_size &&
+      (w = self->ep_watchers[self->ep_fd_sum]) != NULL &&
+      (w->events == EPOLLIN || w->events == EPOLLOUT)) {
+    watcher_schedule(w, w->events);
+    return;
+  }
+  self->ep_gen_seen = self->ep_gen;
   do
     n = epoll_wait(self->ep_fd, ev, EP_BATCH, 0);
   while (n < 0 && errno == EINTR);
@@ -216,6 +230,8 @@ void auv__loop_epoll_close(LoopObject* self) {
   PyMem_Free(self->ep_watchers);
   self->ep_watchers = NULL;
   self->ep_size = 0;
+  self->ep_count = 0;
+  self->ep_fd_sum = 0;
 }
 
 
@@ -241,6 +257,7 @@ static int watcher_update(FdWatcherObject* w) {
          (w->writer != NULL ? (uint32_t) EPOLLOUT : 0);
   if (want == w->events)
     return 0;
+  self->ep_gen++;  /* even if epoll_ctl fails: the fast path then waits */
   memset(&ev, 0, sizeof(ev));
   ev.events = want;
   ev.data.fd = w->fd;
@@ -249,6 +266,8 @@ static int watcher_update(FdWatcherObject* w) {
      * registration (unless another process shares the file). */
     (void) epoll_ctl_retry(self->ep_fd, EPOLL_CTL_DEL, w->fd, &ev);
     w->events = 0;
+    self->ep_count--;
+    self->ep_fd_sum -= w->fd;
     return 0;
   }
   if (w->events == 0) {
@@ -263,6 +282,11 @@ static int watcher_update(FdWatcherObject* w) {
   if (r < 0) {
     PyErr_SetFromErrno(PyExc_OSError);
     return -1;
+  }
+  if (w->events == 0) {
+    /* With one fd in the set, ep_fd_sum is that fd. */
+    self->ep_count++;
+    self->ep_fd_sum += w->fd;
   }
   w->events = want;
   return 0;

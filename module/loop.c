@@ -674,6 +674,7 @@ static PyObject* loop_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   self->slow_callback_duration = 0.1;
   self->signal_fds[0] = self->signal_fds[1] = -1;
   self->ep_fd = -1;
+  self->ep_gen_seen = (unsigned long) -1;
   self->fd_owners = PyDict_New();
   self->listeners = self->fd_owners == NULL ? NULL : PyDict_New();
   self->signal_handlers = self->listeners == NULL ? NULL : PyDict_New();
