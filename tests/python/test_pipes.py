@@ -663,3 +663,51 @@ class TestResourceWarning:
             del lp
             gc.collect()
         assert wf.closed
+
+
+class TestReadPipeDetails:
+    def test_eof_closes_even_if_eof_received_returns_true(self, loop):
+        r, w = os.pipe()
+        events = []
+
+        class KeepOpen(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.lost = loop.create_future()
+
+            def data_received(self, data):
+                events.append(data)
+
+            def eof_received(self):
+                events.append("eof")
+                return True  # ignored by read pipes
+
+            def connection_lost(self, exc):
+                events.append(("lost", exc))
+                self.lost.set_result(None)
+
+        async def main():
+            transport, proto = await loop.connect_read_pipe(KeepOpen, os.fdopen(r, "rb", 0))
+            os.write(w, b"abc")
+            os.close(w)
+            await proto.lost
+            assert transport.is_closing()
+
+        run_guarded(loop, main())
+        assert events == [b"abc", "eof", ("lost", None)]
+
+    def test_attributes_can_be_set_on_the_transport(self, loop):
+        r, w = os.pipe()
+
+        async def main():
+            transport, _ = await loop.connect_read_pipe(asyncio.Protocol, os.fdopen(r, "rb", 0))
+            transport.pause_reading = lambda: "patched"
+            assert transport.pause_reading() == "patched"
+            del transport.pause_reading
+            assert transport.pause_reading() is None  # the real one again
+            transport.close()
+            await asyncio.sleep(0)
+
+        try:
+            run_guarded(loop, main())
+        finally:
+            os.close(w)
