@@ -191,8 +191,6 @@ static void loop_epoll_cb(auv_poll_t* poll, int status, int events) {
 int auv__loop_epoll_open(LoopObject* self) {
   int err;
 
-  if (self->ep_fd >= 0)
-    return 0;
   self->ep_fd = epoll_create1(EPOLL_CLOEXEC);
   if (self->ep_fd < 0) {
     PyErr_SetFromErrno(PyExc_OSError);
@@ -321,12 +319,8 @@ static FdWatcherObject* watcher_get(LoopObject* self, int fd, int create) {
 
   if (fd < self->ep_size && (w = self->ep_watchers[fd]) != NULL)
     return (FdWatcherObject*) Py_NewRef(w);
-  if (!create)
+  if (!create)  /* the caller checked that the loop is open */
     return NULL;
-  if (self->ep_fd < 0) {
-    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-    return NULL;
-  }
 
   w = PyObject_GC_New(FdWatcherObject, self->state->FdWatcherType);
   if (w == NULL)
@@ -368,7 +362,7 @@ static void watcher_unregister(FdWatcherObject* w) {
 
 
 /* Out of the loop altogether; an exception already set stays set. */
-static void watcher_forget(LoopObject* self, FdWatcherObject* w) {
+static void watcher_forget(FdWatcherObject* w) {
   PyObject* exc_type;
   PyObject* exc_value;
   PyObject* exc_tb;
@@ -437,7 +431,7 @@ static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
       w->reader = old;
     Py_DECREF(h);
     if (w->reader == NULL && w->writer == NULL)
-      watcher_forget(self, w);
+      watcher_forget(w);
     Py_DECREF(w);
     return NULL;
   }
@@ -476,7 +470,7 @@ static PyObject* loop_remove_watch(LoopObject* self, PyObject* fileobj, int writ
     w->reader = NULL;
   }
   if (w->reader == NULL && w->writer == NULL)
-    watcher_forget(self, w);
+    watcher_forget(w);
   else if (watcher_update(w) < 0)
     PyErr_Clear();  /* it watches less than asked: harmless */
   Py_DECREF(w);
