@@ -117,7 +117,24 @@ def _set_once(fut, value):
         fut.set_result(value)
 
 
-class RecordingProtocol(asyncio.Protocol):
+class Waker:
+    """For recording protocols: a coroutine waits with ``await
+    self._until(condition)`` while callbacks that may make the condition
+    true call ``self._wake()``.  Needs ``self.loop``."""
+
+    _waiter = None
+
+    def _wake(self):
+        if self._waiter is not None:
+            _set_once(self._waiter, None)
+
+    async def _until(self, condition):
+        while not condition():
+            self._waiter = self.loop.create_future()
+            await self._waiter
+
+
+class RecordingProtocol(Waker, asyncio.Protocol):
     """A Protocol that records its callbacks in ``events`` (consecutive
     data_received calls are recorded once as 'data') and exposes futures to
     await them: made, eof, lost (result: connection_lost's argument),
@@ -135,11 +152,6 @@ class RecordingProtocol(asyncio.Protocol):
         self.lost = loop.create_future()
         self.paused = loop.create_future()
         self.resumed = loop.create_future()
-        self._waiter = None
-
-    def _wake(self):
-        if self._waiter is not None:
-            _set_once(self._waiter, None)
 
     def connection_made(self, transport):
         self.transport = transport
@@ -174,10 +186,8 @@ class RecordingProtocol(asyncio.Protocol):
 
     async def read_at_least(self, nbytes):
         """Wait until ``nbytes`` arrived (or EOF / connection lost)."""
-        while (len(self.data) < nbytes and not self.eof.done()
-               and not self.lost.done()):
-            self._waiter = self.loop.create_future()
-            await self._waiter
+        await self._until(lambda: len(self.data) >= nbytes or self.eof.done()
+                          or self.lost.done())
         return bytes(self.data)
 
 

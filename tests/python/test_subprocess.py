@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from support import NET_HANG_GUARD, run_guarded
+from support import NET_HANG_GUARD, Waker, _set_once, run_guarded
 
 PIPE = asyncio.subprocess.PIPE
 DEVNULL = asyncio.subprocess.DEVNULL
@@ -43,12 +43,7 @@ def pattern(size, seed=0):
     return (block * (size // len(block) + 1))[:size]
 
 
-def _set_once(fut, value):
-    if not fut.done():
-        fut.set_result(value)
-
-
-class SubprocessRecorder(asyncio.SubprocessProtocol):
+class SubprocessRecorder(Waker, asyncio.SubprocessProtocol):
     """Records callbacks in ``events`` (consecutive pipe_data_received for
     one fd are recorded once as ('data', fd)); the received bytes are in
     ``data[fd]``.  Futures: made, exited (result: the returncode seen in
@@ -65,11 +60,6 @@ class SubprocessRecorder(asyncio.SubprocessProtocol):
         self.paused = loop.create_future()
         self.resumed = loop.create_future()
         self.pipe_lost = {fd: loop.create_future() for fd in (0, 1, 2)}
-        self._waiter = None
-
-    def _wake(self):
-        if self._waiter is not None:
-            _set_once(self._waiter, None)
 
     def connection_made(self, transport):
         self.transport = transport
@@ -106,9 +96,7 @@ class SubprocessRecorder(asyncio.SubprocessProtocol):
         _set_once(self.resumed, None)
 
     async def read_at_least(self, fd, nbytes):
-        while len(self.data[fd]) < nbytes and not self.pipe_lost[fd].done():
-            self._waiter = self.loop.create_future()
-            await self._waiter
+        await self._until(lambda: len(self.data[fd]) >= nbytes or self.pipe_lost[fd].done())
         return bytes(self.data[fd])
 
 

@@ -18,6 +18,7 @@ import pytest
 from support import (
     NET_HANG_GUARD,
     RecordingProtocol,
+    Waker,
     connected_pair,
     ipv6_loopback_available,
     refusing_port,
@@ -890,7 +891,7 @@ class TestWriteFlowControl:
         run_guarded(loop, main())
 
 
-class BufferedRecorder(asyncio.BufferedProtocol):
+class BufferedRecorder(Waker, asyncio.BufferedProtocol):
     """A BufferedProtocol with a deliberately small buffer."""
 
     def __init__(self, loop, size=16):
@@ -905,7 +906,6 @@ class BufferedRecorder(asyncio.BufferedProtocol):
         self.eof = loop.create_future()
         self.lost = loop.create_future()
         self.lost_calls = []
-        self._waiter = None
 
     def connection_made(self, transport):
         self.transport = transport
@@ -921,14 +921,12 @@ class BufferedRecorder(asyncio.BufferedProtocol):
         self.events.append("buffer_updated")
         self.updates.append(nbytes)
         self.received += self.buffer[:nbytes]
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake()
 
     def eof_received(self):
         self.events.append("eof")
         self.eof.set_result(None)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake()
 
     def connection_lost(self, exc):
         self.events.append("lost")
@@ -937,9 +935,7 @@ class BufferedRecorder(asyncio.BufferedProtocol):
             self.lost.set_result(exc)
 
     async def read_at_least(self, nbytes):
-        while len(self.received) < nbytes and not self.eof.done():
-            self._waiter = self.loop.create_future()
-            await self._waiter
+        await self._until(lambda: len(self.received) >= nbytes or self.eof.done())
         return bytes(self.received)
 
 

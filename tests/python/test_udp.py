@@ -11,18 +11,13 @@ import stat
 
 import pytest
 
-from support import ipv6_loopback_available, run_guarded, spin
+from support import Waker, _set_once, ipv6_loopback_available, run_guarded, spin
 
 needs_ipv6 = pytest.mark.skipif(
     not ipv6_loopback_available(), reason="this host cannot bind ::1")
 
 
-def _set_once(fut, value):
-    if not fut.done():
-        fut.set_result(value)
-
-
-class DatagramRecorder(asyncio.DatagramProtocol):
+class DatagramRecorder(Waker, asyncio.DatagramProtocol):
     """Records callbacks in ``events``; futures: made, lost, error; await
     ``receive(n)`` for the first n datagrams (data, addr)."""
 
@@ -36,11 +31,6 @@ class DatagramRecorder(asyncio.DatagramProtocol):
         self.made = loop.create_future()
         self.lost = loop.create_future()
         self.error = loop.create_future()
-        self._waiter = None
-
-    def _wake(self):
-        if self._waiter is not None:
-            _set_once(self._waiter, None)
 
     def connection_made(self, transport):
         self.transport = transport
@@ -66,9 +56,7 @@ class DatagramRecorder(asyncio.DatagramProtocol):
         self._wake()
 
     async def receive(self, count):
-        while len(self.datagrams) < count and not self.lost.done():
-            self._waiter = self.loop.create_future()
-            await self._waiter
+        await self._until(lambda: len(self.datagrams) >= count or self.lost.done())
         return self.datagrams[:count]
 
 
