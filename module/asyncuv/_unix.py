@@ -27,6 +27,7 @@ from asyncio.log import logger
 _CONNLOST_WRITES_LOG = 5
 _HIGH_WATER = 64 * 1024
 _PIPE_SIZE = 1 << 20
+_PIPE_DEFAULT_SIZE = 64 * 1024  # a Linux pipe's capacity until F_SETPIPE_SZ
 
 
 def _sighandler_noop(signum, frame):
@@ -636,21 +637,28 @@ class _PyWritePipeTransport(_FlowControl, _PipeTransportBase,
 def _grow_pipe(fd):
     """Give a child's pipe a 1 MiB buffer (the unprivileged maximum by
     default), as big as a socket pair's: 16 times fewer wake-ups on both
-    sides for a bulk transfer.  The kernel allocates pages as they fill."""
+    sides for a bulk transfer.
+
+    Only a pipe that carries a bulk transfer grows, when it is first seen
+    full: the pages count against the user's pipe budget
+    (/proc/sys/fs/pipe-user-pages-soft), and once that is spent the kernel
+    gives every new pipe of the user a two-page buffer.  Many children that
+    each write a little must not spend it."""
     try:
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
     except (AttributeError, OSError):
-        pass  # not Linux, or a lower limit: the pipe keeps its size
+        pass  # not Linux, or over the budget: the pipe keeps its size
 
 
 class _PipeProtocol(protocols.Protocol):
     """Connects one of the child's pipes to the subprocess transport."""
 
-    def __init__(self, proc, fd):
+    def __init__(self, proc, fd, fileno):
         self.proc = proc
         self.fd = fd
         self.pipe = None
         self.disconnected = False
+        self._fileno = fileno  # the parent's end, until it grows
 
     def connection_made(self, transport):
         self.pipe = transport
@@ -664,12 +672,20 @@ class _PipeProtocol(protocols.Protocol):
         self.proc = None
 
     def pause_writing(self):
+        # The child does not keep up with a full pipe: a bulk transfer.
+        if self._fileno is not None:
+            _grow_pipe(self._fileno)
+            self._fileno = None
         self.proc._protocol.pause_writing()
 
     def resume_writing(self):
         self.proc._protocol.resume_writing()
 
     def data_received(self, data):
+        if self._fileno is not None and len(data) >= _PIPE_DEFAULT_SIZE:
+            # A read emptied a full pipe: a bulk transfer.
+            _grow_pipe(self._fileno)
+            self._fileno = None
         self.proc._pipe_data_received(self.fd, data)
 
 
@@ -704,9 +720,6 @@ class _SubprocessTransport(transports.SubprocessTransport):
             raise
         self._pid = self._proc.pid
         self._extra['subprocess'] = self._proc
-        for pipe in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
-            if pipe is not None:
-                _grow_pipe(pipe.fileno())
         if loop.get_debug():
             program = args if isinstance(args, (bytes, str)) else args[0]
             logger.debug('process %r created: pid %s', program, self._pid)
@@ -796,15 +809,18 @@ class _SubprocessTransport(transports.SubprocessTransport):
             loop = self._loop
             if proc.stdin is not None:
                 _, pipe = await loop.connect_write_pipe(
-                    lambda: _PipeProtocol(self, 0), proc.stdin)
+                    lambda: _PipeProtocol(self, 0, proc.stdin.fileno()),
+                    proc.stdin)
                 self._pipes[0] = pipe
             if proc.stdout is not None:
                 _, pipe = await loop.connect_read_pipe(
-                    lambda: _PipeProtocol(self, 1), proc.stdout)
+                    lambda: _PipeProtocol(self, 1, proc.stdout.fileno()),
+                    proc.stdout)
                 self._pipes[1] = pipe
             if proc.stderr is not None:
                 _, pipe = await loop.connect_read_pipe(
-                    lambda: _PipeProtocol(self, 2), proc.stderr)
+                    lambda: _PipeProtocol(self, 2, proc.stderr.fileno()),
+                    proc.stderr)
                 self._pipes[2] = pipe
             loop.call_soon(self._protocol.connection_made, self)
             for callback, data in self._pending_calls:

@@ -6,6 +6,7 @@ loop (the reference; on 3.11 it watches children with the policy's
 ThreadedChildWatcher)."""
 
 import asyncio
+import fcntl
 import gc
 import os
 import shutil
@@ -533,6 +534,56 @@ class TestStdio:
             assert out == payload
             assert err == b""
             assert proc.returncode == 0
+
+        run_guarded(loop, main())
+
+    def test_only_a_bulk_transfer_grows_the_pipes(self, loop, loop_kind, children):
+        # asyncuv gives a child's pipe a 1 MiB buffer once a transfer fills
+        # it; a pipe that carries little keeps its size, so that many small
+        # children do not spend the user's pipe budget.  asyncio never
+        # resizes.
+        probe_r, probe_w = os.pipe()
+        try:
+            default = fcntl.fcntl(probe_w, fcntl.F_GETPIPE_SZ)
+            try:
+                grown = fcntl.fcntl(probe_w, fcntl.F_SETPIPE_SZ, 1 << 20)
+            except OSError:
+                grown = default  # over this machine's limits
+        finally:
+            os.close(probe_r)
+            os.close(probe_w)
+        if loop_kind == "asyncio":
+            grown = default
+        code = ("import os\n"
+                "while True:\n"
+                "    data = os.read(0, 1 << 16)\n"
+                "    if not data:\n"
+                "        break\n"
+                "    os.write(1, data)\n")
+        payload = pattern(4 * 1024 * 1024)
+
+        def sizes(proc):
+            popen = proc._transport.get_extra_info("subprocess")
+            return [fcntl.fcntl(f.fileno(), fcntl.F_GETPIPE_SZ)
+                    for f in (popen.stdin, popen.stdout)]
+
+        async def main():
+            proc = await children.exec(*py(code), stdin=PIPE, stdout=PIPE)
+            proc.stdin.write(b"small")
+            await proc.stdin.drain()
+            assert await proc.stdout.readexactly(5) == b"small"
+            assert sizes(proc) == [default, default]
+
+            async def feed():
+                proc.stdin.write(payload)
+                await proc.stdin.drain()
+
+            feeder = asyncio.ensure_future(feed())
+            assert await proc.stdout.readexactly(len(payload)) == payload
+            await feeder
+            assert sizes(proc) == [grown, grown]
+            proc.stdin.close()
+            assert await proc.wait() == 0
 
         run_guarded(loop, main())
 
