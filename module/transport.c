@@ -38,6 +38,7 @@ struct TransportObject {
   PyObject* tsock;             /* TransportSocket for 'socket', made on demand */
   PyObject* server;
   PyObject* read_error;        /* get_buffer()'s failure, for the read cb */
+  PyObject* rbytes;            /* a bytes object to read into, in bulk */
   PyObject* weakreflist;
   PyObject* empty_waiter;      /* loop.sendfile() waits for the queue */
   struct transport_sendfile_s* sf;  /* a sendfile in progress, or NULL */
@@ -52,6 +53,7 @@ struct TransportObject {
   char protocol_paused;
   char buffered;
   char have_rbuf;
+  char bulk;                   /* the last read was big: read into rbytes */
   char pipe;                   /* a write pipe (connect_write_pipe()) */
 };
 
@@ -140,6 +142,7 @@ static void transport_close_stream(TransportObject* self) {
     auv_stream_close(self->stream, stream_close_cb);
     self->stream = NULL;
   }
+  Py_CLEAR(self->rbytes);  /* no more reads */
 }
 
 
@@ -245,6 +248,19 @@ static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
 
   self = auv_stream_get_data(stream);
   if (!self->buffered) {
+    /* A bulk transfer: read straight into the bytes object that
+     * data_received() will get, rather than copy each chunk out of the
+     * loop's buffer.  Small reads use the buffer and an exact-size copy. */
+    if (self->bulk) {
+      if (self->rbytes == NULL)
+        self->rbytes = PyBytes_FromStringAndSize(NULL, AUV_READ_BUF_SIZE);
+      if (self->rbytes != NULL) {
+        *base = PyBytes_AS_STRING(self->rbytes);
+        *len = AUV_READ_BUF_SIZE;
+        return;
+      }
+      PyErr_Clear();  /* the loop's buffer will do */
+    }
     *base = auv__loop_read_buf(self->loop);
     *len = *base != NULL ? AUV_READ_BUF_SIZE : 0;
     return;
@@ -345,6 +361,10 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
     }
   }
 
+  if (nread == 0 && self->rbytes != NULL) {
+    /* Nothing to read after all: an idle connection keeps no 256 KiB. */
+    Py_CLEAR(self->rbytes);
+  }
   if (nread > 0) {
     if (self->conn_lost)
       goto done;
@@ -353,7 +373,15 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
       if (r == NULL)
         transport_fatal_error(self, "Fatal error: protocol.buffer_updated() call failed.");
     } else {
-      data = PyBytes_FromStringAndSize(base, nread);
+      if (self->rbytes != NULL && base == PyBytes_AS_STRING(self->rbytes)) {
+        data = self->rbytes;
+        self->rbytes = NULL;
+        if (nread < AUV_READ_BUF_SIZE)
+          (void) _PyBytes_Resize(&data, nread);  /* shrinks in place */
+      } else {
+        data = PyBytes_FromStringAndSize(base, nread);
+      }
+      self->bulk = nread >= AUV_READ_BUF_SIZE / 2;
       r = data == NULL ? NULL : PyObject_CallOneArg(self->data_received, data);
       Py_XDECREF(data);
       if (r == NULL)
@@ -1200,6 +1228,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   self->sockname = self->peername = self->tsock = NULL;
   self->server = NULL;
   self->read_error = NULL;
+  self->rbytes = NULL;
   self->weakreflist = NULL;
   self->empty_waiter = NULL;
   self->sf = NULL;
@@ -1208,7 +1237,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   self->fd = fd;
   self->conn_lost = 0;
   self->closing = self->paused = self->eof = self->protocol_paused = 0;
-  self->buffered = self->have_rbuf = 0;
+  self->buffered = self->have_rbuf = self->bulk = 0;
   self->pipe = (char) pipe;
   PyObject_GC_Track(self);
 
@@ -1334,6 +1363,7 @@ static int transport_clear(TransportObject* self) {
   Py_CLEAR(self->tsock);
   Py_CLEAR(self->server);
   Py_CLEAR(self->read_error);
+  Py_CLEAR(self->rbytes);
   Py_CLEAR(self->empty_waiter);
   transport_sendfile_clear(self);
   Py_CLEAR(self->loop);
