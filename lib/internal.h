@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "asyncuv.h"
+#include "copy.h"
 
 #define AUV__INTERNAL __attribute__((visibility("hidden")))
 

@@ -191,7 +191,7 @@ static int auv__queue_append(auv_stream_t* stream,
       n = dst->cap - dst->end;
       if (n > len)
         n = len;
-      memcpy(dst->data + dst->end, src, n);
+      auv__copy(dst->data + dst->end, src, n);
       dst->end += n;
       src += n;
       len -= n;

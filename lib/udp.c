@@ -414,7 +414,7 @@ int auv_udp_send(auv_udp_t* udp,
   off = 0;
   for (i = 0; i < nbufs; i++) {
     if (bufs[i].len > 0)
-      memcpy(d->data + off, bufs[i].base, bufs[i].len);
+      auv__copy(d->data + off, bufs[i].base, bufs[i].len);
     off += bufs[i].len;
   }
 

@@ -7,6 +7,7 @@
 #include <structmember.h>
 
 #include "asyncuv.h"
+#include "copy.h"
 
 #define AUV_MOD_INTERNAL __attribute__((visibility("hidden")))
 
@@ -186,6 +187,16 @@ AUV_MOD_INTERNAL extern size_t auv__timer_offset;
 
 static inline auv_timer_t* auv__handle_timer(TimerHandleObject* th) {
   return (auv_timer_t*) ((char*) th + auv__timer_offset);
+}
+
+/* PyBytes_FromStringAndSize(src, n), copied with auv__copy(). */
+static inline PyObject* auv__bytes_copy(const char* src, Py_ssize_t n) {
+  PyObject* bytes;
+
+  bytes = PyBytes_FromStringAndSize(NULL, n);
+  if (bytes != NULL)
+    auv__copy(PyBytes_AS_STRING(bytes), src, (size_t) n);
+  return bytes;
 }
 
 AUV_MOD_INTERNAL auv_state* auv__state_from_type(PyTypeObject* tp);

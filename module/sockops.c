@@ -54,7 +54,7 @@ static int sockop_attempt(SockOpObject* op, PyObject** value) {
         n = recv(op->fd, buf, (size_t) op->size, 0);
       while (n < 0 && errno == EINTR);
       if (n >= 0)
-        *value = PyBytes_FromStringAndSize(buf, n);
+        *value = auv__bytes_copy(buf, n);
       if (op->size > AUV_READ_BUF_SIZE)
         PyMem_Free(buf);
       if (n < 0)

@@ -379,7 +379,7 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
         if (nread < AUV_READ_BUF_SIZE)
           (void) _PyBytes_Resize(&data, nread);  /* shrinks in place */
       } else {
-        data = PyBytes_FromStringAndSize(base, nread);
+        data = auv__bytes_copy(base, nread);
       }
       self->bulk = nread >= AUV_READ_BUF_SIZE / 2;
       r = data == NULL ? NULL : PyObject_CallOneArg(self->data_received, data);

@@ -288,7 +288,7 @@ static void datagram_recv_cb(auv_udp_t* udp, ssize_t nread, char* base,
     return;
   Py_INCREF(self);  /* a protocol callback may close and drop us */
   if (nread >= 0) {
-    data = PyBytes_FromStringAndSize(base, nread);
+    data = auv__bytes_copy(base, nread);
     pyaddr = data != NULL ? address_from_sockaddr(addr, addrlen) : NULL;
     r = NULL;
     if (pyaddr != NULL) {

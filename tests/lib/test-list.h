@@ -43,6 +43,7 @@
   X(stream_echo_socketpair)                                             \
   X(stream_pipe)                                                        \
   X(stream_write_queue)                                                 \
+  X(stream_write_queue_alignments)                                      \
   X(stream_write_many_bufs)                                             \
   X(stream_eof)                                                         \
   X(stream_shutdown_after_queue)                                        \

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -340,6 +341,60 @@ TEST_IMPL(stream_write_queue) {
   ASSERT_EQ(1, reader.closed);
   ASSERT_EQ(1, writer.drains);
   ASSERT_EQ(0, writer.drain_status);
+  ASSERT_EQ(0, auv_stream_write_queue_size(writer.stream));
+  close_peer(&writer);
+  CLOSE_LOOP(loop);
+  close_fds(fds);
+}
+
+
+/* Queued writes of every source alignment and of sizes around the copy's
+ * piece size (2 KiB): the queue copies each one whole and in order. */
+TEST_IMPL(stream_write_queue_alignments) {
+  auv_loop_t* loop;
+  peer_t writer;
+  peer_t reader;
+  auv_buf_t buf;
+  char* data;
+  size_t off;
+  size_t total;
+  int fds[2];
+  int i;
+
+  make_socketpair(fds);
+  ASSERT_OK(auv_loop_new(&loop));
+  peer_init(loop, &writer, fds[0]);
+  peer_init(loop, &reader, fds[1]);
+
+  total = BIG / 2 + 200 * 8192;
+  data = malloc(total + 64);
+  ASSERT(data != NULL);
+  /* The first write fills the socket; the rest queue behind it. */
+  fill_pattern(data, 0, BIG / 2);
+  buf.base = data;
+  buf.len = BIG / 2;
+  ASSERT(auv_stream_write(writer.stream, &buf, 1) < (ssize_t) (BIG / 2));
+  off = BIG / 2;
+  for (i = 0; i < 200; i++) {
+    /* Source i % 64 bytes past a 64-byte boundary; 2047 to 8191 bytes. */
+    size_t len = (size_t[]) { 2047, 2048, 2049, 4095, 4097, 8191 }[i % 6];
+    char* src = data + BIG / 2 + (size_t) i * 8192 % (200 * 8192 - 8192);
+    src += (size_t) (i % 64) - (size_t) ((uintptr_t) src % 64);
+    if (src < data + BIG / 2)
+      src += 64;
+    fill_pattern(src, off, len);
+    buf.base = src;
+    buf.len = len;
+    ASSERT_EQ(0, auv_stream_write(writer.stream, &buf, 1));
+    off += len;
+  }
+  free(data);
+
+  reader.check_pattern = 1;
+  reader.expect = off;
+  ASSERT_OK(auv_stream_read_start(reader.stream, on_alloc, on_read));
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(off, reader.received);
   ASSERT_EQ(0, auv_stream_write_queue_size(writer.stream));
   close_peer(&writer);
   CLOSE_LOOP(loop);
