@@ -653,12 +653,12 @@ def _grow_pipe(fd):
 class _PipeProtocol(protocols.Protocol):
     """Connects one of the child's pipes to the subprocess transport."""
 
-    def __init__(self, proc, fd, fileno):
+    def __init__(self, proc, fd):
         self.proc = proc
         self.fd = fd
         self.pipe = None
         self.disconnected = False
-        self._fileno = fileno  # the parent's end, until it grows
+        self._grown = False
 
     def connection_made(self, transport):
         self.pipe = transport
@@ -671,21 +671,23 @@ class _PipeProtocol(protocols.Protocol):
         self.proc._pipe_connection_lost(self.fd, exc)
         self.proc = None
 
+    def _grow_pipe(self):
+        """A bulk transfer: give the pipe 1 MiB, once."""
+        if not self._grown:
+            self._grown = True
+            _grow_pipe(self.pipe.get_extra_info('pipe').fileno())
+
     def pause_writing(self):
-        # The child does not keep up with a full pipe: a bulk transfer.
-        if self._fileno is not None:
-            _grow_pipe(self._fileno)
-            self._fileno = None
+        # The child does not keep up with a full pipe.
+        self._grow_pipe()
         self.proc._protocol.pause_writing()
 
     def resume_writing(self):
         self.proc._protocol.resume_writing()
 
     def data_received(self, data):
-        if self._fileno is not None and len(data) >= _PIPE_DEFAULT_SIZE:
-            # A read emptied a full pipe: a bulk transfer.
-            _grow_pipe(self._fileno)
-            self._fileno = None
+        if len(data) >= _PIPE_DEFAULT_SIZE:
+            self._grow_pipe()  # a read emptied a full pipe
         self.proc._pipe_data_received(self.fd, data)
 
 
@@ -809,18 +811,15 @@ class _SubprocessTransport(transports.SubprocessTransport):
             loop = self._loop
             if proc.stdin is not None:
                 _, pipe = await loop.connect_write_pipe(
-                    lambda: _PipeProtocol(self, 0, proc.stdin.fileno()),
-                    proc.stdin)
+                    lambda: _PipeProtocol(self, 0), proc.stdin)
                 self._pipes[0] = pipe
             if proc.stdout is not None:
                 _, pipe = await loop.connect_read_pipe(
-                    lambda: _PipeProtocol(self, 1, proc.stdout.fileno()),
-                    proc.stdout)
+                    lambda: _PipeProtocol(self, 1), proc.stdout)
                 self._pipes[1] = pipe
             if proc.stderr is not None:
                 _, pipe = await loop.connect_read_pipe(
-                    lambda: _PipeProtocol(self, 2, proc.stderr.fileno()),
-                    proc.stderr)
+                    lambda: _PipeProtocol(self, 2), proc.stderr)
                 self._pipes[2] = pipe
             loop.call_soon(self._protocol.connection_made, self)
             for callback, data in self._pending_calls:
