@@ -44,6 +44,7 @@
   X(stream_pipe)                                                        \
   X(stream_write_queue)                                                 \
   X(stream_write_queue_alignments)                                      \
+  X(copy_any_alignment)                                                 \
   X(stream_write_many_bufs)                                             \
   X(stream_eof)                                                         \
   X(stream_shutdown_after_queue)                                        \

@@ -1,12 +1,12 @@
 #include <errno.h>
 #include <fcntl.h>
-#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <uv.h>
 
+#include "copy.h"
 #include "runner.h"
 
 #define BIG (8u << 20)
@@ -289,6 +289,34 @@ TEST_IMPL(stream_pipe) {
 }
 
 
+/* Writes the first BIG / 2 bytes of the pattern, more than the socket
+ * takes: what is written next goes into the queue. */
+static void fill_socket(peer_t* writer, const char* data) {
+  auv_buf_t buf;
+
+  buf.base = data;
+  buf.len = BIG / 2;
+  ASSERT(auv_stream_write(writer->stream, &buf, 1) < (ssize_t) (BIG / 2));
+  ASSERT(auv_stream_write_queue_size(writer->stream) > 0);
+}
+
+
+/* The reader reads all total bytes, each pattern(offset); the writer's
+ * queue drains once. */
+static void read_pattern(auv_loop_t* loop, peer_t* writer, peer_t* reader,
+                         size_t total) {
+  reader->check_pattern = 1;
+  reader->expect = total;
+  ASSERT_OK(auv_stream_read_start(reader->stream, on_alloc, on_read));
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(total, reader->received);
+  ASSERT_EQ(1, reader->closed);
+  ASSERT_EQ(1, writer->drains);
+  ASSERT_EQ(0, writer->drain_status);
+  ASSERT_EQ(0, auv_stream_write_queue_size(writer->stream));
+}
+
+
 TEST_IMPL(stream_write_queue) {
   auv_loop_t* loop;
   peer_t writer;
@@ -311,10 +339,7 @@ TEST_IMPL(stream_write_queue) {
   data = malloc(BIG);
   ASSERT(data != NULL);
   fill_pattern(data, 0, BIG);
-  bufs[0].base = data;
-  bufs[0].len = BIG / 2;
-  ASSERT(auv_stream_write(writer.stream, bufs, 1) < (ssize_t) (BIG / 2));
-  ASSERT(auv_stream_write_queue_size(writer.stream) > 0);
+  fill_socket(&writer, data);
   off = BIG / 2;
   for (i = 0; off < BIG; i++) {
     len = 1 + (size_t) i * 7 % 3000;
@@ -333,15 +358,7 @@ TEST_IMPL(stream_write_queue) {
   ASSERT(auv_stream_write_queue_size(writer.stream) > BIG / 2);
   free(data);
 
-  reader.check_pattern = 1;
-  reader.expect = BIG;
-  ASSERT_OK(auv_stream_read_start(reader.stream, on_alloc, on_read));
-  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
-  ASSERT_EQ(BIG, reader.received);
-  ASSERT_EQ(1, reader.closed);
-  ASSERT_EQ(1, writer.drains);
-  ASSERT_EQ(0, writer.drain_status);
-  ASSERT_EQ(0, auv_stream_write_queue_size(writer.stream));
+  read_pattern(loop, &writer, &reader, BIG);
   close_peer(&writer);
   CLOSE_LOOP(loop);
   close_fds(fds);
@@ -351,13 +368,13 @@ TEST_IMPL(stream_write_queue) {
 /* Queued writes of every source alignment and of sizes around the copy's
  * piece size (2 KiB): the queue copies each one whole and in order. */
 TEST_IMPL(stream_write_queue_alignments) {
+  static const size_t lens[] = { 2047, 2048, 2049, 4095, 4097, 8191 };
   auv_loop_t* loop;
   peer_t writer;
   peer_t reader;
   auv_buf_t buf;
   char* data;
   size_t off;
-  size_t total;
   int fds[2];
   int i;
 
@@ -366,39 +383,55 @@ TEST_IMPL(stream_write_queue_alignments) {
   peer_init(loop, &writer, fds[0]);
   peer_init(loop, &reader, fds[1]);
 
-  total = BIG / 2 + 200 * 8192;
-  data = malloc(total + 64);
+  data = aligned_alloc(64, BIG / 2);
   ASSERT(data != NULL);
-  /* The first write fills the socket; the rest queue behind it. */
   fill_pattern(data, 0, BIG / 2);
-  buf.base = data;
-  buf.len = BIG / 2;
-  ASSERT(auv_stream_write(writer.stream, &buf, 1) < (ssize_t) (BIG / 2));
+  fill_socket(&writer, data);
   off = BIG / 2;
   for (i = 0; i < 200; i++) {
-    /* Source i % 64 bytes past a 64-byte boundary; 2047 to 8191 bytes. */
-    size_t len = (size_t[]) { 2047, 2048, 2049, 4095, 4097, 8191 }[i % 6];
-    char* src = data + BIG / 2 + (size_t) i * 8192 % (200 * 8192 - 8192);
-    src += (size_t) (i % 64) - (size_t) ((uintptr_t) src % 64);
-    if (src < data + BIG / 2)
-      src += 64;
-    fill_pattern(src, off, len);
-    buf.base = src;
-    buf.len = len;
+    /* From i % 64 bytes past a 64-byte boundary: the queue copies at
+     * once, so the same memory serves every write. */
+    fill_pattern(data + i % 64, off, lens[i % 6]);
+    buf.base = data + i % 64;
+    buf.len = lens[i % 6];
     ASSERT_EQ(0, auv_stream_write(writer.stream, &buf, 1));
-    off += len;
+    off += buf.len;
   }
   free(data);
 
-  reader.check_pattern = 1;
-  reader.expect = off;
-  ASSERT_OK(auv_stream_read_start(reader.stream, on_alloc, on_read));
-  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
-  ASSERT_EQ(off, reader.received);
-  ASSERT_EQ(0, auv_stream_write_queue_size(writer.stream));
+  read_pattern(loop, &writer, &reader, off);
   close_peer(&writer);
   CLOSE_LOOP(loop);
   close_fds(fds);
+}
+
+
+/* The engine's copy (lib/copy.h) at every distance modulo 4 KiB that
+ * matters to it, and on either side of its 2 KiB piece size. */
+TEST_IMPL(copy_any_alignment) {
+  static const size_t lens[] = { 1, 2048, 2049, 5000, 70001 };
+  char* src;
+  char* dst;
+  size_t i;
+  int rel;
+  int k;
+
+  src = aligned_alloc(4096, 80 * 1024);
+  dst = aligned_alloc(4096, 80 * 1024 + 4096);
+  ASSERT(src != NULL && dst != NULL);
+  fill_pattern(src, 0, 80 * 1024);
+  for (rel = 0; rel <= 64; rel++) {
+    for (k = 0; k < 5; k++) {
+      memset(dst, 0, lens[k] + rel + 1);
+      auv__copy(dst + rel, src, lens[k]);
+      ASSERT_EQ(0, memcmp(dst + rel, src, lens[k]));
+      for (i = 0; i < (size_t) rel; i++)
+        ASSERT_EQ(0, dst[i]);
+      ASSERT_EQ(0, dst[rel + lens[k]]);
+    }
+  }
+  free(src);
+  free(dst);
 }
 
 
