@@ -174,6 +174,33 @@ def test_aiohttp_large_upload_and_chunked_download(loop):
     run_guarded(loop, main())
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_aiohttp_file_response(loop, tmp_path, tls):
+    # web.FileResponse sends with loop.sendfile() (zero-copy on a plain
+    # connection, asyncio's fallback under TLS), whole and by Range.
+    content = os.urandom((6 << 20) + 123)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(content)
+    server_ctx, client_ctx = tls_contexts() if tls else (None, None)
+
+    async def send_file(request):
+        return web.FileResponse(path)
+
+    async def main():
+        server = AiohttpServer(server_ctx)
+        server.runner.app.router.add_get("/file", send_file)
+        async with server, aiohttp.ClientSession() as s:
+            async with s.get(server.url + "/file", ssl=client_ctx) as r:
+                assert r.status == 200
+                assert await r.read() == content
+            async with s.get(server.url + "/file", ssl=client_ctx,
+                             headers={"Range": "bytes=1000-2000999"}) as r:
+                assert r.status == 206
+                assert await r.read() == content[1000:2001000]
+
+    run_guarded(loop, main())
+
+
 def test_aiohttp_websocket(loop):
     async def main():
         async with AiohttpServer() as server, aiohttp.ClientSession() as s:
