@@ -107,6 +107,30 @@ typedef struct {
   PyObject* str_set_origin_tracking;
   PyObject* str_call_soon_threadsafe;
   PyObject* str_get;
+  PyObject* str_connection_made;
+  PyObject* str_connection_lost;
+  PyObject* str_call_connection_lost;
+  PyObject* str_start_reading;
+  PyObject* str_pause_writing;
+  PyObject* str_resume_writing;
+  PyObject* str_eof_received;
+  PyObject* str_getsockname;
+  PyObject* str_getpeername;
+  PyObject* str_attach;
+  PyObject* str_detach;
+  PyObject* str_data_received;
+  PyObject* str_get_buffer;
+  PyObject* str_buffer_updated;
+  PyObject* str_datagram_received;
+  PyObject* str_error_received;
+  PyObject* str_set_result_unless_cancelled;
+  PyObject* str_is_closing;
+  PyObject* str_fileno;
+  PyObject* str_cancel;
+  PyObject* str_sendto;
+  PyObject* str_gettimeout;
+  PyObject* str_firstiter_hook;
+  PyObject* str_finalizer_hook;
   PyObject* empty_tuple;
 
   /* Dead handles kept for reuse (memory only: no references held). */
@@ -232,7 +256,7 @@ AUV_MOD_INTERNAL char* auv__loop_read_buf(LoopObject* loop);
 AUV_MOD_INTERNAL int auv__loop_call_soon(LoopObject* loop, PyObject* callable,
                                          PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL int auv__loop_call_soon_method(LoopObject* loop, PyObject* obj,
-                                                const char* name, PyObject* arg);
+                                                PyObject* name, PyObject* arg);
 AUV_MOD_INTERNAL int auv__loop_wake_waiter_soon(LoopObject* loop, PyObject* waiter);
 /* Free the engine of a closed loop, unless it is busy; 0 or UV_EBUSY. */
 AUV_MOD_INTERNAL int auv__loop_free_engine(LoopObject* loop);
@@ -258,7 +282,7 @@ AUV_MOD_INTERNAL PyObject* auv__loop_make_signal_handle(LoopObject* self, PyObje
 /* fdwatch.c: add_reader() and friends */
 typedef struct FdWatcherObject FdWatcherObject;
 AUV_MOD_INTERNAL extern PyType_Spec auv__fd_watcher_spec;
-AUV_MOD_INTERNAL int auv__fileobj_to_fd(PyObject* fileobj);
+AUV_MOD_INTERNAL int auv__fileobj_to_fd(auv_state* st, PyObject* fileobj);
 AUV_MOD_INTERNAL PyObject* auv__loop_add_reader(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auv__loop_add_writer(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auv__loop_remove_reader(LoopObject* self, PyObject* fd);

@@ -34,7 +34,7 @@ struct FdWatcherObject {
 
 
 /* asyncio's rules for turning a file object into a descriptor. */
-int auv__fileobj_to_fd(PyObject* fileobj) {
+int auv__fileobj_to_fd(auv_state* st, PyObject* fileobj) {
   PyObject* fileno;
   PyObject* num;
   long fd;
@@ -44,7 +44,7 @@ int auv__fileobj_to_fd(PyObject* fileobj) {
     if (fd == -1 && PyErr_Occurred())
       return -1;
   } else {
-    fileno = PyObject_CallMethod(fileobj, "fileno", NULL);
+    fileno = PyObject_CallMethodNoArgs(fileobj, st->str_fileno);
     num = fileno != NULL ? PyNumber_Index(fileno) : NULL;
     Py_XDECREF(fileno);
     if (num == NULL) {
@@ -122,7 +122,7 @@ static int check_no_transport(LoopObject* self, PyObject* fileobj, int fd) {
       !Py_IS_TYPE(owner, self->state->DatagramType))
     return 0;
   Py_INCREF(owner);
-  closing = PyObject_CallMethod(owner, "is_closing", NULL);
+  closing = PyObject_CallMethodNoArgs(owner, self->state->str_is_closing);
   truth = closing != NULL ? PyObject_IsTrue(closing) : -1;
   Py_XDECREF(closing);
   if (truth == 0)
@@ -376,7 +376,7 @@ static void watcher_forget(FdWatcherObject* w) {
 static void cancel_handle(HandleObject* h) {
   PyObject* r;
 
-  r = PyObject_CallMethod((PyObject*) h, "cancel", NULL);
+  r = PyObject_CallMethodNoArgs((PyObject*) h, h->loop->state->str_cancel);
   if (r == NULL)
     PyErr_WriteUnraisable((PyObject*) h);
   Py_XDECREF(r);
@@ -397,7 +397,7 @@ static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
                  method, nargs);
     return NULL;
   }
-  fd = auv__fileobj_to_fd(args[0]);
+  fd = auv__fileobj_to_fd(self->state, args[0]);
   if (fd < 0)
     return NULL;
   if (check_no_transport(self, args[0], fd) < 0)
@@ -449,7 +449,7 @@ static PyObject* loop_remove_watch(LoopObject* self, PyObject* fileobj, int writ
   HandleObject* old;
   int fd;
 
-  fd = auv__fileobj_to_fd(fileobj);
+  fd = auv__fileobj_to_fd(self->state, fileobj);
   if (fd < 0)
     return NULL;
   if (check_no_transport(self, fileobj, fd) < 0)
@@ -663,7 +663,7 @@ static void listener_connection_cb(auv_listener_t* l, int status, int fd) {
                                            auv_strerror(status)));
   } else {
     /* socket.socket(fileno=fd) learns family, type and protocol itself. */
-    kwargs = Py_BuildValue("{si}", "fileno", fd);
+    kwargs = Py_BuildValue("{Oi}", self->loop->state->str_fileno, fd);
     Py_SETREF(conn, kwargs == NULL ? NULL :
               PyObject_Call(self->loop->state->socket_type,
                             self->loop->state->empty_tuple, kwargs));
@@ -725,7 +725,7 @@ PyObject* auv__loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t n
   }
   if (auv__loop_check_closed(self) < 0)
     return NULL;
-  fd = auv__fileobj_to_fd(args[0]);
+  fd = auv__fileobj_to_fd(self->state, args[0]);
   if (fd < 0)
     return NULL;
   key = PyLong_FromLong(fd);
@@ -776,7 +776,7 @@ PyObject* auv__loop_unlisten(LoopObject* self, PyObject* sock) {
   PyObject* key;
   int fd;
 
-  fd = auv__fileobj_to_fd(sock);
+  fd = auv__fileobj_to_fd(self->state, sock);
   if (fd < 0)
     return NULL;
   key = PyLong_FromLong(fd);

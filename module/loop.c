@@ -628,12 +628,12 @@ int auv__loop_call_soon(LoopObject* loop, PyObject* callable,
 
 
 /* getattr(obj, name)(arg) soon (no argument if arg is NULL). */
-int auv__loop_call_soon_method(LoopObject* loop, PyObject* obj, const char* name,
+int auv__loop_call_soon_method(LoopObject* loop, PyObject* obj, PyObject* name,
                                PyObject* arg) {
   PyObject* method;
   int r;
 
-  method = PyObject_GetAttrString(obj, name);
+  method = PyObject_GetAttr(obj, name);
   if (method == NULL)
     return -1;
   r = auv__loop_call_soon(loop, method, &arg, arg != NULL ? 1 : 0);
@@ -649,7 +649,8 @@ int auv__loop_wake_waiter_soon(LoopObject* loop, PyObject* waiter) {
   PyObject* args[2] = { waiter, Py_None };
   int r;
 
-  set_result = PyObject_GetAttrString(loop->state->futures, "_set_result_unless_cancelled");
+  set_result = PyObject_GetAttr(loop->state->futures,
+                                loop->state->str_set_result_unless_cancelled);
   if (set_result == NULL)
     return -1;
   r = auv__loop_call_soon(loop, set_result, args, 2);

@@ -128,11 +128,11 @@ static int loop_install_asyncgen_hooks(LoopObject* self) {
   kwargs = PyDict_New();
   if (kwargs == NULL)
     return -1;
-  hook = PyObject_GetAttrString((PyObject*) self, "_asyncgen_firstiter_hook");
+  hook = PyObject_GetAttr((PyObject*) self, self->state->str_firstiter_hook);
   if (hook == NULL || PyDict_SetItem(kwargs, self->state->str_firstiter, hook) < 0)
     goto error;
   Py_DECREF(hook);
-  hook = PyObject_GetAttrString((PyObject*) self, "_asyncgen_finalizer_hook");
+  hook = PyObject_GetAttr((PyObject*) self, self->state->str_finalizer_hook);
   if (hook == NULL || PyDict_SetItem(kwargs, self->state->str_finalizer, hook) < 0)
     goto error;
   Py_DECREF(hook);

@@ -188,7 +188,7 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
     return NULL;
   }
   if (self->debug) {
-    PyObject* timeout = PyObject_CallMethod(sock, "gettimeout", NULL);
+    PyObject* timeout = PyObject_CallMethodNoArgs(sock, st->str_gettimeout);
     int blocking;
     if (timeout == NULL)
       return NULL;
@@ -216,7 +216,7 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
   op->fd = -1;
   PyObject_GC_Track(op);
 
-  op->fd = auv__fileobj_to_fd(sock);
+  op->fd = auv__fileobj_to_fd(st, sock);
   if (op->fd < 0)
     goto error;
   if (kind == OP_RECV) {

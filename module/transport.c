@@ -126,7 +126,7 @@ static PyObject* oserror_from(int err) {
 }
 
 
-static int transport_call_soon_method(TransportObject* self, const char* name,
+static int transport_call_soon_method(TransportObject* self, PyObject* name,
                                       PyObject* arg) {
   return auv__loop_call_soon_method(self->loop, (PyObject*) self, name, arg);
 }
@@ -165,7 +165,7 @@ static void transport_force_close(TransportObject* self, PyObject* exc) {
   transport_close_stream(self);
   self->closing = 1;
   self->conn_lost++;
-  if (transport_call_soon_method(self, "_call_connection_lost",
+  if (transport_call_soon_method(self, self->loop->state->str_call_connection_lost,
                                  exc != NULL ? exc : Py_None) < 0)
     PyErr_WriteUnraisable((PyObject*) self);
 }
@@ -202,12 +202,12 @@ static void transport_fatal_error(TransportObject* self, const char* message) {
 
 
 /* pause_writing()/resume_writing() failures go to the exception handler. */
-static void transport_call_flow(TransportObject* self, const char* method,
+static void transport_call_flow(TransportObject* self, PyObject* method,
                                 const char* message) {
   PyObject* r;
   PyObject* exc;
 
-  r = PyObject_CallMethod(self->protocol, method, NULL);
+  r = PyObject_CallMethodNoArgs(self->protocol, method);
   if (r != NULL) {
     Py_DECREF(r);
     return;
@@ -226,7 +226,7 @@ static void transport_maybe_pause_protocol(TransportObject* self) {
   if (transport_buffer_size(self) <= self->high_water || self->protocol_paused)
     return;
   self->protocol_paused = 1;
-  transport_call_flow(self, "pause_writing", "protocol.pause_writing() failed");
+  transport_call_flow(self, self->loop->state->str_pause_writing, "protocol.pause_writing() failed");
 }
 
 
@@ -234,7 +234,7 @@ static void transport_maybe_resume_protocol(TransportObject* self) {
   if (!self->protocol_paused || transport_buffer_size(self) > self->low_water)
     return;
   self->protocol_paused = 0;
-  transport_call_flow(self, "resume_writing", "protocol.resume_writing() failed");
+  transport_call_flow(self, self->loop->state->str_resume_writing, "protocol.resume_writing() failed");
 }
 
 
@@ -301,7 +301,8 @@ static void transport_eof_received(TransportObject* self) {
       PyErr_Clear();
     Py_XDECREF(r);
   }
-  r = PyObject_CallMethod(self->protocol, "eof_received", NULL);
+  r = PyObject_CallMethodNoArgs(self->protocol,
+                                self->loop->state->str_eof_received);
   if (r == NULL) {
     transport_fatal_error(self, "Fatal error: protocol.eof_received() call failed.");
     return;
@@ -314,7 +315,7 @@ static void transport_eof_received(TransportObject* self) {
   }
   /* Kept open: the engine already stopped reading; writing goes on. */
   if (!keep_open) {
-    r = PyObject_CallMethod((PyObject*) self, "close", NULL);
+    r = PyObject_CallMethodNoArgs((PyObject*) self, self->loop->state->str_close);
     if (r == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(r);
@@ -369,7 +370,9 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
     if (self->conn_lost)
       goto done;
     if (self->buffered) {
-      r = PyObject_CallFunction(self->buffer_updated, "n", (Py_ssize_t) nread);
+      PyObject* n = PyLong_FromSsize_t(nread);
+      r = n != NULL ? PyObject_CallOneArg(self->buffer_updated, n) : NULL;
+      Py_XDECREF(n);
       if (r == NULL)
         transport_fatal_error(self, "Fatal error: protocol.buffer_updated() call failed.");
     } else {
@@ -478,7 +481,7 @@ static void transport_sendfile_step(TransportObject* self) {
   sf = self->sf;
   if (sf == NULL || self->stream == NULL)
     return;
-  done = PyObject_CallMethod(sf->fut, "done", NULL);  /* cancelled? */
+  done = PyObject_CallMethodNoArgs(sf->fut, self->loop->state->str_done);  /* cancelled? */
   is_done = done == NULL ? -1 : PyObject_IsTrue(done);
   Py_XDECREF(done);
   if (is_done != 0) {
@@ -686,7 +689,7 @@ static void transport_drain_cb(auv_stream_t* stream, int status) {
     if (self->closing && !self->conn_lost && transport_buffer_size(self) == 0) {
       self->conn_lost++;
       transport_close_stream(self);
-      if (transport_call_soon_method(self, "_call_connection_lost", Py_None) < 0)
+      if (transport_call_soon_method(self, self->loop->state->str_call_connection_lost, Py_None) < 0)
         PyErr_WriteUnraisable((PyObject*) self);
     }
   }
@@ -828,7 +831,7 @@ static PyObject* transport_close(TransportObject* self, PyObject* unused) {
   if (transport_buffer_size(self) == 0) {
     self->conn_lost++;
     transport_close_stream(self);
-    if (transport_call_soon_method(self, "_call_connection_lost", Py_None) < 0)
+    if (transport_call_soon_method(self, self->loop->state->str_call_connection_lost, Py_None) < 0)
       return NULL;
   }
   Py_RETURN_NONE;
@@ -867,7 +870,8 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
 
   r = NULL;
   if (self->protocol != NULL)
-    r = PyObject_CallMethod(self->protocol, "connection_lost", "O", exc);
+    r = PyObject_CallMethodOneArg(self->protocol,
+                                  self->loop->state->str_connection_lost, exc);
   PyErr_Fetch(&type, &value, &tb);
 
   /* A sendfile waiting for the queue or the socket learns of the end. */
@@ -888,7 +892,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   transport_close_stream(self);
   transport_forget_fd(self);
   if (self->sock != NULL) {
-    PyObject* c = PyObject_CallMethod(self->sock, "close", NULL);
+    PyObject* c = PyObject_CallMethodNoArgs(self->sock, self->loop->state->str_close);
     if (c == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(c);
@@ -901,7 +905,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   server = self->server;
   self->server = NULL;
   if (server != NULL) {
-    PyObject* d = PyObject_CallMethod(server, "_detach", NULL);
+    PyObject* d = PyObject_CallMethodNoArgs(server, self->loop->state->str_detach);
     if (d == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(d);
@@ -936,12 +940,13 @@ static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol
   Py_CLEAR(self->get_buffer);
   Py_CLEAR(self->buffer_updated);
   if (buffered) {
-    self->get_buffer = PyObject_GetAttrString(protocol, "get_buffer");
-    self->buffer_updated = PyObject_GetAttrString(protocol, "buffer_updated");
+    self->get_buffer = PyObject_GetAttr(protocol, self->loop->state->str_get_buffer);
+    self->buffer_updated = PyObject_GetAttr(protocol,
+                                            self->loop->state->str_buffer_updated);
     if (self->get_buffer == NULL || self->buffer_updated == NULL)
       return -1;
   } else {
-    self->data_received = PyObject_GetAttrString(protocol, "data_received");
+    self->data_received = PyObject_GetAttr(protocol, self->loop->state->str_data_received);
     if (self->data_received == NULL)
       return -1;
   }
@@ -1211,7 +1216,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
 
   if (auv__loop_check_closed(loop) < 0)
     return NULL;
-  fd = auv__fileobj_to_fd(sock);
+  fd = auv__fileobj_to_fd(loop->state, sock);
   if (fd < 0)
     return NULL;
 
@@ -1258,7 +1263,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   }
   /* asyncio's extra info: the socket's name and its peer's, as they are
    * now (a caller's 'peername' wins); 'socket' is made when asked for. */
-  self->sockname = PyObject_CallMethod(sock, "getsockname", NULL);
+  self->sockname = PyObject_CallMethodNoArgs(sock, loop->state->str_getsockname);
   if (self->sockname == NULL) {
     if (!PyErr_ExceptionMatches(PyExc_OSError))
       goto error;
@@ -1271,7 +1276,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   if (self->peername != NULL) {
     Py_INCREF(self->peername);
   } else {
-    self->peername = PyObject_CallMethod(sock, "getpeername", NULL);
+    self->peername = PyObject_CallMethodNoArgs(sock, loop->state->str_getpeername);
     if (self->peername == NULL) {
       if (!PyErr_ExceptionMatches(PyExc_OSError))
         goto error;
@@ -1298,7 +1303,7 @@ names_done:
     goto error;
 
   if (server != Py_None) {
-    PyObject* r = PyObject_CallMethod(server, "_attach", NULL);
+    PyObject* r = PyObject_CallMethodNoArgs(server, loop->state->str_attach);
     if (r == NULL)
       goto error;
     Py_DECREF(r);
@@ -1306,8 +1311,9 @@ names_done:
   }
 
   /* connection_made(), then reading, then the waiter: asyncio's order. */
-  if (auv__loop_call_soon_method(loop, protocol, "connection_made", (PyObject*) self) < 0 ||
-      (watch_peer && transport_call_soon_method(self, "_start_reading", NULL) < 0) ||
+  if (auv__loop_call_soon_method(loop, protocol, loop->state->str_connection_made,
+                                 (PyObject*) self) < 0 ||
+      (watch_peer && transport_call_soon_method(self, loop->state->str_start_reading, NULL) < 0) ||
       (waiter != Py_None && auv__loop_wake_waiter_soon(loop, waiter) < 0))
     goto error;
   return (PyObject*) self;

@@ -68,7 +68,7 @@ static size_t datagram_buffer_size(DatagramObject* self) {
 }
 
 
-static int datagram_call_soon_method(DatagramObject* self, const char* name, PyObject* arg) {
+static int datagram_call_soon_method(DatagramObject* self, PyObject* name, PyObject* arg) {
   return auv__loop_call_soon_method(self->loop, (PyObject*) self, name, arg);
 }
 
@@ -104,7 +104,7 @@ static void datagram_force_close(DatagramObject* self, PyObject* exc) {
   self->closing = 1;
   self->conn_lost++;
   datagram_close_udp(self);
-  if (datagram_call_soon_method(self, "_call_connection_lost", exc ? exc : Py_None) < 0)
+  if (datagram_call_soon_method(self, self->loop->state->str_call_connection_lost, exc ? exc : Py_None) < 0)
     PyErr_WriteUnraisable((PyObject*) self);
 }
 
@@ -129,10 +129,10 @@ static void datagram_error_received(DatagramObject* self, int err) {
 }
 
 
-static void datagram_call_flow(DatagramObject* self, const char* method, const char* message) {
+static void datagram_call_flow(DatagramObject* self, PyObject* method, const char* message) {
   PyObject* r;
 
-  r = PyObject_CallMethod(self->protocol, method, NULL);
+  r = PyObject_CallMethodNoArgs(self->protocol, method);
   if (r == NULL)
     datagram_callback_failed(self, message);
   Py_XDECREF(r);
@@ -143,7 +143,7 @@ static void datagram_maybe_pause(DatagramObject* self) {
   if (datagram_buffer_size(self) <= self->high_water || self->protocol_paused)
     return;
   self->protocol_paused = 1;
-  datagram_call_flow(self, "pause_writing", "protocol.pause_writing() failed");
+  datagram_call_flow(self, self->loop->state->str_pause_writing, "protocol.pause_writing() failed");
 }
 
 
@@ -151,7 +151,7 @@ static void datagram_maybe_resume(DatagramObject* self) {
   if (!self->protocol_paused || datagram_buffer_size(self) > self->low_water)
     return;
   self->protocol_paused = 0;
-  datagram_call_flow(self, "resume_writing", "protocol.resume_writing() failed");
+  datagram_call_flow(self, self->loop->state->str_resume_writing, "protocol.resume_writing() failed");
 }
 
 
@@ -423,7 +423,8 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   if (!self->connected) {
     if (addr == Py_None) {
       /* No address on an unconnected socket: the socket module's error. */
-      PyObject* res = PyObject_CallMethod(self->sock, "sendto", "OO", data, addr);
+      PyObject* res = PyObject_CallMethodObjArgs(self->sock, self->loop->state->str_sendto,
+                                                 data, addr, NULL);
       if (res == NULL)
         goto send_failed;
       Py_DECREF(res);
@@ -449,7 +450,8 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
                             "address that is not numeric");
             goto error;
           }
-          res = PyObject_CallMethod(self->sock, "sendto", "OO", data, addr);
+          res = PyObject_CallMethodObjArgs(self->sock, self->loop->state->str_sendto,
+                                           data, addr, NULL);
           if (res == NULL)
             goto send_failed;
           Py_DECREF(res);
@@ -535,14 +537,15 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
 
   r = NULL;
   if (self->protocol != NULL)
-    r = PyObject_CallMethod(self->protocol, "connection_lost", "O", exc);
+    r = PyObject_CallMethodOneArg(self->protocol,
+                                  self->loop->state->str_connection_lost, exc);
   else
     r = Py_NewRef(Py_None);
   PyErr_Fetch(&type, &value, &tb);
   datagram_close_udp(self);
   auv__loop_disown_fd(self->loop, self->fd, (PyObject*) self);
   if (self->sock != NULL) {
-    PyObject* c = PyObject_CallMethod(self->sock, "close", NULL);
+    PyObject* c = PyObject_CallMethodNoArgs(self->sock, self->loop->state->str_close);
     if (c == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(c);
@@ -567,10 +570,10 @@ static int datagram_set_protocol_impl(DatagramObject* self, PyObject* protocol) 
   PyObject* dr;
   PyObject* er;
 
-  dr = PyObject_GetAttrString(protocol, "datagram_received");
+  dr = PyObject_GetAttr(protocol, self->loop->state->str_datagram_received);
   if (dr == NULL)
     return -1;
-  er = PyObject_GetAttrString(protocol, "error_received");
+  er = PyObject_GetAttr(protocol, self->loop->state->str_error_received);
   if (er == NULL) {
     Py_DECREF(dr);
     return -1;
@@ -690,7 +693,7 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
     return NULL;
   if (auv__loop_check_closed(loop) < 0)
     return NULL;
-  fd = auv__fileobj_to_fd(sock);
+  fd = auv__fileobj_to_fd(loop->state, sock);
   if (fd < 0)
     return NULL;
 
@@ -725,7 +728,7 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
     goto error;
   }
   Py_DECREF(value);
-  value = PyObject_CallMethod(sock, "getsockname", NULL);
+  value = PyObject_CallMethodNoArgs(sock, loop->state->str_getsockname);
   if (value == NULL) {
     if (!PyErr_ExceptionMatches(PyExc_OSError))
       goto error;
@@ -738,7 +741,7 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
     goto error;
   value = PyDict_GetItemString(self->extra, "peername");
   if (value == NULL) {
-    value = PyObject_CallMethod(sock, "getpeername", NULL);
+    value = PyObject_CallMethodNoArgs(sock, loop->state->str_getpeername);
     if (value == NULL) {
       if (!PyErr_ExceptionMatches(PyExc_OSError))
         goto error;
@@ -768,8 +771,9 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
     goto error;
 
   /* connection_made(), then reading, then the waiter: asyncio's order. */
-  if (auv__loop_call_soon_method(loop, protocol, "connection_made", (PyObject*) self) < 0 ||
-      datagram_call_soon_method(self, "_start_reading", NULL) < 0 ||
+  if (auv__loop_call_soon_method(loop, protocol, loop->state->str_connection_made,
+                                 (PyObject*) self) < 0 ||
+      datagram_call_soon_method(self, loop->state->str_start_reading, NULL) < 0 ||
       (waiter != Py_None && auv__loop_wake_waiter_soon(loop, waiter) < 0))
     goto error;
   return (PyObject*) self;
