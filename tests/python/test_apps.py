@@ -10,16 +10,23 @@ python3-websockets); .ci/install installs them.
 """
 
 import asyncio
+import glob
 import hashlib
+import http.client
 import io
 import os
+import shutil
+import signal
 import socket
 import ssl
+import subprocess
 import sys
+import tempfile
 
 import pytest
 
 import aiohttp
+import asyncpg
 import httpx
 import starlette.applications
 import starlette.responses
@@ -423,11 +430,6 @@ def test_websockets_tls(loop):
 # ---------------------------------------------------------------------------
 # asyncpg, against a private PostgreSQL server started for this module
 
-import asyncpg  # noqa: E402
-import glob  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 
 
 def _free_port():
@@ -531,3 +533,60 @@ def test_asyncpg_pool_and_notifications(loop, postgres):
             assert got == [f"n{i}" for i in range(10)]
 
     run_guarded(loop, main())
+
+
+# ---------------------------------------------------------------------------
+# uvicorn.run() in its own process, as a user starts it, stopped by a signal
+
+_UVICORN_MAIN = r'''
+import asyncio, sys
+import uvicorn
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    loop = type(asyncio.get_running_loop())
+    body = f"{loop.__module__}.{loop.__qualname__}".encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+
+if sys.argv[1] == "asyncuv":
+    import asyncuv
+    asyncuv.install()
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="none",
+            log_level="info", access_log=False)
+'''
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM],
+                         ids=["SIGINT", "SIGTERM"])
+def test_uvicorn_run_stops_gracefully_on_signal(loop_kind, signum):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", _UVICORN_MAIN, loop_kind,
+                             str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        # uvicorn logs this line once it listens.
+        log = []
+        for line in proc.stderr:
+            log.append(line)
+            if "Uvicorn running on" in line:
+                break
+        else:
+            pytest.fail("uvicorn stopped before listening:\n" + "".join(log))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        expected = ("asyncuv.Loop" if loop_kind == "asyncuv"
+                    else "asyncio.unix_events._UnixSelectorEventLoop")
+        assert (response.status, response.read().decode()) == (200, expected)
+        conn.close()
+        proc.send_signal(signum)
+        _, rest = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = "".join(log) + rest
+    assert proc.returncode == 0, log
+    assert "Shutting down" in log and "Finished server process" in log, log
