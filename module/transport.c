@@ -868,10 +868,13 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   PyObject* tb;
   PyObject* server;
 
-  r = NULL;
+  if (self->loop == NULL)  /* done before: everything is released */
+    Py_RETURN_NONE;
   if (self->protocol != NULL)
     r = PyObject_CallMethodOneArg(self->protocol,
                                   self->loop->state->str_connection_lost, exc);
+  else
+    r = Py_NewRef(Py_None);
   PyErr_Fetch(&type, &value, &tb);
 
   /* A sendfile waiting for the queue or the socket learns of the end. */
@@ -911,6 +914,10 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
     Py_XDECREF(d);
     Py_DECREF(server);
   }
+  /* Called directly (a private method): later calls find it closed. */
+  self->closing = 1;
+  if (self->conn_lost == 0)
+    self->conn_lost = 1;
   Py_CLEAR(self->loop);
 
   if (type != NULL) {

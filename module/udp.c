@@ -535,7 +535,8 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
   PyObject* value;
   PyObject* tb;
 
-  r = NULL;
+  if (self->loop == NULL)  /* done before: everything is released */
+    Py_RETURN_NONE;
   if (self->protocol != NULL)
     r = PyObject_CallMethodOneArg(self->protocol,
                                   self->loop->state->str_connection_lost, exc);
@@ -554,6 +555,10 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
   Py_CLEAR(self->protocol);
   Py_CLEAR(self->datagram_received);
   Py_CLEAR(self->error_received);
+  /* Called directly (a private method): later calls find it closed. */
+  self->closing = 1;
+  if (self->conn_lost == 0)
+    self->conn_lost = 1;
   Py_CLEAR(self->loop);
   if (type != NULL) {
     Py_XDECREF(r);

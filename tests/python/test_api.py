@@ -155,3 +155,50 @@ class TestRun:
                 asyncuv.run(coro, True)
         finally:
             coro.close()
+
+
+class TestPrivateTransportMethods:
+    """_call_connection_lost() is private, but layers built on transports
+    (and asyncio's own tests) call it directly.  Called twice, or followed
+    by any public method, it must neither crash nor raise: the transport is
+    simply closed.  (asyncio's loop raises AttributeError on the second
+    call; asyncuv stays quiet rather than report a state it knows.)"""
+
+    PUBLIC = [("is_closing", ()), ("write", (b"x",)), ("writelines", ([b"x"],)),
+              ("pause_reading", ()), ("resume_reading", ()),
+              ("is_reading", ()), ("set_write_buffer_limits", (10,)),
+              ("get_write_buffer_size", ()), ("get_extra_info", ("socket",)),
+              ("set_protocol", (asyncio.Protocol(),)), ("close", ()),
+              ("abort", ()), ("_call_connection_lost", (None,))]
+
+    def test_stream_transport(self, asyncuv):
+        import socket
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            a, b = socket.socketpair()
+            with b:
+                tr, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+                tr._call_connection_lost(None)
+                results = {name: getattr(tr, name)(*args)
+                           for name, args in self.PUBLIC}
+            assert results["is_closing"] is True
+            assert results["is_reading"] is False
+            assert results["_call_connection_lost"] is None
+
+        asyncuv.run(main())
+
+    def test_datagram_transport(self, asyncuv):
+        async def main():
+            loop = asyncio.get_running_loop()
+            tr, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+            tr._call_connection_lost(None)
+            assert tr.is_closing()
+            tr.sendto(b"x", ("127.0.0.1", 9))
+            tr.set_protocol(asyncio.DatagramProtocol())
+            tr.close()
+            tr.abort()
+            assert tr._call_connection_lost(None) is None
+
+        asyncuv.run(main())
