@@ -97,14 +97,22 @@ static void datagram_callback_failed(DatagramObject* self, const char* message) 
 }
 
 
-/* asyncio's _force_close(): drop the queue, stop, connection_lost(exc) soon. */
-static void datagram_force_close(DatagramObject* self, PyObject* exc) {
+/* asyncio's _force_close(): drop the queue, stop, connection_lost(exc) soon.
+ * -1 with an exception when that cannot be scheduled (the loop is closed). */
+static int datagram_force_close(DatagramObject* self, PyObject* exc) {
   if (self->conn_lost)
-    return;
+    return 0;
   self->closing = 1;
   self->conn_lost++;
   datagram_close_udp(self);
-  if (datagram_call_soon_method(self, self->loop->state->str_call_connection_lost, exc ? exc : Py_None) < 0)
+  return datagram_call_soon_method(self, self->loop->state->str_call_connection_lost,
+                                   exc ? exc : Py_None);
+}
+
+
+/* The same where no caller can take the error. */
+static void datagram_force_close_quietly(DatagramObject* self, PyObject* exc) {
+  if (datagram_force_close(self, exc) < 0)
     PyErr_WriteUnraisable((PyObject*) self);
 }
 
@@ -321,7 +329,7 @@ static void datagram_send_cb(auv_udp_t* udp, int status) {
     datagram_maybe_resume(self);
     /* close() waited for the queue to empty. */
     if (self->closing && !self->conn_lost && datagram_buffer_size(self) == 0)
-      datagram_force_close(self, NULL);
+      datagram_force_close_quietly(self, NULL);
   }
   Py_DECREF(self);
 }
@@ -496,7 +504,7 @@ send_failed:
   if (!auv__is_exit_exception()) {
     PyObject* exc = auv__take_exception();
     datagram_report(self, "Fatal write error on datagram transport", exc);
-    datagram_force_close(self, exc);
+    datagram_force_close_quietly(self, exc);
     Py_XDECREF(exc);
     goto done;
   }
@@ -517,14 +525,15 @@ static PyObject* datagram_close(DatagramObject* self, PyObject* unused) {
   self->closing = 1;
   if (self->udp != NULL)
     auv_udp_recv_stop(self->udp);
-  if (datagram_buffer_size(self) == 0)
-    datagram_force_close(self, NULL);
+  if (datagram_buffer_size(self) == 0 && datagram_force_close(self, NULL) < 0)
+    return NULL;
   Py_RETURN_NONE;
 }
 
 
 static PyObject* datagram_abort(DatagramObject* self, PyObject* unused) {
-  datagram_force_close(self, NULL);
+  if (datagram_force_close(self, NULL) < 0)
+    return NULL;
   Py_RETURN_NONE;
 }
 

@@ -825,6 +825,24 @@ class TestEndpointAndLoop:
 
         run_guarded(loop, main())
 
+    def test_close_after_the_loop_closed_raises(self, loop_factory):
+        # asyncio: close() cannot schedule connection_lost() on a closed
+        # loop and says so; the transport is closing all the same.
+        lp = loop_factory()
+        transport, _ = lp.run_until_complete(lp.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)))
+        sock = transport.get_extra_info("socket")
+        lp.close()
+        transport.sendto(b"dropped", ("127.0.0.1", 9))
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            transport.close()
+        assert transport.is_closing()
+        transport.abort()
+        os.fstat(sock.fileno())  # the socket is still open
+        with pytest.warns(ResourceWarning, match="unclosed transport"):
+            del transport, sock
+            gc.collect()
+
     def test_loop_closes_with_an_endpoint_left_open(self, loop_factory):
         lp = loop_factory()
         transport, _ = lp.run_until_complete(lp.create_datagram_endpoint(
