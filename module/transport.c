@@ -226,7 +226,8 @@ static void transport_maybe_pause_protocol(TransportObject* self) {
   if (transport_buffer_size(self) <= self->high_water || self->protocol_paused)
     return;
   self->protocol_paused = 1;
-  transport_call_flow(self, self->loop->state->str_pause_writing, "protocol.pause_writing() failed");
+  transport_call_flow(self, self->loop->state->str_pause_writing,
+                      "protocol.pause_writing() failed");
 }
 
 
@@ -234,7 +235,8 @@ static void transport_maybe_resume_protocol(TransportObject* self) {
   if (!self->protocol_paused || transport_buffer_size(self) > self->low_water)
     return;
   self->protocol_paused = 0;
-  transport_call_flow(self, self->loop->state->str_resume_writing, "protocol.resume_writing() failed");
+  transport_call_flow(self, self->loop->state->str_resume_writing,
+                      "protocol.resume_writing() failed");
 }
 
 
@@ -431,12 +433,12 @@ static PyObject* transport_start_reading_method(TransportObject* self, PyObject*
 /* --- loop.sendfile() ---------------------------------------------------------- */
 
 /* fut.set_result(value) / fut.set_exception(value), unless fut is done. */
-static void future_set(PyObject* fut, PyObject* method, PyObject* value) {
+static void future_set(auv_state* st, PyObject* fut, PyObject* method, PyObject* value) {
   PyObject* done;
   PyObject* r;
   int is_done;
 
-  done = PyObject_CallMethod(fut, "done", NULL);
+  done = PyObject_CallMethodNoArgs(fut, st->str_done);
   is_done = done == NULL ? -1 : PyObject_IsTrue(done);
   Py_XDECREF(done);
   if (is_done == 0) {
@@ -460,7 +462,8 @@ static void transport_sendfile_fail(TransportObject* self) {
 
   exc = auv__take_exception();
   if (exc != NULL && self->sf != NULL)
-    future_set(self->sf->fut, self->loop->state->str_set_exception, exc);
+    future_set(self->loop->state, self->sf->fut,
+               self->loop->state->str_set_exception, exc);
   Py_XDECREF(exc);
 }
 
@@ -481,7 +484,8 @@ static void transport_sendfile_step(TransportObject* self) {
   sf = self->sf;
   if (sf == NULL || self->stream == NULL)
     return;
-  done = PyObject_CallMethodNoArgs(sf->fut, self->loop->state->str_done);  /* cancelled? */
+  /* cancelled? */
+  done = PyObject_CallMethodNoArgs(sf->fut, self->loop->state->str_done);
   is_done = done == NULL ? -1 : PyObject_IsTrue(done);
   Py_XDECREF(done);
   if (is_done != 0) {
@@ -543,7 +547,7 @@ static void transport_sendfile_step(TransportObject* self) {
     transport_sendfile_fail(self);
     return;
   }
-  future_set(sf->fut, self->loop->state->str_set_result, r);
+  future_set(self->loop->state, sf->fut, self->loop->state->str_set_result, r);
   Py_DECREF(r);
 }
 
@@ -643,7 +647,8 @@ static PyObject* transport_make_empty_waiter(TransportObject* self, PyObject* un
   if (self->empty_waiter == NULL)
     return NULL;
   if (transport_buffer_size(self) == 0)
-    future_set(self->empty_waiter, self->loop->state->str_set_result, Py_None);
+    future_set(self->loop->state, self->empty_waiter,
+               self->loop->state->str_set_result, Py_None);
   return Py_NewRef(self->empty_waiter);
 }
 
@@ -684,12 +689,14 @@ static void transport_drain_cb(auv_stream_t* stream, int status) {
   } else {
     transport_maybe_resume_protocol(self);
     if (self->empty_waiter != NULL)
-      future_set(self->empty_waiter, self->loop->state->str_set_result, Py_None);
+      future_set(self->loop->state, self->empty_waiter,
+                 self->loop->state->str_set_result, Py_None);
     /* close() waited for the queue to empty. */
     if (self->closing && !self->conn_lost && transport_buffer_size(self) == 0) {
       self->conn_lost++;
       transport_close_stream(self);
-      if (transport_call_soon_method(self, self->loop->state->str_call_connection_lost, Py_None) < 0)
+      if (transport_call_soon_method(self, self->loop->state->str_call_connection_lost,
+                                     Py_None) < 0)
         PyErr_WriteUnraisable((PyObject*) self);
     }
   }
@@ -831,7 +838,8 @@ static PyObject* transport_close(TransportObject* self, PyObject* unused) {
   if (transport_buffer_size(self) == 0) {
     self->conn_lost++;
     transport_close_stream(self);
-    if (transport_call_soon_method(self, self->loop->state->str_call_connection_lost, Py_None) < 0)
+    if (transport_call_soon_method(self, self->loop->state->str_call_connection_lost,
+                                   Py_None) < 0)
       return NULL;
   }
   Py_RETURN_NONE;
@@ -883,10 +891,12 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
     if (lost == NULL) {
       PyErr_WriteUnraisable((PyObject*) self);
     } else {
-      if (self->empty_waiter != NULL && self->loop != NULL)
-        future_set(self->empty_waiter, self->loop->state->str_set_exception, lost);
-      if (self->sf != NULL && self->loop != NULL)
-        future_set(self->sf->fut, self->loop->state->str_set_exception, lost);
+      if (self->empty_waiter != NULL)
+        future_set(self->loop->state, self->empty_waiter,
+                   self->loop->state->str_set_exception, lost);
+      if (self->sf != NULL)
+        future_set(self->loop->state, self->sf->fut,
+                   self->loop->state->str_set_exception, lost);
       Py_DECREF(lost);
     }
   }

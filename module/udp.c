@@ -151,7 +151,8 @@ static void datagram_maybe_pause(DatagramObject* self) {
   if (datagram_buffer_size(self) <= self->high_water || self->protocol_paused)
     return;
   self->protocol_paused = 1;
-  datagram_call_flow(self, self->loop->state->str_pause_writing, "protocol.pause_writing() failed");
+  datagram_call_flow(self, self->loop->state->str_pause_writing,
+                     "protocol.pause_writing() failed");
 }
 
 
@@ -159,7 +160,8 @@ static void datagram_maybe_resume(DatagramObject* self) {
   if (!self->protocol_paused || datagram_buffer_size(self) > self->low_water)
     return;
   self->protocol_paused = 0;
-  datagram_call_flow(self, self->loop->state->str_resume_writing, "protocol.resume_writing() failed");
+  datagram_call_flow(self, self->loop->state->str_resume_writing,
+                     "protocol.resume_writing() failed");
 }
 
 
