@@ -22,19 +22,25 @@ MEASURED = 1000
 BLOCKS_PER_OP = 0.02
 
 
-def assert_no_growth(loop, operation):
-    async def repeat(n):
-        for _ in range(n):
-            await operation()
-
-    run_guarded(loop, repeat(WARM_UP))
+def assert_repeat_does_not_grow(repeat):
+    """repeat(n) does an operation n times."""
+    repeat(WARM_UP)
     gc.collect()
     before = sys.getallocatedblocks()
-    run_guarded(loop, repeat(MEASURED))
+    repeat(MEASURED)
     gc.collect()
     grown = sys.getallocatedblocks() - before
     assert grown < MEASURED * BLOCKS_PER_OP, (
         f"{grown} memory blocks more after {MEASURED} operations")
+
+
+def assert_no_growth(loop, operation):
+    """The coroutine function operation, awaited again and again."""
+    async def repeat(n):
+        for _ in range(n):
+            await operation()
+
+    assert_repeat_does_not_grow(lambda n: run_guarded(loop, repeat(n)))
 
 
 class Echo(asyncio.Protocol):
@@ -209,13 +215,8 @@ def test_run_until_complete(loop):
     async def nothing():
         pass
 
-    for _ in range(WARM_UP):
-        loop.run_until_complete(nothing())
-    gc.collect()
-    before = sys.getallocatedblocks()
-    for _ in range(MEASURED):
-        loop.run_until_complete(nothing())
-    gc.collect()
-    grown = sys.getallocatedblocks() - before
-    assert grown < MEASURED * BLOCKS_PER_OP, (
-        f"{grown} memory blocks more after {MEASURED} runs")
+    def runs(n):
+        for _ in range(n):
+            loop.run_until_complete(nothing())
+
+    assert_repeat_does_not_grow(runs)
