@@ -10,7 +10,13 @@ Benchmarks (see bench/README.md, "Network benchmarks"):
 * echo: ``echo_server.py`` in each of its four modes (streams, protocol,
   buffered, sockets) x message sizes 1, 10, 100 KiB, driven by the C client
   ``echo_client.c`` (C connections, one message in flight on each);
-* ceiling: the same load against ``libuv_echo.c``, a pure-C libuv server;
+* ceiling: the same load against two C servers, measured inside the loops'
+  rows and interleaved with them: ``libuv_echo.c`` (pure libuv: the ceiling
+  for a loop built on libuv) in the protocol rows, and ``epoll_floor.c``
+  (epoll, read, write and nothing else: the kernel's floor) in every echo
+  row and, answering HTTP, in the http row.  With ``app_cost.py`` (the
+  servers' own Python work, timed alone) it gives each row a bound: the
+  lowest asyncuv/uvloop ratio any loop running that server reaches here;
 * unix: protocol mode, 1 KiB, over a Unix socket;
 * http: ``http_server.py`` (httptools) driven by ``wrk``;
 * idle: server memory per idle connection (``idle_memory.py``).
@@ -55,6 +61,9 @@ from procutil import LineReader, NotImplementedLoop, Server, ServerError
 HERE = procutil.HERE
 LOOPS = ("asyncio", "uvloop", "asyncuv")
 CEILING = "libuv-C"
+FLOOR = "epoll-C"
+#: The C servers and the binaries that are them.
+C_SERVERS = {CEILING: "libuv_echo", FLOOR: "epoll_floor"}
 MODES = ("streams", "protocol", "buffered", "sockets")
 KIB = 1024
 
@@ -108,20 +117,27 @@ def build_rows(args: argparse.Namespace, loops: list[str]) -> list[Row]:
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
         [1] if args.quick else [1, 10, 100])
     modes = args.modes.split(",") if args.modes else list(MODES)
+    c_servers = list(C_SERVERS) if "ceiling" in only else []
     rows: list[Row] = []
     for size in sizes:
         if "echo" in only:
             for mode in modes:
-                rows.append(Row(f"echo {mode} {size}KiB", "echo", loops,
-                                mode=mode, size=size * KIB))
-        if "ceiling" in only:
-            rows.append(Row(f"echo {size}KiB (C ceiling)", "ceiling",
-                            [CEILING], size=size * KIB))
+                # The C servers join the rows, so that their figures come
+                # from the same minutes as the loops': the floor every echo
+                # row, the libuv ceiling the protocol rows.
+                extra = [c for c in c_servers
+                         if c == FLOOR or mode == "protocol"]
+                rows.append(Row(f"echo {mode} {size}KiB", "echo",
+                                loops + extra, mode=mode, size=size * KIB))
+        if c_servers and ("echo" not in only or "protocol" not in modes):
+            rows.append(Row(f"echo {size}KiB (C servers)", "ceiling",
+                            list(c_servers), size=size * KIB))
     if "unix" in only:
         rows.append(Row("echo protocol 1KiB unix", "unix", loops,
                         size=1 * KIB))
     if "http" in only:
-        rows.append(Row("http httptools", "http", loops))
+        rows.append(Row("http httptools", "http",
+                        loops + ([FLOOR] if c_servers else [])))
     if "idle" in only:
         rows.append(Row(f"idle memory ({args.idle_conns} conns)", "idle",
                         loops))
@@ -134,7 +150,7 @@ def build_rows(args: argparse.Namespace, loops: list[str]) -> list[Row]:
 
 
 def build_binaries(out_dir: str) -> dict[str, str | None]:
-    """Compile echo_client and libuv_echo with ``cc -O2`` into *out_dir*.
+    """Compile echo_client and the C servers with ``cc -O2`` into *out_dir*.
 
     Returns ``{name: path or None}``; a failed build prints why.
     """
@@ -148,6 +164,7 @@ def build_binaries(out_dir: str) -> dict[str, str | None]:
     recipes = {
         "echo_client": ["echo_client.c"],
         "libuv_echo": ["libuv_echo.c"] + uv_flags,
+        "epoll_floor": ["epoll_floor.c"],
     }
     built: dict[str, str | None] = {}
     for name, args in recipes.items():
@@ -183,8 +200,10 @@ def parse_kv(line: str) -> dict:
 
 def server_cmd(cfg: Config, row: Row, loop: str, unix: str | None) -> list:
     """The command line that starts the server for *row* on *loop*."""
-    if loop == CEILING:
-        cmd = [os.path.join(cfg.bin_dir, "libuv_echo")]
+    if loop in C_SERVERS:
+        cmd = [os.path.join(cfg.bin_dir, C_SERVERS[loop])]
+        if row.kind == "http":
+            cmd.append("--http")
     elif row.kind == "http":
         cmd = [cfg.python, os.path.join(HERE, "http_server.py"),
                "--loop", loop]
@@ -427,8 +446,34 @@ def spread(samples: list[dict], key: str) -> float | None:
     return (max(values) - min(values)) / 2 / med if med else None
 
 
-def summarize(row: Row) -> dict:
-    """Per loop medians, and the CPU-per-request (or memory) ratios."""
+def app_cost_key(row: Row) -> str | None:
+    """The key of *row*'s server in app_cost.py's result, if it has one."""
+    if row.kind == "http":
+        return "http"
+    if row.kind == "echo" and row.mode in ("protocol", "buffered"):
+        return f"{row.mode} {row.size // KIB}KiB"
+    return None
+
+
+def measure_app_cost(cfg: Config) -> dict:
+    """app_cost.py's microseconds per request, run on the server's CPU."""
+    cmd = [cfg.python, os.path.join(HERE, "app_cost.py"), "--json"]
+    proc = procutil.spawn(cmd, cfg.server_cpu, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=cfg.env)
+    out, err = proc.communicate(timeout=300)
+    if proc.returncode != 0:
+        print(f"note: app_cost.py failed, no bound column: "
+              f"{err.decode(errors='replace').strip()}", file=sys.stderr)
+        return {}
+    return json.loads(out)
+
+
+def summarize(row: Row, app_cost: dict) -> dict:
+    """Per loop medians, and the CPU-per-request (or memory) ratios.
+
+    bound/uvloop is (epoll-C + the server's own Python work) / uvloop: the
+    lowest asyncuv/uvloop ratio any loop running this server reaches here.
+    """
     key = "bytes_per_conn" if row.kind == "idle" else "cpu_us_per_req"
     per_loop = {}
     for loop in row.loops:
@@ -450,11 +495,22 @@ def summarize(row: Row) -> dict:
         va, vb = da["median"].get(key), db["median"].get(key)
         return va / vb if va and vb else None
 
+    def bound() -> float | None:
+        floor = ratio(FLOOR, "uvloop")
+        app_us = app_cost.get(app_cost_key(row))
+        if floor is None or app_us is None:
+            return None
+        return floor + app_us / per_loop["uvloop"]["median"][key]
+
     return {"name": row.name, "kind": row.kind, "mode": row.mode,
             "size": row.size, "metric": key, "loops": per_loop,
             "ratios": {"asyncuv/uvloop": ratio("asyncuv", "uvloop"),
                        "asyncuv/asyncio": ratio("asyncuv", "asyncio"),
-                       "uvloop/asyncio": ratio("uvloop", "asyncio")}}
+                       "uvloop/asyncio": ratio("uvloop", "asyncio"),
+                       "asyncuv/libuv-C": ratio("asyncuv", CEILING),
+                       "asyncuv/epoll-C": ratio("asyncuv", FLOOR),
+                       "epoll-C/uvloop": ratio(FLOOR, "uvloop"),
+                       "bound/uvloop": bound()}}
 
 
 # --------------------------------------------------------------------------
@@ -469,6 +525,29 @@ def fmt(value: float | None, spec: str, width: int) -> str:
 
 def fmt_ratio(value: float | None) -> str:
     return f"{'n/a' if value is None else f'{value:.2f}x':>9}"
+
+
+def print_c_servers(traffic: list[dict]) -> None:
+    """Ratios against the C servers measured in the same row."""
+    rows = [s for s in traffic if any(
+        s["ratios"][k] is not None for k in (
+            "asyncuv/libuv-C", "asyncuv/epoll-C", "epoll-C/uvloop"))]
+    if not rows:
+        return
+    print(f"\nThe C servers, measured in the same row: {CEILING} is the "
+          f"libuv ceiling, {FLOOR}\nthe kernel floor (epoll, read, write "
+          f"and nothing else).  bound = ({FLOOR} + the\nserver's own Python "
+          f"work, app_cost.py) / uvloop: the lowest asyncuv/uvloop ratio\n"
+          f"any loop running this server can reach on this machine\n")
+    print(f"{'benchmark':<28} {'uv/' + CEILING:>13} {'uv/' + FLOOR:>13} "
+          f"{FLOOR + '/uvloop':>15} {'bound':>9}")
+    for s in rows:
+        r = s["ratios"]
+        print(f"{s['name']:<28} "
+              f"{fmt_ratio(r['asyncuv/libuv-C']):>13} "
+              f"{fmt_ratio(r['asyncuv/epoll-C']):>13} "
+              f"{fmt_ratio(r['epoll-C/uvloop']):>15} "
+              f"{fmt_ratio(r['bound/uvloop'])}")
 
 
 def print_split(traffic: list[dict]) -> None:
@@ -522,11 +601,11 @@ def print_tables(summaries: list[dict]) -> None:
         print("\nServer CPU time per request, us (lower is better); "
               "ratios of those\n")
         print(f"{'benchmark':<28} {'asyncio':>8} {'uvloop':>8} "
-              f"{'asyncuv':>8} {CEILING:>8} {'uv/uvloop':>9} "
+              f"{'asyncuv':>8} {CEILING:>8} {FLOOR:>8} {'uv/uvloop':>9} "
               f"{'uv/asyncio':>10} {'uvloop/aio':>10}")
         for s in traffic:
             cells = []
-            for loop in (*LOOPS, CEILING):
+            for loop in (*LOOPS, *C_SERVERS):
                 d = s["loops"].get(loop)
                 if d is None:
                     cells.append(f"{'':>8}")
@@ -542,6 +621,7 @@ def print_tables(summaries: list[dict]) -> None:
                   f"{fmt_ratio(r['asyncuv/uvloop'])} "
                   f"{fmt_ratio(r['asyncuv/asyncio']):>10} "
                   f"{fmt_ratio(r['uvloop/asyncio']):>10}")
+        print_c_servers(traffic)
         print_split(traffic)
     for s in idle:
         print("\nIdle connections: server RSS growth per connection "
@@ -654,7 +734,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--python", default=procutil.DEFAULT_PYTHON,
                     help="interpreter for the servers (default %(default)s)")
     ap.add_argument("--bin-dir",
-                    help="use echo_client/libuv_echo from here (e.g. after "
+                    help="use echo_client and the C servers from here (after "
                          "make -C bench/net) instead of compiling them")
     ap.add_argument("--json", metavar="FILE",
                     help="write all samples and the environment here")
@@ -722,17 +802,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         built = {name: os.path.join(bin_dir, name) if os.access(
             os.path.join(bin_dir, name), os.X_OK) else None
-            for name in ("echo_client", "libuv_echo")}
+            for name in ("echo_client", *C_SERVERS.values())}
 
     rows = build_rows(args, loops)
     drop = set()
     if not built.get("echo_client"):
         drop |= {"echo", "ceiling", "unix"}
         print("note: no echo_client: echo rows skipped", file=sys.stderr)
-    if not built.get("libuv_echo"):
-        drop.add("ceiling")
-        print("note: no libuv_echo (libuv1-dev?): ceiling rows skipped",
-              file=sys.stderr)
+    for server, binary in C_SERVERS.items():
+        if not built.get(binary):
+            for row in rows:
+                if server in row.loops:
+                    row.loops.remove(server)
+            print(f"note: no {binary}: {server} not measured", file=sys.stderr)
+    rows = [r for r in rows if r.loops]
     if not shutil.which("wrk"):
         drop.add("http")
         print("note: wrk not found (apt-get install wrk): http row skipped",
@@ -751,7 +834,9 @@ def main(argv: list[str] | None = None) -> int:
                  client_cpu=client_cpu, bin_dir=bin_dir,
                  verbose=args.verbose, tmp_dir=tmp_dir)
     run_rows(cfg, rows)
-    summaries = [summarize(r) for r in rows]
+    app_cost = (measure_app_cost(cfg)
+                if any(FLOOR in r.loops for r in rows) else {})
+    summaries = [summarize(r, app_cost) for r in rows]
     print_tables(summaries)
     elapsed = time.monotonic() - t_start
     print(f"\n{len(rows)} rows, repeat {cfg.repeat}, {cfg.conns} echo "
