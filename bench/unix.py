@@ -15,7 +15,13 @@ Cases:
   pipe_read    a child writes 256 MiB to its stdout; the parent reads it all
                with a SubprocessProtocol (per MiB)
   pipe_write   the parent writes 64 MiB to a child's stdin (cat > /dev/null),
-               paced by drain() (per MiB)
+               paced by drain() (per MiB).  Two references with no loop run
+               interleaved with the loops: the same 256 KiB pieces written by
+               blocking os.write() into a real pipe (grown to 1 MiB, as
+               asyncuv grows a busy one) and into a socket pair (what uvloop
+               gives a child for its stdin).  Blocking writes are the least a
+               parent can do, so the pipe reference is the best any loop can
+               reach while the child gets a real pipe.
   udp_pingpong one 64-byte datagram each way between two endpoints on
                127.0.0.1 (per round trip)
   sendfile     loop.sendfile() of a 64 MiB file over a loopback TCP
@@ -24,10 +30,12 @@ Cases:
 
 import argparse
 import asyncio
+import fcntl
 import gc
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,6 +102,38 @@ async def case_pipe_write(loop, mib):
     proc.stdin.close()
     assert await proc.wait() == 0
     return time.perf_counter() - start, mib
+
+
+def pipe_write_reference(channel, mib):
+    """pipe_write with no loop: blocking writes into a real pipe or a
+    socket pair that is cat's stdin.  Returns (seconds, MiB)."""
+    if channel == 'pipe':
+        reader, writer = os.pipe()
+        fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 1 << 20)
+    else:
+        parent, child = socket.socketpair()
+        reader, writer = child.detach(), parent.detach()
+    proc = subprocess.Popen(['cat'], stdin=reader, stdout=subprocess.DEVNULL)
+    os.close(reader)
+    chunk = b'x' * (256 << 10)
+    try:
+        start = time.perf_counter()
+        for _ in range(mib * 4):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(writer, view):]
+    finally:
+        os.close(writer)
+    assert proc.wait() == 0
+    return time.perf_counter() - start, mib
+
+
+#: Rows measured without a loop, next to the loops, by case.
+REFERENCES = {
+    'pipe_write': {'pipe, no loop': lambda mib: pipe_write_reference('pipe', mib),
+                   'socketpair, no loop':
+                       lambda mib: pipe_write_reference('socketpair', mib)},
+}
 
 
 class _Echo(asyncio.DatagramProtocol):
@@ -192,6 +232,11 @@ CASES = {
 
 
 def run_case(loop_name, case, size):
+    reference = REFERENCES.get(case, {}).get(loop_name)
+    if reference is not None:
+        gc.collect()
+        elapsed, ops = reference(size)
+        return elapsed / ops
     func = CASES[case][0]
     loop = new_loop(loop_name)
     asyncio.set_event_loop(loop)
@@ -228,6 +273,7 @@ def main():
             _, size, unit, missing = CASES[case]
             size = max(1, int(size * args.scale))
             names = [name for name in loops if name not in missing]
+            names += list(REFERENCES.get(case, ()))
             times = {name: [] for name in names}
             for rep in range(args.repeat):
                 order = names[rep % len(names):] + names[:rep % len(names)]
@@ -249,6 +295,12 @@ def main():
                  else f'{"n/a":>11}')
         print(f'{case:<14}{unit:<12}{cell("asyncio")}{cell("uvloop")}'
               f'{cell("asyncuv")}{vs_aio:12.2f}{vs_uv}')
+    for case, (unit, med) in results.items():
+        for name in REFERENCES.get(case, ()):
+            vs_uv = (f', {med[name] / med["uvloop"]:.2f}x uvloop'
+                     if 'uvloop' in med else '')
+            print(f'{case} reference, {name}: {med[name] * 1e6:.1f}us per '
+                  f'{unit}{vs_uv}')
 
 
 if __name__ == '__main__':
