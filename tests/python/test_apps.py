@@ -307,6 +307,21 @@ def _starlette_app():
     ])
 
 
+class _ReadyServer(uvicorn.Server):
+    """uvicorn.Server that says when it serves; the test owns the signals."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    def install_signal_handlers(self):
+        pass
+
+    async def startup(self, sockets=None):
+        await super().startup(sockets=sockets)
+        self.ready.set()
+
+
 class UvicornServer:
     """uvicorn serving the Starlette app on a socket bound beforehand."""
 
@@ -314,9 +329,7 @@ class UvicornServer:
         config = uvicorn.Config(_starlette_app(), http=http, ws="websockets",
                                 lifespan="off", log_level="warning",
                                 access_log=False)
-        self.server = uvicorn.Server(config)
-        # The test owns the process's signals, not the server.
-        self.server.install_signal_handlers = lambda: None
+        self.server = _ReadyServer(config)
 
     async def __aenter__(self):
         self.sock = socket.socket()
@@ -324,10 +337,14 @@ class UvicornServer:
         port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.task = asyncio.ensure_future(self.server.serve(sockets=[self.sock]))
-        while not self.server.started:
-            if self.task.done():
-                self.task.result()  # raises what stopped it
-            await asyncio.sleep(0.01)
+        ready = asyncio.ensure_future(self.server.ready.wait())
+        await asyncio.wait({ready, self.task},
+                           return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            self.task.result()  # raises what stopped it
+            raise AssertionError("uvicorn stopped before serving")
+        assert self.server.started
         return self
 
     async def __aexit__(self, *exc):
