@@ -458,7 +458,8 @@ def _free_port():
 @pytest.fixture(scope="module")
 def postgres():
     """A throw-away PostgreSQL cluster (Debian's postgresql package), on a
-    Unix socket and on 127.0.0.1; yields (socket dir, TCP port)."""
+    Unix socket and on 127.0.0.1, TLS on with SERVER_CERT; yields (socket
+    dir, TCP port)."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
                    key=lambda p: int(p.split("/")[4]))
     if not found:
@@ -475,8 +476,15 @@ def postgres():
     subprocess.run(prefix + [os.path.join(bindir, "initdb"), "-D", data,
                              "-A", "trust", "-U", "test", "--no-sync"],
                    check=True, stdout=subprocess.DEVNULL)
+    # The server wants its key private to it: a copy, owned by the server.
+    pem = os.path.join(top, "server.pem")
+    shutil.copyfile(SERVER_CERT, pem)
+    os.chmod(pem, 0o600)
+    if prefix:
+        shutil.chown(pem, "postgres")
     options = (f"-c listen_addresses=127.0.0.1 -c port={port} "
-               f"-c unix_socket_directories={top} -c fsync=off")
+               f"-c unix_socket_directories={top} -c fsync=off "
+               f"-c ssl=on -c ssl_cert_file={pem} -c ssl_key_file={pem}")
     subprocess.run(prefix + [os.path.join(bindir, "pg_ctl"), "-D", data,
                              "-o", options, "-l", os.path.join(top, "log"),
                              "-w", "start"],
@@ -521,6 +529,36 @@ def test_asyncpg_queries(loop, postgres, via):
             assert await conn.fetchval("SELECT 'still here'") == "still here"
         finally:
             await conn.close()
+
+    run_guarded(loop, main())
+
+
+def test_asyncpg_tls(loop, postgres):
+    sockdir, port = postgres
+    _, client_ctx = tls_contexts()
+
+    async def main():
+        # "localhost" is the certificate's name; asyncpg goes on to the next
+        # address if ::1 refuses.
+        conn = await asyncpg.connect(host="localhost", port=port, user="test",
+                                     database="postgres", ssl=client_ctx)
+        try:
+            assert await conn.fetchval(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            rows = [(i, pattern(1000 + i % 3000, i)) for i in range(5_000)]
+            table = f"t_tls_{os.getpid()}"
+            await conn.execute(f"CREATE TEMP TABLE {table} "
+                               "(id int PRIMARY KEY, payload bytea)")
+            await conn.copy_records_to_table(table, records=rows)
+            got = await conn.fetch(f"SELECT id, payload FROM {table} ORDER BY id")
+            assert [tuple(r) for r in got] == rows
+        finally:
+            await conn.close()
+        # A client that does not trust the CA is refused the handshake.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await asyncpg.connect(host="localhost", port=port, user="test",
+                                  database="postgres",
+                                  ssl=ssl.create_default_context())
 
     run_guarded(loop, main())
 
