@@ -91,12 +91,16 @@ async def case_pipe_read(loop, mib):
     return elapsed, mib
 
 
+#: pipe_write's piece size, for the loops and the references alike.
+PIPE_WRITE_CHUNK = 256 << 10
+
+
 async def case_pipe_write(loop, mib):
     proc = await asyncio.create_subprocess_exec(
         'cat', stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL)
-    chunk = b'x' * (256 << 10)
+    chunk = b'x' * PIPE_WRITE_CHUNK
     start = time.perf_counter()
-    for _ in range(mib * 4):
+    for _ in range((mib << 20) // PIPE_WRITE_CHUNK):
         proc.stdin.write(chunk)
         await proc.stdin.drain()
     proc.stdin.close()
@@ -115,10 +119,10 @@ def pipe_write_reference(channel, mib):
         reader, writer = child.detach(), parent.detach()
     proc = subprocess.Popen(['cat'], stdin=reader, stdout=subprocess.DEVNULL)
     os.close(reader)
-    chunk = b'x' * (256 << 10)
+    chunk = b'x' * PIPE_WRITE_CHUNK
     try:
         start = time.perf_counter()
-        for _ in range(mib * 4):
+        for _ in range((mib << 20) // PIPE_WRITE_CHUNK):
             view = memoryview(chunk)
             while view:
                 view = view[os.write(writer, view):]

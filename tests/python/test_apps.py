@@ -498,6 +498,16 @@ def postgres():
         shutil.rmtree(top, ignore_errors=True)
 
 
+async def copy_and_read_back(conn, table, rows):
+    """COPY (id, payload) rows into a new temporary table; they must read
+    back the same, in id order."""
+    await conn.execute(f"CREATE TEMP TABLE {table} "
+                       "(id int PRIMARY KEY, payload bytea)")
+    await conn.copy_records_to_table(table, records=rows)
+    got = await conn.fetch(f"SELECT id, payload FROM {table} ORDER BY id")
+    assert [tuple(r) for r in got] == rows
+
+
 @pytest.mark.parametrize("via", ["tcp", "unix"])
 def test_asyncpg_queries(loop, postgres, via):
     sockdir, port = postgres
@@ -509,12 +519,8 @@ def test_asyncpg_queries(loop, postgres, via):
         try:
             assert await conn.fetchval("SELECT $1::int + $2::int", 40, 2) == 42
             table = f"t_{via}_{os.getpid()}"
-            await conn.execute(f"CREATE TEMP TABLE {table} "
-                               "(id int PRIMARY KEY, payload bytea)")
-            rows = [(i, pattern(100 + i % 900, i)) for i in range(20_000)]
-            await conn.copy_records_to_table(table, records=rows)
-            got = await conn.fetch(f"SELECT id, payload FROM {table} ORDER BY id")
-            assert [tuple(r) for r in got] == rows
+            await copy_and_read_back(conn, table, [
+                (i, pattern(100 + i % 900, i)) for i in range(20_000)])
             # A transaction that fails leaves nothing behind.
             with pytest.raises(asyncpg.UniqueViolationError):
                 async with conn.transaction():
@@ -545,13 +551,8 @@ def test_asyncpg_tls(loop, postgres):
         try:
             assert await conn.fetchval(
                 "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-            rows = [(i, pattern(1000 + i % 3000, i)) for i in range(5_000)]
-            table = f"t_tls_{os.getpid()}"
-            await conn.execute(f"CREATE TEMP TABLE {table} "
-                               "(id int PRIMARY KEY, payload bytea)")
-            await conn.copy_records_to_table(table, records=rows)
-            got = await conn.fetch(f"SELECT id, payload FROM {table} ORDER BY id")
-            assert [tuple(r) for r in got] == rows
+            await copy_and_read_back(conn, f"t_tls_{os.getpid()}", [
+                (i, pattern(1000 + i % 3000, i)) for i in range(5_000)])
         finally:
             await conn.close()
         # A client that does not trust the CA is refused the handshake.
