@@ -11,6 +11,15 @@
 
 #define AUV_MOD_INTERNAL __attribute__((visibility("hidden")))
 
+/* Flags of the types whose bases are asyncio's Python classes (Handle,
+ * TimerHandle, Transport, DatagramTransport).  They cannot be immutable:
+ * Python 3.12 deprecates an immutable type with a mutable base and 3.14
+ * refuses to create one, so they are exactly as mutable as asyncio's own
+ * classes.  Only the loop makes them: a bare Type() would inherit
+ * object.__new__ through the Python base and give an empty object. */
+#define AUV_TPFLAGS_ASYNCIO_SUBTYPE                                         \
+  (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION)
+
 /* Everything the module keeps: types, and the asyncio objects it calls. */
 #define AUV_HANDLE_FREELIST 512
 /* The loop's shared read buffer: transports and sock_recv read here. */

@@ -578,8 +578,7 @@ static PyType_Slot handle_slots[] = {
 PyType_Spec auv__handle_spec = {
   .name = "asyncuv.Handle",
   .basicsize = sizeof(HandleObject),
-  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-           Py_TPFLAGS_DISALLOW_INSTANTIATION,
+  .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
   .slots = handle_slots,
 };
 
@@ -681,7 +680,6 @@ static PyType_Slot timer_handle_slots[] = {
 PyType_Spec auv__timer_handle_spec = {
   .name = "asyncuv.TimerHandle",
   .basicsize = 0,
-  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-           Py_TPFLAGS_DISALLOW_INSTANTIATION,
+  .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
   .slots = timer_handle_slots,
 };

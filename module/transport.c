@@ -1517,8 +1517,7 @@ static PyType_Slot transport_slots[] = {
 PyType_Spec auv__transport_spec = {
   .name = "asyncuv.SocketTransport",
   .basicsize = sizeof(TransportObject),
-  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-           Py_TPFLAGS_DISALLOW_INSTANTIATION,
+  .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
   .slots = transport_slots,
 };
 

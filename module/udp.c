@@ -902,7 +902,7 @@ static PyType_Slot datagram_slots[] = {
 PyType_Spec auv__datagram_spec = {
   .name = "asyncuv._asyncuv.DatagramTransport",
   .basicsize = sizeof(DatagramObject),
-  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+  .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
   .slots = datagram_slots,
 };
 

@@ -13,7 +13,9 @@ executor glue of run_in_executor().
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
+import warnings
 
 from asyncio import events as _events
 
@@ -76,11 +78,13 @@ class Loop(_UnixMixin, _LoopBase, _NetworkMixin, _DatagramMixin,
             raise TypeError('executor must be ThreadPoolExecutor instance')
         self._default_executor = executor
 
-    async def shutdown_default_executor(self):
+    async def shutdown_default_executor(self, timeout=None):
         """Wait for the default executor's threads to finish.
 
         The executor is joined from a helper thread so that the loop keeps
-        running meanwhile.
+        running meanwhile.  With a timeout (Python 3.12+, as asyncio.Runner
+        passes), threads still running after it are left behind with a
+        RuntimeWarning, as asyncio does.
         """
         self._executor_shutdown_called = True
         executor = self._default_executor
@@ -92,22 +96,51 @@ class Loop(_UnixMixin, _LoopBase, _NetworkMixin, _DatagramMixin,
             try:
                 executor.shutdown(wait=True)
             except Exception as exc:
-                outcome = (done.set_exception, exc)
+                if not self.is_closed():
+                    self.call_soon_threadsafe(_set_exception_unless_cancelled,
+                                              done, exc)
             else:
-                outcome = (done.set_result, None)
-            if not self.is_closed():
-                self.call_soon_threadsafe(*outcome)
+                if not self.is_closed():
+                    self.call_soon_threadsafe(_set_result_unless_cancelled,
+                                              done, None)
 
         joiner = threading.Thread(target=join_executor)
         joiner.start()
         try:
-            await done
-        finally:
+            async with asyncio.timeout(timeout):
+                await done
+        except TimeoutError:
+            warnings.warn('The executor did not finishing joining '
+                          f'its threads within {timeout} seconds.',
+                          RuntimeWarning, stacklevel=2)
+            executor.shutdown(wait=False)
+        else:
             joiner.join()
+
+    if sys.version_info < (3, 12):
+        _shutdown_default_executor = shutdown_default_executor
+
+        async def shutdown_default_executor(self):
+            """Wait for the default executor's threads to finish.
+
+            The executor is joined from a helper thread so that the loop
+            keeps running meanwhile.
+            """
+            await self._shutdown_default_executor()
 
     def _check_closed(self):
         if self.is_closed():
             raise RuntimeError('Event loop is closed')
+
+
+def _set_result_unless_cancelled(future, result):
+    if not future.cancelled():
+        future.set_result(result)
+
+
+def _set_exception_unless_cancelled(future, exc):
+    if not future.cancelled():
+        future.set_exception(exc)
 
 
 def _refuse_coroutine_callback(func, method):

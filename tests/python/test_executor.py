@@ -2,6 +2,7 @@
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
 
 import pytest
@@ -145,3 +146,45 @@ class TestDefaultExecutor:
         loop.close()
         with pytest.raises(RuntimeError):
             loop.run_in_executor(None, pow, 2, 2)
+
+    @pytest.mark.skipif(sys.version_info < (3, 12),
+                        reason="timeout= arrived in Python 3.12")
+    def test_shutdown_default_executor_timeout_leaves_threads_with_warning(
+            self, loop, loop_kind):
+        if loop_kind == "asyncio" and sys.version_info < (3, 12, 2):
+            pytest.skip("3.12.0-3.12.1's loop waited for the threads whatever "
+                        "the timeout (gh-111358, fixed in 3.12.2)")
+        release = threading.Event()
+
+        async def main():
+            started = loop.run_in_executor(None, release.wait, HANG_GUARD)
+            worker = await loop.run_in_executor(None, threading.current_thread)
+            with pytest.warns(RuntimeWarning, match="within 0.01 seconds"):
+                await loop.shutdown_default_executor(timeout=0.01)
+            return started, worker
+
+        try:
+            started, worker = loop.run_until_complete(main())
+            # The blocked worker is left running: shutdown returned without it.
+            assert not started.done()
+        finally:
+            release.set()
+        worker.join(HANG_GUARD)
+        assert not worker.is_alive()
+
+    @pytest.mark.skipif(sys.version_info < (3, 12),
+                        reason="timeout= arrived in Python 3.12")
+    def test_shutdown_default_executor_timeout_not_reached(self, loop):
+        async def main():
+            worker = await loop.run_in_executor(None, threading.current_thread)
+            await loop.shutdown_default_executor(timeout=HANG_GUARD)
+            return worker
+
+        worker = loop.run_until_complete(main())
+        assert not worker.is_alive()
+
+    @pytest.mark.skipif(sys.version_info >= (3, 12),
+                        reason="Python 3.12 added timeout=")
+    def test_shutdown_default_executor_takes_no_timeout_on_311(self, loop):
+        with pytest.raises(TypeError):
+            loop.shutdown_default_executor(1.0)
