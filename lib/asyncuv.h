@@ -397,10 +397,10 @@ AUV_EXTERN int auv_tcp_keepalive(int fd, int enable, unsigned int delay);
 
 /* --- Datagram sockets ------------------------------------------------------
  * Datagrams on a caller's SOCK_DGRAM socket of any family (AF_INET,
- * AF_INET6, AF_UNIX).  The caller keeps owning the fd (it must stay open
+ * AF_INET6, AF_UNIX), or on a SOCK_SEQPACKET or SOCK_RAW socket.  The caller keeps owning the fd (it must stay open
  * until the handle is closed); the handle makes it non-blocking. */
 
-/* Returns 0, UV_EINVAL (also for a socket that is not SOCK_DGRAM),
+/* Returns 0, UV_EINVAL (also for a stream socket),
  * UV_ENOTSOCK, UV_ENOMEM or the error of registering fd (as auv_poll_new()). */
 AUV_EXTERN int auv_udp_new(auv_loop_t* loop, int fd, auv_udp_t** udp);
 /* Receive datagrams whenever they come, up to 32 per wake-up (one while

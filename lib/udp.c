@@ -317,7 +317,8 @@ int auv_udp_new(auv_loop_t* loop, int fd, auv_udp_t** udp_out) {
   optlen = sizeof(type);
   if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &optlen) != 0)
     return -errno;  /* UV_ENOTSOCK, UV_EBADF */
-  if (type != SOCK_DGRAM)
+  /* Message-preserving types: recvmsg() and sendmsg() keep boundaries. */
+  if (type != SOCK_DGRAM && type != SOCK_SEQPACKET && type != SOCK_RAW)
     return UV_EINVAL;
 
   udp = calloc(1, sizeof(*udp));

@@ -82,6 +82,7 @@
   X(udp_echo_inet)                                                      \
   X(udp_inet6)                                                          \
   X(udp_unix_socketpair)                                                \
+  X(udp_unix_seqpacket)                                                 \
   X(udp_send_queue)                                                     \
   X(udp_queued_datagram_fails)                                          \
   X(udp_connect_refused)                                                \

@@ -259,15 +259,16 @@ TEST_IMPL(udp_inet6) {
 }
 
 
-TEST_IMPL(udp_unix_socketpair) {
+/* Unnamed AF_UNIX peers of a message-preserving type: datagrams come
+ * without an address, an empty one too. */
+static void unix_pair_exchange(int type) {
   auv_loop_t* loop;
   dpeer_t a;
   dpeer_t b;
   auv_buf_t buf;
   int fds[2];
 
-  /* Unnamed AF_UNIX peers: datagrams come without an address. */
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, fds));
+  ASSERT_OK(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds));
   ASSERT_OK(auv_loop_new(&loop));
   dpeer_init(loop, &a, fds[0]);
   dpeer_init(loop, &b, fds[1]);
@@ -294,6 +295,17 @@ TEST_IMPL(udp_unix_socketpair) {
   ASSERT_OK(close(fds[1]));
   CLOSE_LOOP(loop);
   ASSERT_EQ(1, b.closed);
+}
+
+
+TEST_IMPL(udp_unix_socketpair) {
+  unix_pair_exchange(SOCK_DGRAM);
+}
+
+
+/* SOCK_SEQPACKET keeps message boundaries too (asyncio takes it from 3.13). */
+TEST_IMPL(udp_unix_seqpacket) {
+  unix_pair_exchange(SOCK_SEQPACKET);
 }
 
 
