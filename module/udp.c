@@ -396,8 +396,10 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   }
   if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
     return NULL;
+#if PY_VERSION_HEX < 0x030D0000
   if (view.len == 0)
-    goto done;  /* asyncio 3.11 sends no empty datagram */
+    goto done;  /* asyncio sends zero-length datagrams from 3.13 on */
+#endif
 
   if (self->address != NULL) {
     if (addr != Py_None && addr != self->address) {

@@ -4,6 +4,7 @@ semantics: create_datagram_endpoint() and a DatagramTransport."""
 import os
 import socket
 import stat
+import sys
 
 from asyncio.log import logger
 
@@ -20,7 +21,12 @@ class DatagramMixin:
                                        allow_broadcast=None, sock=None):
         """Create a datagram endpoint; return (transport, protocol)."""
         if sock is not None:
-            if sock.type != socket.SOCK_DGRAM:
+            if sys.version_info >= (3, 13):
+                # Any socket but a stream one (SOCK_SEQPACKET too).
+                if sock.type == socket.SOCK_STREAM:
+                    raise ValueError(
+                        f'A datagram socket was expected, got {sock!r}')
+            elif sock.type != socket.SOCK_DGRAM:
                 raise ValueError(f'A UDP Socket was expected, got {sock!r}')
             if (local_addr or remote_addr or family or proto or flags or
                     reuse_port or allow_broadcast):

@@ -3,6 +3,7 @@
 import asyncio
 import importlib
 import os
+import sys
 import types
 
 STANDIN_ENV = "ASYNCUV_TEST_STANDIN"
@@ -295,3 +296,19 @@ async def assert_cancelled(task):
     swallow a cancellation of the test coroutine itself.)"""
     await asyncio.wait([task])
     assert task.cancelled(), f"{task!r} was not cancelled"
+
+
+# create_datagram_endpoint(sock=) with a stream socket: the message.
+DATAGRAM_SOCKET_EXPECTED = (
+    "A datagram socket was expected, got" if sys.version_info >= (3, 13)
+    else "A UDP Socket was expected, got")
+
+
+def bind_error_message(address, err):
+    """asyncio's message for a failed bind of a server or local address:
+    the strerror until 3.12, str() of the OSError from 3.13 on."""
+    detail = os.strerror(err)
+    if sys.version_info >= (3, 13):
+        detail = str(OSError(err, detail))
+    return (f"error while attempting to bind on address {address!r}: "
+            f"{detail.lower()}")

@@ -8,10 +8,11 @@ import gc
 import os
 import socket
 import stat
+import sys
 
 import pytest
 
-from support import Waker, _set_once, ipv6_loopback_available, run_guarded, spin
+from support import DATAGRAM_SOCKET_EXPECTED, Waker, _set_once, ipv6_loopback_available, run_guarded, spin
 
 needs_ipv6 = pytest.mark.skipif(
     not ipv6_loopback_available(), reason="this host cannot bind ::1")
@@ -367,7 +368,7 @@ class TestCreateDatagramEndpoint:
     ])
     def test_sock_must_be_a_datagram_socket(self, loop, family, type_):
         with socket.socket(family, type_) as sock:
-            with pytest.raises(ValueError, match="A UDP Socket was expected, got"):
+            with pytest.raises(ValueError, match=DATAGRAM_SOCKET_EXPECTED):
                 run_guarded(loop, loop.create_datagram_endpoint(recorder(loop), sock=sock))
             assert sock.fileno() != -1
 
@@ -565,15 +566,37 @@ class TestDatagramTransport:
 
         run_guarded(loop, main())
 
-    def test_sending_an_empty_datagram_is_a_no_op(self, loop, udp_peer):
-        """asyncio 3.11 drops empty payloads in sendto()."""
+    def test_sending_an_empty_datagram(self, loop, udp_peer):
+        """asyncio drops empty payloads in sendto() until 3.12 and sends a
+        zero-length datagram from 3.13 on."""
         async def main():
             tr, proto = await loop.create_datagram_endpoint(
                 recorder(loop), remote_addr=udp_peer.getsockname())
+            me = tr.get_extra_info("sockname")
             try:
                 tr.sendto(b"")
                 tr.sendto(b"after")
-                assert await recv_from(loop, udp_peer) == (b"after", tr.get_extra_info("sockname"))
+                if sys.version_info >= (3, 13):
+                    assert await recv_from(loop, udp_peer) == (b"", me)
+                assert await recv_from(loop, udp_peer) == (b"after", me)
+            finally:
+                await close_all(proto)
+
+        run_guarded(loop, main())
+
+    def test_sending_an_empty_datagram_to_an_address(self, loop, udp_peer):
+        async def main():
+            tr, proto = await loop.create_datagram_endpoint(
+                recorder(loop), local_addr=("127.0.0.1", 0))
+            me = tr.get_extra_info("sockname")
+            try:
+                tr.sendto(b"", udp_peer.getsockname())
+                tr.sendto(memoryview(b""), udp_peer.getsockname())
+                tr.sendto(b"after", udp_peer.getsockname())
+                if sys.version_info >= (3, 13):
+                    assert await recv_from(loop, udp_peer) == (b"", me)
+                    assert await recv_from(loop, udp_peer) == (b"", me)
+                assert await recv_from(loop, udp_peer) == (b"after", me)
             finally:
                 await close_all(proto)
 
