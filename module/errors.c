@@ -65,8 +65,17 @@ static PyObject* context_get(LoopObject* self, PyObject* context, PyObject* key)
 }
 
 
-/* Run the custom handler; -1 with an exception set if it failed. */
+/* Run the custom handler; -1 with an exception set if it failed.  From
+ * Python 3.12 on, asyncio runs it in the context of the task, future or
+ * handle that the error context names; 3.11 calls it as is. */
 static int call_custom_handler(LoopObject* self, PyObject* context) {
+#if PY_VERSION_HEX < 0x030C0000
+  PyObject* r = PyObject_CallFunctionObjArgs(self->exception_handler, self, context, NULL);
+  if (r == NULL)
+    return -1;
+  Py_DECREF(r);
+  return 0;
+#else
   auv_state* st;
   PyObject* thing;
   PyObject* ctx;
@@ -121,6 +130,7 @@ static int call_custom_handler(LoopObject* self, PyObject* context) {
     return -1;
   Py_DECREF(r);
   return 0;
+#endif
 }
 
 

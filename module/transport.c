@@ -918,7 +918,8 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   server = self->server;
   self->server = NULL;
   if (server != NULL) {
-    PyObject* d = PyObject_CallMethodNoArgs(server, self->loop->state->str_detach);
+    PyObject* d = PyObject_CallMethodOneArg(server, self->loop->state->str_detach,
+                                            (PyObject*) self);
     if (d == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(d);
@@ -1320,7 +1321,8 @@ names_done:
     goto error;
 
   if (server != Py_None) {
-    PyObject* r = PyObject_CallMethodNoArgs(server, loop->state->str_attach);
+    PyObject* r = PyObject_CallMethodOneArg(server, loop->state->str_attach,
+                                            (PyObject*) self);
     if (r == NULL)
       goto error;
     Py_DECREF(r);

@@ -14,8 +14,11 @@ import itertools
 import os
 import socket
 import stat
+import sys
 import warnings
+import weakref
 
+from asyncio import base_events as _base_events
 from asyncio import events as _events
 from asyncio import exceptions as _exceptions
 from asyncio import staggered as _staggered
@@ -90,6 +93,34 @@ def _interleave(addrinfos, first_family_count=1):
     return head + list(rest)
 
 
+def _bind_error_text(exc):
+    return str(exc).lower() if _BIND_ERROR_STR else exc.strerror.lower()
+
+
+def _close_quietly(sock):
+    """Close a socket being set up: an error closing it must not replace
+    the error that is being raised (as asyncio since 3.13)."""
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+def _remove_unix_socket_files(paths):
+    """Remove the files of closed Unix servers, unless another socket has
+    taken a path over since (its inode changed)."""
+    for path, inode in paths.values():
+        try:
+            if os.stat(path).st_ino == inode:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            _logger.error('Unable to clean up listening UNIX socket %r: %r',
+                          path, err)
+
+
 def _set_reuse_port(sock):
     if not hasattr(socket, 'SO_REUSEPORT'):
         raise ValueError('reuse_port not supported by socket module')
@@ -100,14 +131,33 @@ def _set_reuse_port(sock):
                          'SO_REUSEPORT defined but not implemented.')
 
 
+# Python 3.12 made wait_closed() wait for the connections too (gh-79033),
+# and the server tracks its transports rather than counting them; 3.13 added
+# close_clients() and abort_clients().  Cancelling serve_forever() closes the
+# clients where the running asyncio does (gh-123720: 3.14, and backported to
+# some 3.13 releases): asked of asyncio's own Server, not of a version number.
+_WAIT_FOR_CLIENTS = sys.version_info >= (3, 12)
+# 3.13: bind errors quote str(exc), not exc.strerror; create_server() skips
+# addresses whose family is not enabled (EADDRNOTAVAIL, bpo-30945).
+_BIND_ERROR_STR = sys.version_info >= (3, 13)
+# 3.13: a Unix server removes its socket file when it closes, by default.
+_CLEANUP_SOCKET = sys.version_info >= (3, 13)
+_HAS_CLOSE_CLIENTS = sys.version_info >= (3, 13)
+_SERVE_FOREVER_CLOSES_CLIENTS = (
+    _HAS_CLOSE_CLIENTS and
+    'close_clients' in _base_events.Server.serve_forever.__code__.co_names)
+
+
 class Server(_events.AbstractServer):
-    """A listening server, as asyncio.Server (the 3.11 semantics)."""
+    """A listening server, as asyncio.Server of the running Python."""
 
     def __init__(self, loop, sockets, protocol_factory, ssl_context, backlog,
                  ssl_handshake_timeout, ssl_shutdown_timeout=None):
         self._loop = loop
         self._sockets = sockets
-        self._active_count = 0
+        # Weak references: an abandoned transport must still be collected
+        # (and warn) as asyncio's are.
+        self._clients = weakref.WeakSet()
         self._waiters = []
         self._protocol_factory = protocol_factory
         self._backlog = backlog
@@ -116,25 +166,27 @@ class Server(_events.AbstractServer):
         self._ssl_shutdown_timeout = ssl_shutdown_timeout
         self._serving = False
         self._serving_forever_fut = None
+        # create_unix_server(cleanup_socket=True): {sock: (path, inode)}
+        self._unix_cleanup = None
 
     def __repr__(self):
         return f'<{self.__class__.__name__} sockets={self.sockets!r}>'
 
-    def _attach(self):
+    # The transports (module/transport.c, _unix.py) call these.
+    def _attach(self, transport):
         assert self._sockets is not None
-        self._active_count += 1
+        self._clients.add(transport)
 
-    def _detach(self):
-        assert self._active_count > 0
-        self._active_count -= 1
-        if self._active_count == 0 and self._sockets is None:
+    def _detach(self, transport):
+        self._clients.discard(transport)
+        if len(self._clients) == 0 and self._sockets is None:
             self._wakeup()
 
     def _wakeup(self):
         waiters, self._waiters = self._waiters, None
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_result(waiter)
+                waiter.set_result(None)
 
     def _start_serving(self):
         if self._serving:
@@ -165,12 +217,26 @@ class Server(_events.AbstractServer):
             return
         for sock in sockets:
             self._loop._stop_serving(sock)
+        if self._unix_cleanup:
+            _remove_unix_socket_files(self._unix_cleanup)
+            self._unix_cleanup = None
         self._serving = False
         fut, self._serving_forever_fut = self._serving_forever_fut, None
         if fut is not None and not fut.done():
             fut.cancel()
-        if self._active_count == 0:
+        if len(self._clients) == 0:
             self._wakeup()
+
+    if _HAS_CLOSE_CLIENTS:
+        def close_clients(self):
+            """Close every accepted connection (Python 3.13+)."""
+            for transport in self._clients.copy():
+                transport.close()
+
+        def abort_clients(self):
+            """Abort every accepted connection (Python 3.13+)."""
+            for transport in self._clients.copy():
+                transport.abort()
 
     async def start_serving(self):
         self._start_serving()
@@ -190,6 +256,8 @@ class Server(_events.AbstractServer):
         except _exceptions.CancelledError:
             try:
                 self.close()
+                if _SERVE_FOREVER_CLOSES_CLIENTS:
+                    self.close_clients()
                 await self.wait_closed()
             finally:
                 raise
@@ -197,9 +265,12 @@ class Server(_events.AbstractServer):
             self._serving_forever_fut = None
 
     async def wait_closed(self):
-        # Python 3.11 returns at once once close() was called.
-        if self._sockets is None or self._waiters is None:
+        """Wait until the server is closed -- and, from Python 3.12 on,
+        until its connections are gone too."""
+        if self._waiters is None:
             return
+        if not _WAIT_FOR_CLIENTS and self._sockets is None:
+            return  # 3.11: returns at once once close() was called
         waiter = self._loop.create_future()
         self._waiters.append(waiter)
         await waiter
@@ -443,7 +514,7 @@ class NetworkMixin:
                         mine.append(OSError(
                             exc.errno, f'error while attempting to bind on '
                                        f'address {laddr!r}: '
-                                       f'{exc.strerror.lower()}'))
+                                       f'{_bind_error_text(exc)}'))
                 else:
                     if mine:
                         raise mine.pop()
@@ -453,12 +524,10 @@ class NetworkMixin:
             return sock
         except OSError as exc:
             mine.append(exc)
-            if sock is not None:
-                sock.close()
+            _close_quietly(sock)
             raise
         except:
-            if sock is not None:
-                sock.close()
+            _close_quietly(sock)
             raise
 
     async def create_connection(
@@ -466,7 +535,7 @@ class NetworkMixin:
             family=0, proto=0, flags=0, sock=None, local_addr=None,
             server_hostname=None, ssl_handshake_timeout=None,
             ssl_shutdown_timeout=None, happy_eyeballs_delay=None,
-            interleave=None):
+            interleave=None, all_errors=False):
         if server_hostname is not None and not ssl:
             raise ValueError('server_hostname is only meaningful with ssl')
         if server_hostname is None and ssl:
@@ -520,6 +589,8 @@ class NetworkMixin:
                     attempts, happy_eyeballs_delay, loop=self)
             if sock is None:
                 flat = [exc for sub in errors for exc in sub]
+                if all_errors:  # Python 3.12
+                    raise ExceptionGroup('create_connection failed', flat)
                 if len(flat) == 1 or all(str(e) == str(flat[0]) for e in flat):
                     raise flat[0]
                 raise OSError('Multiple exceptions: {}'.format(
@@ -686,7 +757,7 @@ class NetworkMixin:
         self.call_exception_handler(context)
 
     async def _bind_server_sockets(self, hosts, port, family, flags,
-                                   reuse_address, reuse_port):
+                                   reuse_address, reuse_port, keep_alive):
         lookups = [self._resolve((host, port), family=family,
                                  type=socket.SOCK_STREAM, flags=flags)
                    for host in hosts]
@@ -694,9 +765,10 @@ class NetworkMixin:
         for host, infos in zip(hosts, results):
             if not infos:
                 raise OSError(f'getaddrinfo({host!r}) returned empty list')
+        infos = set(itertools.chain(*results))
         sockets = []
         try:
-            for af, socktype, proto, _, sa in set(itertools.chain(*results)):
+            for af, socktype, proto, _, sa in infos:
                 try:
                     sock = socket.socket(af, socktype, proto)
                 except OSError:
@@ -709,8 +781,12 @@ class NetworkMixin:
                 if reuse_address:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR,
                                     True)
-                if reuse_port:
+                # Linux 6.12.9+ refuses SO_REUSEPORT on other families.
+                if reuse_port and af in (socket.AF_INET, socket.AF_INET6):
                     _set_reuse_port(sock)
+                if keep_alive:  # Python 3.13; accepted sockets inherit it
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE,
+                                    True)
                 if (_HAS_IPV6 and af == socket.AF_INET6 and
                         hasattr(socket, 'IPPROTO_IPV6')):
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY,
@@ -718,9 +794,19 @@ class NetworkMixin:
                 try:
                     sock.bind(sa)
                 except OSError as err:
-                    raise OSError(err.errno, 'error while attempting to bind '
-                                  'on address %r: %s'
-                                  % (sa, err.strerror.lower())) from None
+                    msg = ('error while attempting to bind on address %r: %s'
+                           % (sa, _bind_error_text(err)))
+                    if _BIND_ERROR_STR and err.errno == errno.EADDRNOTAVAIL:
+                        # The family is not enabled (bpo-30945).
+                        sockets.pop()
+                        sock.close()
+                        if self.get_debug():
+                            _logger.warning(msg)
+                        continue
+                    raise OSError(err.errno, msg) from None
+            if not sockets and _BIND_ERROR_STR:
+                raise OSError('could not bind on any address out of %r'
+                              % ([info[4] for info in infos],))
         except BaseException:
             for sock in sockets:
                 sock.close()
@@ -731,8 +817,8 @@ class NetworkMixin:
             self, protocol_factory, host=None, port=None, *,
             family=socket.AF_UNSPEC, flags=socket.AI_PASSIVE, sock=None,
             backlog=100, ssl=None, reuse_address=None, reuse_port=None,
-            ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
-            start_serving=True):
+            keep_alive=None, ssl_handshake_timeout=None,
+            ssl_shutdown_timeout=None, start_serving=True):
         if isinstance(ssl, bool):
             raise TypeError('ssl argument must be an SSLContext or None')
         if ssl_handshake_timeout is not None and ssl is None:
@@ -758,7 +844,8 @@ class NetworkMixin:
             else:
                 hosts = list(host)
             sockets = await self._bind_server_sockets(
-                hosts, port, family, flags, reuse_address, reuse_port)
+                hosts, port, family, flags, reuse_address, reuse_port,
+                keep_alive)
         else:
             if sock is None:
                 raise ValueError('Neither host/port nor sock were specified')
@@ -780,7 +867,7 @@ class NetworkMixin:
     async def create_unix_server(
             self, protocol_factory, path=None, *, sock=None, backlog=100,
             ssl=None, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
-            start_serving=True):
+            start_serving=True, cleanup_socket=_CLEANUP_SOCKET):
         if isinstance(ssl, bool):
             raise TypeError('ssl argument must be an SSLContext or None')
         if ssl_handshake_timeout is not None and not ssl:
@@ -826,9 +913,19 @@ class NetworkMixin:
                 raise ValueError(
                     f'A UNIX Domain Stream Socket was expected, got {sock!r}')
 
+        cleanup = None
+        if cleanup_socket:  # Python 3.13
+            name = sock.getsockname()
+            if name and name[0] not in (0, '\x00'):  # not abstract
+                try:
+                    cleanup = {sock: (name, os.stat(name).st_ino)}
+                except FileNotFoundError:
+                    pass
+
         sock.setblocking(False)
         server = Server(self, [sock], protocol_factory, ssl, backlog,
                         ssl_handshake_timeout, ssl_shutdown_timeout)
+        server._unix_cleanup = cleanup
         if start_serving:
             server._start_serving()
             await _tasks.sleep(0)
