@@ -944,6 +944,9 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
 
 static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol) {
   PyObject* buffered_type;
+  PyObject* data_received;
+  PyObject* get_buffer;
+  PyObject* buffer_updated;
   int buffered;
 
   if (self->pipe) {  /* a write pipe's protocol only needs the flow methods */
@@ -954,21 +957,26 @@ static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol
   buffered = PyObject_IsInstance(protocol, buffered_type);
   if (buffered < 0)
     return -1;
-  Py_CLEAR(self->data_received);
-  Py_CLEAR(self->get_buffer);
-  Py_CLEAR(self->buffer_updated);
+  /* Look the new methods up first: a protocol that lacks one leaves the
+   * transport with its old protocol, never with no methods at all. */
+  data_received = get_buffer = buffer_updated = NULL;
   if (buffered) {
-    self->get_buffer = PyObject_GetAttr(protocol, self->loop->state->str_get_buffer);
-    self->buffer_updated = PyObject_GetAttr(protocol,
-                                            self->loop->state->str_buffer_updated);
-    if (self->get_buffer == NULL || self->buffer_updated == NULL)
+    get_buffer = PyObject_GetAttr(protocol, self->loop->state->str_get_buffer);
+    buffer_updated = get_buffer == NULL ? NULL :
+                     PyObject_GetAttr(protocol, self->loop->state->str_buffer_updated);
+    if (buffer_updated == NULL) {
+      Py_XDECREF(get_buffer);
       return -1;
+    }
   } else {
-    self->data_received = PyObject_GetAttr(protocol, self->loop->state->str_data_received);
-    if (self->data_received == NULL)
+    data_received = PyObject_GetAttr(protocol, self->loop->state->str_data_received);
+    if (data_received == NULL)
       return -1;
   }
   self->buffered = (char) buffered;
+  Py_XSETREF(self->data_received, data_received);
+  Py_XSETREF(self->get_buffer, get_buffer);
+  Py_XSETREF(self->buffer_updated, buffer_updated);
   Py_XSETREF(self->protocol, Py_NewRef(protocol));
   return 0;
 }
