@@ -4,12 +4,17 @@
     /usr/bin/python3 tests/conformance/run.py --loop {asyncuv,uvloop,asyncio}
         [--group {all,core}] [--module test_tasks ...] [--jobs N]
         [--timeout SECONDS] [--log PATH] [-v] [--strict] [--list-failures]
+        [--python PATH] [--summary-json PATH] [--audit]
 
 Design
 ------
-The suite lives in Debian's libpython3.11-testsuite
-(/usr/lib/python3.11/test/test_asyncio).  Most of it tests asyncio's own
-internals; the loop-generic part comes in two kinds (lists.py names them):
+The suite is the interpreter's own test.test_asyncio (on Debian the
+libpython3.X-testsuite package, /usr/lib/python3.X/test/test_asyncio; a
+CPython built from source has it in lib/python3.X/test).  Its layout changes
+between versions; lists.py holds what to run for each of 3.11 to 3.14, and
+the workers' version (--python, default this interpreter) chooses.  Most of
+the suite tests asyncio's own internals; the loop-generic part comes in two
+kinds (lists.py names them):
 
 (a) mixins whose ``create_event_loop()`` / ``new_loop()`` can be overridden
     (test_events.EventLoopTestsMixin, test_subprocess.SubprocessMixin,
@@ -24,12 +29,22 @@ internals; the loop-generic part comes in two kinds (lists.py names them):
     worker installs the chosen loop's policy before every test, since every
     module resets it to None when it ends and some tests set their own.  In
     modules mixing test loops and real loops, a test is kept only if its
-    set-up or body calls ``new_event_loop(``, ``asyncio.run(`` or ``Runner(``.
+    set-up or body calls ``new_event_loop(``, ``asyncio.run(``, ``Runner(``
+    or ``EventLoop(``.  From 3.13 ``asyncio.EventLoop`` (the platform's
+    default loop, which tests pass as a loop_factory) is pointed at the loop
+    under test too.
+
+Before a full run, the audit (``--audit`` shows it) checks that every
+TestCase class of the suite is either run (selected, or through a mixin) or
+listed in lists.UNSELECTED with the reason; a class that is neither (one
+that a new CPython added, say) counts as a failure.
 
 Two test helpers are patched (never the tests): 3.11's
 ``test_utils.run_until`` raises AttributeError instead of a timeout, and
 ``test_utils.TestCase.close_loop`` reads the stock loop's private
-``_default_executor``.
+``_default_executor``.  On 3.14, where asyncio deprecates the policy
+functions, the workers install the policy through asyncio's own silent
+setter.
 
 Every module runs in its own worker process (worker.py), ``--jobs`` at a time,
 in a scratch directory so tests' files do not land in the work tree.  The
@@ -41,11 +56,13 @@ for the rest of the module.  The worker's own output goes to the log.
 
 Every test gets exactly one status: passed, failed, error, timeout, crash,
 skipped, not held (in lists.NOT_HELD: asyncio internals, not run), expected
-failure (in lists.EXPECTED_FAIL for this loop, and did not pass) or
-unexpected pass (in EXPECTED_FAIL, and passed: shrink the list).  The closing
+failure (in lists.EXPECTED_FAIL for this loop and version, and did not pass)
+or unexpected pass (listed there, and passed: shrink the list).  The closing
 line ``conformance: N passed, M failed`` counts as failed every failure,
-error, timeout and crash not listed as expected; the exit status is 1 if
-M > 0 (or, with --strict, if anything passed unexpectedly).
+error, timeout and crash not listed as expected, and every test class the
+audit found unaccounted for; the exit status is 1 if M > 0 (or, with
+--strict, if anything passed unexpectedly).  --summary-json writes the
+counts for scripts (.ci/matrix's table).
 
 Output is one line per module, in a fixed order whatever the scheduling; -v
 adds the id of every test that did not pass, -vv their tracebacks.  The log
@@ -403,13 +420,14 @@ class Reporter:
 
 
 def summarize(reporter: Reporter, args: argparse.Namespace,
-              elapsed: float) -> int:
+              elapsed: float, unaccounted: int) -> int:
     outcomes = [o for name in reporter.order if name in reporter.results
                 for o in reporter.results[name].outcomes]
     counts = collections.Counter(o.status for o in outcomes)
     bad = [o for o in outcomes if o.status in BAD]
     xpass = [o for o in outcomes if o.status == 'xpass']
 
+    where = f'EXPECTED_FAIL[{args.loop!r}][{args.version!r}]'
     print()
     print(f'loop {args.loop}, group {args.group}: {len(reporter.results)} '
           f'modules, {len(outcomes)} tests in {elapsed:.1f} s '
@@ -417,19 +435,33 @@ def summarize(reporter: Reporter, args: argparse.Namespace,
     print(format_counts(counts, zeros=True))
     if xpass:
         print(f'\n{len(xpass)} unexpected passes (remove them from '
-              f'EXPECTED_FAIL[{args.loop!r}] in lists.py):')
+              f'{where} in lists.py):')
         for o in xpass:
             print(f'    {o.test_id}  [{o.reason}]')
     if args.list_failures and bad:
-        print(f'\nfailing tests, for EXPECTED_FAIL[{args.loop!r}]:')
+        print(f'\nfailing tests, for {where}:')
         for o in bad:
             print(f'    ({o.test_id!r}, {_summary(o)!r}),')
     elif bad and not args.verbose:
         print(f'{len(bad)} tests failed: -v or --list-failures names them, '
               f'the log has the tracebacks')
-    print(f'conformance: {counts["passed"]} passed, {len(bad)} failed')
+    if unaccounted:
+        print(f'{unaccounted} test classes unaccounted for (see the layout '
+              f'line above): they count as failed')
+    print(f'conformance: {counts["passed"]} passed, '
+          f'{len(bad) + unaccounted} failed')
+    if args.summary_json:
+        with open(args.summary_json, 'w') as out:
+            json.dump({'python': '.'.join(map(str, args.version)),
+                       'loop': args.loop, 'group': args.group,
+                       'tests': len(outcomes),
+                       'failed': len(bad) + unaccounted,
+                       'unaccounted_classes': unaccounted,
+                       'seconds': round(elapsed, 1),
+                       **{s: counts[s] for s in STATUSES}}, out)
+            out.write('\n')
 
-    if bad or (xpass and args.strict):
+    if bad or unaccounted or (xpass and args.strict):
         return 1
     return 0
 
@@ -457,7 +489,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                'test_events.EventLoopTests.test_call_soon; see lists.py.')
     parser.add_argument('--loop', choices=LOOPS, required=True,
                         help='loop under test (asyncio: the stock loop)')
-    parser.add_argument('--group', choices=sorted(lists.GROUPS),
+    parser.add_argument('--group', choices=lists.GROUP_NAMES,
                         default='all',
                         help='all loop-generic tests (default) or the '
                              'loop-core set')
@@ -478,46 +510,119 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='print failing tests as EXPECTED_FAIL entries')
     parser.add_argument('-v', '--verbose', action='count', default=0,
                         help='name tests that did not pass; -vv: tracebacks')
+    parser.add_argument('--audit', action='store_true',
+                        help='only list how every TestCase class of the '
+                             "suite is covered (the run's first step)")
+    parser.add_argument('--summary-json', metavar='PATH',
+                        help='also write the counts to PATH as JSON')
     args = parser.parse_args(argv)
+    args.jobs = max(1, args.jobs)
+    args.parser = parser
+    return args
 
-    group = lists.GROUPS[args.group]
-    modules = [m for m in lists.ALL_MODULES if m in group]
+
+def choose_modules(args: argparse.Namespace, layout: lists.Layout) -> None:
+    """args.modules: the modules to run, for the workers' version."""
+    group = layout.groups[args.group]
+    modules = [m for m in layout.modules if m in group]
     if args.module:
         wanted = [m if m.startswith('test_') else f'test_{m}'
                   for m in args.module]
         unknown = [m for m in wanted if m not in group]
         if unknown:
-            parser.error(f'not in group {args.group!r}: {", ".join(unknown)}'
-                         f' (choose from {", ".join(modules)})')
+            args.parser.error(
+                f'not in group {args.group!r} on '
+                f'{".".join(map(str, layout.version))}: {", ".join(unknown)}'
+                f' (choose from {", ".join(modules)})')
         modules = [m for m in modules if m in wanted]
     args.modules = modules
-    args.jobs = max(1, args.jobs)
-    return args
 
 
-def check_loop(args: argparse.Namespace) -> str | None:
-    """Why the workers could not import the loop under test, if so."""
-    if args.loop == 'asyncio':
-        return None
+def probe(args: argparse.Namespace) -> tuple[tuple[int, int] | None, str]:
+    """The workers' Python version, and why they could not import the loop
+    under test or the suite, if so."""
+    code = ('import sys; print(*sys.version_info[:2], flush=True); '
+            'import test.test_asyncio; print("suite", flush=True)')
+    if args.loop != 'asyncio':
+        code += f'; import {args.loop}'
     try:
-        probe = subprocess.run([args.python, '-c', f'import {args.loop}'],
-                               capture_output=True, text=True, timeout=60)
+        done = subprocess.run([args.python, '-c', code],
+                              capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
-        return 'import did not finish in 60 s'
-    if probe.returncode == 0:
-        return None
-    return (probe.stderr.strip().splitlines() or
-            [f'exit status {probe.returncode}'])[-1]
+        return None, 'import did not finish in 60 s'
+    lines = done.stdout.splitlines()
+    try:
+        major, minor = map(int, lines[0].split())
+        version = (major, minor)
+    except (IndexError, ValueError):
+        version = None
+    if done.returncode == 0:
+        return version, ''
+    why = (done.stderr.strip().splitlines() or
+           [f'exit status {done.returncode}'])[-1]
+    if version is None:
+        return None, f'{args.python} does not run: {why}'
+    if lines[1:] != ['suite']:
+        return version, (f"cannot import CPython's asyncio tests "
+                         f'(test.test_asyncio; on Debian: libpython'
+                         f'{major}.{minor}-testsuite): {why}')
+    return version, f'cannot import {args.loop}: {why}'
+
+
+# --------------------------------------------------------------------------
+# The layout audit
+# --------------------------------------------------------------------------
+
+AUDIT_ORDER = ('unaccounted', 'selected', 'mixin', 'unselected', 'skipped')
+
+
+def run_audit(args: argparse.Namespace, *, show: bool) -> int:
+    """Ask a worker how every TestCase class is covered; the number of
+    classes neither run nor listed with a reason."""
+    done = subprocess.run([args.python, str(WORKER), '--audit'],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
+    if done.returncode != 0:
+        print(f'run.py: the layout audit failed:\n{done.stderr}',
+              file=sys.stderr)
+        return 1
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    counts = collections.Counter(r['status'] for r in records)
+    unaccounted = [r for r in records if r['status'] == 'unaccounted']
+    if show:
+        width = max((len(r['class']) for r in records), default=0)
+        for status in AUDIT_ORDER:
+            for r in records:
+                if r['status'] == status:
+                    print(f'{status:11}  {r["class"]:<{width}}  '
+                          f'{r["detail"]}')
+    print('layout: ' + ', '.join(f'{counts[s]} {s}' for s in AUDIT_ORDER)
+          + ' test classes')
+    if unaccounted:
+        print(f'{len(unaccounted)} test classes are neither run nor listed in '
+              f'lists.UNSELECTED with a reason:')
+        for r in unaccounted:
+            print(f'    {r["class"]} ({r["detail"]})')
+    return len(unaccounted)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    problem = check_loop(args)
-    if problem is not None:
-        print(f'run.py: cannot import {args.loop} with {args.python}: '
-              f'{problem}', file=sys.stderr)
+    version, problem = probe(args)
+    if problem:
+        print(f'run.py: {args.python}: {problem}', file=sys.stderr)
         return 2
-    expected = lists.Matcher(lists.EXPECTED_FAIL.get(args.loop, ()))
+    args.version = version
+    layout = lists.layout(version)
+    choose_modules(args, layout)
+    print(f'Python {version[0]}.{version[1]} ({args.python}), loop '
+          f'{args.loop}', flush=True)
+    if args.audit:
+        return 1 if run_audit(args, show=True) else 0
+    # A full run checks first that no test class slips by unrun.
+    unaccounted = (run_audit(args, show=False)
+                   if args.group == 'all' and not args.module else 0)
+    expected = lists.Matcher(layout.expected_fail(args.loop))
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix='asyncuv-conformance-')
     pending: queue.Queue = queue.Queue()
@@ -556,7 +661,8 @@ def main(argv: list[str] | None = None) -> int:
             print('\ninterrupted', file=sys.stderr)
             shutil.rmtree(workdir, ignore_errors=True)
             return 130
-        status = summarize(reporter, args, time.monotonic() - started)
+        status = summarize(reporter, args, time.monotonic() - started,
+                           unaccounted)
     shutil.rmtree(workdir, ignore_errors=True)
     return status
 

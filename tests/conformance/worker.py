@@ -24,11 +24,13 @@ process; run.py notices and carries on in a new worker.
 from __future__ import annotations
 
 import asyncio
+import collections
 import faulthandler
 import importlib
 import inspect
 import json
 import os
+import pkgutil
 import re
 import signal
 import sys
@@ -36,13 +38,20 @@ import time
 import traceback
 import types
 import unittest
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lists  # noqa: E402
 
-REAL_LOOP_MARKERS = re.compile(r'new_event_loop\(|asyncio\.run\(|Runner\(')
+REAL_LOOP_MARKERS = re.compile(
+    r'new_event_loop\(|asyncio\.run\(|Runner\(|\bEventLoop\(')
+LAYOUT = lists.layout(sys.version_info)
+# 3.14 deprecates the public setter; the runner's own use is not what the
+# tests are about.
+set_policy = getattr(asyncio.events, '_set_event_loop_policy',
+                     asyncio.set_event_loop_policy)
 OUTPUT_MARK = '@@conformance: start of '   # a line of stderr before each test
 
 
@@ -104,17 +113,22 @@ def patch_test_helpers() -> None:
             else:
                 executor.shutdown(wait=True)
         loop.close()
-        policy = support.maybe_get_event_loop_policy()
+        # Up to 3.13 the helper then waits for the threads of the stock
+        # policy's ThreadedChildWatcher (3.14 has no child watchers).
+        get_policy = getattr(support, 'maybe_get_event_loop_policy', None)
+        policy = get_policy() if get_policy is not None else None
         get_watcher = getattr(policy, 'get_child_watcher', None)
         if get_watcher is None:
             return
         try:
-            watcher = get_watcher()
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', DeprecationWarning)
+                watcher = get_watcher()
         except NotImplementedError:
             return
-        if isinstance(watcher, asyncio.ThreadedChildWatcher):
+        if isinstance(watcher, getattr(asyncio, 'ThreadedChildWatcher', ())):
             for thread in list(watcher._threads.values()):
-                thread.join()
+                thread.join(timeout=support.SHORT_TIMEOUT)
 
     test_utils.run_until = run_until
     test_utils.TestCase.close_loop = staticmethod(close_loop)
@@ -179,7 +193,7 @@ def make_mixin_class(module: types.ModuleType, spec: lists.MixinClass,
         'create_event_loop': new_loop,   # EventLoopTestsMixin & co
         'new_loop': new_loop,            # FunctionalTestCaseMixin, BaseTest
     }
-    if spec.own_setup:
+    if spec.own_setup == 'test_utils':
         test_case = resolve(module, 'test_utils.TestCase')
 
         def setUp(self):
@@ -187,6 +201,14 @@ def make_mixin_class(module: types.ModuleType, spec: lists.MixinClass,
             self.loop = self.create_event_loop()
             self.set_event_loop(self.loop)
         attrs['setUp'] = setUp
+    elif spec.own_setup == 'plain':
+        def setUp(self):
+            unittest.TestCase.setUp(self)
+            self.loop = self.create_event_loop()
+            self.addCleanup(self.loop.close)
+        attrs['setUp'] = setUp
+    elif spec.own_setup:
+        raise ValueError(f'{spec.name}: unknown own_setup {spec.own_setup!r}')
     return type(spec.name, tuple(bases), attrs)
 
 
@@ -209,35 +231,59 @@ def uses_real_loop(cls: type, method_name: str) -> bool:
         _defined_source(getattr(cls, method_name))))
 
 
-def policy_classes(module: types.ModuleType,
-                   spec: lists.PolicyModule) -> list[type]:
-    if spec.classes is not None:
-        return [getattr(module, name) for name in spec.classes]
+def module_classes(module: types.ModuleType) -> list[type]:
+    """The TestCase classes the module defines, in definition order."""
     return [obj for obj in vars(module).values()
             if isinstance(obj, type) and issubclass(obj, unittest.TestCase)
             and obj.__module__ == module.__name__]
 
 
+def policy_classes(module: types.ModuleType,
+                   class_names: tuple[str, ...] | None) -> list[type]:
+    if class_names is not None:
+        return [getattr(module, name) for name in class_names]
+    return module_classes(module)
+
+
+def point_event_loop_at(api: LoopAPI) -> None:
+    """From 3.13, asyncio.EventLoop names the platform's default loop, and
+    tests take it directly: asyncio.run(..., loop_factory=asyncio.EventLoop),
+    3.14's IsolatedAsyncioTestCase.loop_factory = asyncio.EventLoop (read when
+    the module is imported).  Make it the loop under test."""
+    if api.name != 'asyncio' and hasattr(asyncio, 'EventLoop'):
+        asyncio.EventLoop = api.loop_class
+
+
+def import_test_module(module_name: str) -> types.ModuleType:
+    return importlib.import_module(f'{lists.PACKAGE}.{module_name}')
+
+
+def policy_tests(module: types.ModuleType, class_names, real_loop_only: bool,
+                 loader: unittest.TestLoader) -> list[unittest.TestCase]:
+    tests = []
+    for cls in policy_classes(module, class_names):
+        for name in loader.getTestCaseNames(cls):
+            if not real_loop_only or uses_real_loop(cls, name):
+                tests.append(cls(name))
+    return tests
+
+
 def build_tests(module_name: str, group: str,
                 api: LoopAPI) -> list[unittest.TestCase]:
     """The module's selected tests, in a stable order."""
-    module = importlib.import_module(f'{lists.PACKAGE}.{module_name}')
+    module = import_test_module(module_name)
     loader = unittest.TestLoader()
     tests: list[unittest.TestCase] = []
 
-    for spec in lists.MIXINS.get(module_name, ()):
+    for spec in LAYOUT.mixins.get(module_name, ()):
         cls = make_mixin_class(module, spec, api)
         tests.extend(loader.loadTestsFromTestCase(cls))
 
-    policy_spec = lists.POLICY_MODULES.get(module_name)
+    policy_spec = LAYOUT.policy.get(module_name)
     if policy_spec is not None:
-        for cls in policy_classes(module, policy_spec):
-            for name in loader.getTestCaseNames(cls):
-                if (not policy_spec.real_loop_only
-                        or uses_real_loop(cls, name)):
-                    tests.append(cls(name))
+        tests.extend(policy_tests(module, *policy_spec, loader))
 
-    globs = lists.GROUPS[group].get(module_name)
+    globs = LAYOUT.groups[group].get(module_name)
     return [t for t in tests if lists.module_globs_match(short_id(t), globs)]
 
 
@@ -273,7 +319,7 @@ class ResultChannel(unittest.TestResult):
         super().startTest(test)
         # Every module resets the policy when it ends, and some tests set
         # their own: install ours before each test, ahead of its setUp.
-        asyncio.set_event_loop_policy(self.api.policy())
+        set_policy(self.api.policy())
         self._status, self._details = 'passed', []
         # Marks where the test's output begins in the worker's stderr.
         sys.stderr.write(f'\n{OUTPUT_MARK}{short_id(test)}\n')
@@ -316,7 +362,70 @@ class ResultChannel(unittest.TestResult):
         self._outcome('failed', 'unexpected success of an @expectedFailure')
 
 
+# --------------------------------------------------------------------------
+# The layout audit: how every TestCase class of the suite is covered
+# --------------------------------------------------------------------------
+
+def audit() -> list[dict]:
+    """One record per TestCase class (with tests) of the installed suite:
+    selected (some of its tests run), mixin (run through a class the runner
+    builds on its mixin), skipped (skipped on this platform), unselected
+    (listed in lists.UNSELECTED) or unaccounted."""
+    import test.test_asyncio as package
+    loader = unittest.TestLoader()
+    unselected = lists.Matcher(LAYOUT.unselected)
+    records = []
+    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__)
+                   if info.name.startswith('test_'))
+    for module_name in names:
+        try:
+            module = import_test_module(module_name)
+        except unittest.SkipTest as exc:
+            records.append({'class': f'{module_name}.*', 'status': 'skipped',
+                            'detail': str(exc)})
+            continue
+        selected: collections.Counter = collections.Counter()
+        mixin_bases: dict[type, str] = {}
+        if module_name in LAYOUT.modules:
+            for spec in LAYOUT.mixins.get(module_name, ()):
+                for base in spec.bases:
+                    mixin_bases[resolve(module, base)] = spec.name
+            policy_spec = LAYOUT.policy.get(module_name)
+            if policy_spec is not None:
+                selected.update(type(t).__name__ for t in
+                                policy_tests(module, *policy_spec, loader))
+        for cls in module_classes(module):
+            total = len(loader.getTestCaseNames(cls))
+            if not total:
+                continue
+            name = f'{module_name}.{cls.__name__}'
+            covering = [spec for base, spec in mixin_bases.items()
+                        if base in cls.__mro__]
+            reason = unselected.reason(name)
+            if getattr(cls, '__unittest_skip__', False):
+                status = 'skipped'
+                detail = getattr(cls, '__unittest_skip_why__', '')
+            elif selected[cls.__name__]:
+                status = 'selected'
+                detail = f'{selected[cls.__name__]} of {total} tests'
+            elif covering:
+                status, detail = 'mixin', f'run as {covering[0]}'
+            elif reason is not None:
+                status, detail = 'unselected', reason
+            else:
+                status, detail = 'unaccounted', f'{total} tests'
+            records.append({'class': name, 'status': status,
+                            'detail': detail})
+    return records
+
+
 def main() -> None:
+    if sys.argv[1:] == ['--audit']:
+        warnings.simplefilter('ignore', DeprecationWarning)
+        for record in audit():
+            print(json.dumps(record))
+        sys.stdout.flush()
+        os._exit(0)
     orders = json.load(sys.stdin)
 
     # Keep the original stdout for reports; send the tests' prints to stderr.
@@ -338,7 +447,8 @@ def main() -> None:
     patch_test_helpers()
 
     api = load_loop(orders['loop'])
-    not_held = lists.Matcher(lists.NOT_HELD)
+    point_event_loop_at(api)
+    not_held = lists.Matcher(LAYOUT.not_held)
     tests = build_tests(orders['module'], orders['group'], api)
     ids = [short_id(t) for t in tests]
     held_out = {i: r for i in ids if (r := not_held.reason(i)) is not None}
