@@ -141,9 +141,19 @@ class AiohttpServer:
         await self.runner.cleanup()
 
 
+def client_session(**kwargs):
+    """An aiohttp client for AiohttpServer.  IPv4 only: over TLS the URL
+    names "localhost" (the certificate's name), which Debian's standard
+    /etc/hosts also maps to ::1, where nothing listens; aiohttp tries each
+    address and reports the last failure, so a refused ::1 would hide the
+    answer of the server on 127.0.0.1 (a certificate error, say)."""
+    connector = aiohttp.TCPConnector(family=socket.AF_INET)
+    return aiohttp.ClientSession(connector=connector, **kwargs)
+
+
 def test_aiohttp_requests(loop):
     async def main():
-        async with AiohttpServer() as server, aiohttp.ClientSession() as s:
+        async with AiohttpServer() as server, client_session() as s:
             async with s.get(server.url + "/hello/world") as r:
                 assert r.status == 200
                 assert await r.text() == "hello world"
@@ -166,7 +176,7 @@ def test_aiohttp_large_upload_and_chunked_download(loop):
     body = os.urandom(8 << 20)
 
     async def main():
-        async with AiohttpServer() as server, aiohttp.ClientSession() as s:
+        async with AiohttpServer() as server, client_session() as s:
             async with s.post(server.url + "/echo", data=io.BytesIO(body)) as r:
                 assert r.status == 200
                 assert await r.json() == {
@@ -196,7 +206,7 @@ def test_aiohttp_file_response(loop, tmp_path, tls):
     async def main():
         server = AiohttpServer(server_ctx)
         server.runner.app.router.add_get("/file", send_file)
-        async with server, aiohttp.ClientSession() as s:
+        async with server, client_session() as s:
             async with s.get(server.url + "/file", ssl=client_ctx) as r:
                 assert r.status == 200
                 assert await r.read() == content
@@ -210,7 +220,7 @@ def test_aiohttp_file_response(loop, tmp_path, tls):
 
 def test_aiohttp_websocket(loop):
     async def main():
-        async with AiohttpServer() as server, aiohttp.ClientSession() as s:
+        async with AiohttpServer() as server, client_session() as s:
             async with s.ws_connect(server.url + "/ws") as ws:
                 for i in range(50):
                     await ws.send_str(f"message {i}")
@@ -231,7 +241,7 @@ def test_aiohttp_tls(loop):
 
     async def main():
         async with AiohttpServer(server_ctx) as server, \
-                aiohttp.ClientSession() as s:
+                client_session() as s:
             async with s.get(server.url + "/hello/tls", ssl=client_ctx) as r:
                 assert await r.text() == "hello tls"
             async with s.get(server.url + "/tls", ssl=client_ctx) as r:
@@ -251,7 +261,7 @@ def test_aiohttp_client_timeout_then_server_shutdown(loop):
     async def main():
         async with AiohttpServer() as server:
             timeout = aiohttp.ClientTimeout(total=0.2)
-            async with aiohttp.ClientSession(timeout=timeout) as s:
+            async with client_session(timeout=timeout) as s:
                 with pytest.raises(asyncio.TimeoutError):
                     await s.get(server.url + "/slow")
                 server.runner.app["release_slow"].set()
@@ -259,7 +269,7 @@ def test_aiohttp_client_timeout_then_server_shutdown(loop):
                 async with s.get(server.url + "/hello/again") as r:
                     assert await r.text() == "hello again"
         # The server is down: its port now refuses.
-        async with aiohttp.ClientSession() as s:
+        async with client_session() as s:
             with pytest.raises(aiohttp.ClientConnectorError):
                 await s.get(server.url + "/hello/x")
 
@@ -333,18 +343,28 @@ class UvicornServer:
 
     async def __aenter__(self):
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.task = asyncio.ensure_future(self.server.serve(sockets=[self.sock]))
-        ready = asyncio.ensure_future(self.server.ready.wait())
-        await asyncio.wait({ready, self.task},
-                           return_when=asyncio.FIRST_COMPLETED)
-        if not ready.done():
-            ready.cancel()
-            self.task.result()  # raises what stopped it
-            raise AssertionError("uvicorn stopped before serving")
-        assert self.server.started
+        try:
+            self.sock.bind(("127.0.0.1", 0))
+            port = self.sock.getsockname()[1]
+            self.url = f"http://127.0.0.1:{port}"
+            self.task = asyncio.ensure_future(
+                self.server.serve(sockets=[self.sock]))
+            ready = asyncio.ensure_future(self.server.ready.wait())
+            await asyncio.wait({ready, self.task},
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not ready.done():
+                ready.cancel()
+                self.task.result()  # raises what stopped it
+                raise AssertionError("uvicorn stopped before serving")
+            assert self.server.started
+        except BaseException:
+            # No __aexit__ when __aenter__ fails (uvicorn could not start,
+            # e.g. an HTTP implementation that does not import): close the
+            # socket here, or the next test's gc.collect() reports it as an
+            # unclosed socket (ResourceWarning), failing a test that did
+            # nothing wrong.
+            self.sock.close()
+            raise
         return self
 
     async def __aexit__(self, *exc):
