@@ -134,3 +134,91 @@ def test_set_protocol_none_on_pipes(loop_kind, what):
         "sys.argv[1]", repr(what)).replace("sys.argv[2]", repr("None")))
     assert result["raised"] is None
     assert not result["kept_old"]
+
+
+# --- Types that only the loop makes --------------------------------------------
+
+def _extension_types(asyncuv):
+    """Every type the C extension made: asyncuv's types whose attributes
+    hold no Python function."""
+    import types
+    python_made = (types.FunctionType, classmethod, staticmethod, property)
+    found = {}
+    for obj in gc.get_objects():
+        if (isinstance(obj, type) and (obj.__module__ or "").startswith("asyncuv")
+                and not any(isinstance(v, python_made) for v in vars(obj).values())):
+            found[obj.__name__] = obj
+    return found
+
+
+# Made by the loop only; LoopBase is the base of asyncuv.Loop and complete
+# once made (its tp_new makes the engine).
+_LOOP_MADE = {"Handle", "TimerHandle", "SocketTransport", "DatagramTransport",
+              "_FdWatcher", "_Listener", "_SockOp", "_ChildWatch"}
+
+
+def test_extension_types_found(asyncuv):
+    found = _extension_types(asyncuv)
+    assert set(found) == _LOOP_MADE | {"LoopBase"}, sorted(found)
+
+
+_INSTANTIATE_CHILD = """
+import asyncio, gc, types
+import asyncuv
+python_made = (types.FunctionType, classmethod, staticmethod, property)
+for tp in [o for o in gc.get_objects() if isinstance(o, type)
+           and (o.__module__ or "").startswith("asyncuv")
+           and not any(isinstance(v, python_made) for v in vars(o).values())]:
+    if tp.__name__ == "LoopBase":
+        continue
+    ways = {
+        "T()": lambda: tp(),
+        "T.__new__(T)": lambda: tp.__new__(tp),
+        "object.__new__(T)": lambda: object.__new__(tp),
+    }
+    for base in tp.__mro__[1:-1]:
+        ways[base.__name__ + ".__new__(T)"] = lambda base=base: base.__new__(tp)
+    for how, make in ways.items():
+        try:
+            obj = make()
+        except TypeError:
+            continue
+        # Made after all: what would a user's call on it do?
+        report([tp.__name__, how])
+        for name in dir(obj):
+            try:
+                value = getattr(obj, name)
+                if callable(value) and not isinstance(value, type):
+                    value()
+            except Exception:
+                pass
+        repr(obj)
+report("done")
+"""
+
+
+def test_extension_types_refuse_instantiation(asyncuv):
+    # DatagramTransport() used to inherit object.__new__ through its
+    # asyncio base: an empty object whose close() crashed the interpreter.
+    results = run_in_child("asyncuv", _INSTANTIATE_CHILD)
+    assert results == ["done"], results
+
+
+def test_loop_base_made_directly_is_complete(asyncuv):
+    # The one type that may be made directly: LoopBase() is a loop engine
+    # with everything asyncuv.Loop adds in Python missing; its own methods
+    # work or raise.
+    (result,) = run_in_child("asyncuv", """
+        from asyncuv._asyncuv import LoopBase
+        for make in (LoopBase, lambda: LoopBase.__new__(LoopBase)):
+            lb = make()
+            repr(lb)
+            lb.call_soon(print).cancel()
+            lb.call_later(10, print).cancel()
+            assert not lb.is_closed()
+            lb.close()
+            assert lb.is_closed()
+            lb.close()
+        report("ok")
+    """)
+    assert result == "ok"
