@@ -12,6 +12,7 @@
  * selector loop does, so a reader runs after the callbacks queued before
  * it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -33,39 +34,70 @@ struct FdWatcherObject {
 };
 
 
-/* asyncio's rules for turning a file object into a descriptor. */
-int auv__fileobj_to_fd(auv_state* st, PyObject* fileobj) {
+/* asyncio's rules for turning a file object into a descriptor
+ * (selectors._fileobj_to_fd): an int, or int(fileobj.fileno()).  A new
+ * reference, or NULL with ValueError for what is no file object. */
+static PyObject* fileobj_number(auv_state* st, PyObject* fileobj) {
   PyObject* fileno;
   PyObject* num;
-  long fd;
 
-  if (PyLong_Check(fileobj)) {
-    fd = PyLong_AsLong(fileobj);
-    if (fd == -1 && PyErr_Occurred())
-      return -1;
-  } else {
-    fileno = PyObject_CallMethodNoArgs(fileobj, st->str_fileno);
-    num = fileno != NULL ? PyNumber_Index(fileno) : NULL;
-    Py_XDECREF(fileno);
-    if (num == NULL) {
-      if (!PyErr_ExceptionMatches(PyExc_AttributeError) &&
-          !PyErr_ExceptionMatches(PyExc_TypeError) &&
-          !PyErr_ExceptionMatches(PyExc_ValueError))
-        return -1;
-      PyErr_Clear();
-      PyErr_Format(PyExc_ValueError, "Invalid file object: %R", fileobj);
-      return -1;
-    }
-    fd = PyLong_AsLong(num);
-    Py_DECREF(num);
-    if (fd == -1 && PyErr_Occurred())
-      return -1;
+  if (PyLong_Check(fileobj))
+    return Py_NewRef(fileobj);
+  fileno = PyObject_CallMethodNoArgs(fileobj, st->str_fileno);
+  num = fileno != NULL ? PyNumber_Long(fileno) : NULL;
+  Py_XDECREF(fileno);
+  if (num == NULL) {
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError) &&
+        !PyErr_ExceptionMatches(PyExc_TypeError) &&
+        !PyErr_ExceptionMatches(PyExc_ValueError))
+      return NULL;
+    PyErr_Clear();
+    PyErr_Format(PyExc_ValueError, "Invalid file object: %R", fileobj);
   }
-  if (fd < 0 || fd > INT_MAX) {
-    PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+  return num;
+}
+
+
+enum { FD_OK, FD_NEGATIVE, FD_TOO_LARGE };
+
+/* FD_OK with *fd set, or why num is no C int descriptor (no exception:
+ * asyncio checks at registration, after the loop's closed check). */
+static int number_to_fd(PyObject* num, int* fd) {
+  long value;
+  int overflow;
+
+  value = PyLong_AsLongAndOverflow(num, &overflow);
+  if (overflow < 0 || (overflow == 0 && value < 0))
+    return FD_NEGATIVE;
+  if (overflow > 0 || value > INT_MAX)
+    return FD_TOO_LARGE;
+  *fd = (int) value;
+  return FD_OK;
+}
+
+
+/* The error asyncio's selector raises for such a number. */
+static void raise_bad_fd(PyObject* num, int why) {
+  if (why == FD_NEGATIVE)
+    PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %S", num);
+  else
+    PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to C int");
+}
+
+
+int auv__fileobj_to_fd(auv_state* st, PyObject* fileobj) {
+  PyObject* num;
+  int fd;
+  int r;
+
+  num = fileobj_number(st, fileobj);
+  if (num == NULL)
     return -1;
-  }
-  return (int) fd;
+  r = number_to_fd(num, &fd);
+  if (r != FD_OK)
+    raise_bad_fd(num, r);
+  Py_DECREF(num);
+  return r == FD_OK ? fd : -1;
 }
 
 
@@ -291,23 +323,30 @@ static int watcher_update(FdWatcherObject* w) {
 }
 
 
+/* The index grows to the fd, which must exist (watcher_get() checks): an
+ * fd is below the process's descriptor limit, so the index is too. */
 static int loop_index_watcher(LoopObject* self, FdWatcherObject* w) {
   FdWatcherObject** grown;
-  int size;
+  size_t size;
 
   if (w->fd >= self->ep_size) {
-    size = self->ep_size > 0 ? self->ep_size : 64;
-    while (size <= w->fd)
-      size = size > INT_MAX / 2 ? INT_MAX : size * 2;
-    grown = PyMem_Realloc(self->ep_watchers, (size_t) size * sizeof(*grown));
+    size = self->ep_size > 0 ? (size_t) self->ep_size : 64;
+    while (size <= (size_t) w->fd)
+      size *= 2;
+    if (size > INT_MAX)
+      size = INT_MAX;
+    if ((size_t) w->fd >= size || size > PY_SSIZE_T_MAX / sizeof(*grown)) {
+      PyErr_NoMemory();
+      return -1;
+    }
+    grown = PyMem_Realloc(self->ep_watchers, size * sizeof(*grown));
     if (grown == NULL) {
       PyErr_NoMemory();
       return -1;
     }
-    memset(grown + self->ep_size, 0,
-           (size_t) (size - self->ep_size) * sizeof(*grown));
+    memset(grown + self->ep_size, 0, (size - (size_t) self->ep_size) * sizeof(*grown));
     self->ep_watchers = grown;
-    self->ep_size = size;
+    self->ep_size = (int) size;
   }
   self->ep_watchers[w->fd] = w;
   return 0;
@@ -321,6 +360,13 @@ static FdWatcherObject* watcher_get(LoopObject* self, int fd, int create) {
     return (FdWatcherObject*) Py_NewRef(w);
   if (!create)  /* the caller checked that the loop is open */
     return NULL;
+  /* Before the index grows to it: asyncio's selector refuses an fd that
+   * is not open with EBADF too (add_reader(2**31 - 1) used to grow the
+   * index for ever, and an fd near 10**9 to cost gigabytes). */
+  if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    return NULL;
+  }
 
   w = PyObject_GC_New(FdWatcherObject, self->state->FdWatcherType);
   if (w == NULL)
@@ -390,19 +436,30 @@ static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
   FdWatcherObject* w;
   HandleObject* h;
   HandleObject* old;
+  PyObject* num;
   int fd;
+  int r;
 
   if (nargs < 2) {
     PyErr_Format(PyExc_TypeError, "%s() takes at least 2 arguments (%zd given)",
                  method, nargs);
     return NULL;
   }
-  fd = auv__fileobj_to_fd(self->state, args[0]);
-  if (fd < 0)
+  /* asyncio's order: a file object, its transport, the closed loop, then
+   * what the selector says of the number. */
+  num = fileobj_number(self->state, args[0]);
+  if (num == NULL)
     return NULL;
-  if (check_no_transport(self, args[0], fd) < 0)
+  r = number_to_fd(num, &fd);
+  if ((r == FD_OK && check_no_transport(self, args[0], fd) < 0) ||
+      auv__loop_check_closed(self) < 0) {
+    Py_DECREF(num);
     return NULL;
-  if (auv__loop_check_closed(self) < 0)
+  }
+  if (r != FD_OK)
+    raise_bad_fd(num, r);
+  Py_DECREF(num);
+  if (r != FD_OK)
     return NULL;
 
   h = auv__handle_new(self->state, self, args[1], args + 2, nargs - 2, NULL);
@@ -447,14 +504,23 @@ static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
 static PyObject* loop_remove_watch(LoopObject* self, PyObject* fileobj, int writer) {
   FdWatcherObject* w;
   HandleObject* old;
+  PyObject* num;
   int fd;
+  int r;
 
-  fd = auv__fileobj_to_fd(self->state, fileobj);
-  if (fd < 0)
+  num = fileobj_number(self->state, fileobj);
+  if (num == NULL)
     return NULL;
-  if (check_no_transport(self, fileobj, fd) < 0)
+  r = number_to_fd(num, &fd);
+  if ((r == FD_OK && check_no_transport(self, fileobj, fd) < 0) ||
+      (r == FD_NEGATIVE && !self->closed)) {
+    if (!PyErr_Occurred())
+      raise_bad_fd(num, r);
+    Py_DECREF(num);
     return NULL;
-  if (self->closed)
+  }
+  Py_DECREF(num);
+  if (r != FD_OK || self->closed)  /* too large to be watched */
     Py_RETURN_FALSE;
   w = watcher_get(self, fd, 0);
   if (w == NULL) {

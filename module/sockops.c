@@ -8,6 +8,7 @@
  * (sock_* must stay coroutine functions) await the future when they get
  * one. */
 #include <errno.h>
+#include <limits.h>
 #include <sys/socket.h>
 
 #include "asyncuv_module.h"
@@ -180,6 +181,7 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
   PyObject* r;
   PyObject* fut;
   PyObject* value;
+  long fd;
   int done;
 
   st = self->state;
@@ -187,6 +189,10 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
     PyErr_SetString(PyExc_TypeError, "Socket cannot be of type SSLSocket");
     return NULL;
   }
+  /* asyncio calls the object's own recv()/recv_into()/send(): anything
+   * but a socket takes that path (in Python), with asyncio's errors. */
+  if (!PyObject_TypeCheck(sock, (PyTypeObject*) st->socket_type))
+    Py_RETURN_NOTIMPLEMENTED;
   if (self->debug) {
     PyObject* timeout = PyObject_CallMethodNoArgs(sock, st->str_gettimeout);
     int blocking;
@@ -216,11 +222,28 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
   op->fd = -1;
   PyObject_GC_Track(op);
 
-  op->fd = auv__fileobj_to_fd(st, sock);
-  if (op->fd < 0)
+  /* A closed socket's fileno() is -1: the system call's EBADF, as the
+   * socket's own methods raise. */
+  fd_obj = PyObject_CallMethodNoArgs(sock, st->str_fileno);
+  if (fd_obj == NULL)
     goto error;
+  fd = PyLong_AsLong(fd_obj);
+  Py_DECREF(fd_obj);
+  if (fd == -1 && PyErr_Occurred())
+    goto error;
+  if (fd < 0 || fd > INT_MAX) {
+    errno = EBADF;
+    PyErr_SetFromErrno(PyExc_OSError);
+    goto error;
+  }
+  op->fd = (int) fd;
+  /* The arguments as the socket's methods take them, with their errors. */
   if (kind == OP_RECV) {
-    op->size = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+    PyObject* n = PyNumber_Index(arg);
+    if (n == NULL)
+      goto error;
+    op->size = PyLong_AsSsize_t(n);
+    Py_DECREF(n);
     if (op->size == -1 && PyErr_Occurred())
       goto error;
     if (op->size < 0) {
@@ -229,8 +252,15 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
     }
   } else {
     if (PyObject_GetBuffer(arg, &op->view,
-                           kind == OP_RECV_INTO ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0)
+                           kind == OP_RECV_INTO ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+      if (kind == OP_RECV_INTO) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "recv_into() argument 1 must be read-write "
+                     "bytes-like object, not %.50s",
+                     arg == Py_None ? "None" : Py_TYPE(arg)->tp_name);
+      }
       goto error;
+    }
     op->have_view = 1;
     op->obj = Py_NewRef(arg);
   }

@@ -364,16 +364,23 @@ class NetworkMixin:
     # The C halves return the result itself when the first try is enough,
     # and a future to await only when they had to wait.
 
+    # Objects that are not sockets (NotImplemented from C) go asyncio's
+    # way: their own recv()/recv_into()/send(), with its errors.
+
     async def sock_recv(self, sock, n):
         data = self._sock_recv(sock, n)
         if data.__class__ is bytes:
             return data
+        if data is NotImplemented:
+            return await self._sock_io(sock, False, lambda: sock.recv(n))
         return await data
 
     async def sock_recv_into(self, sock, buf):
         nbytes = self._sock_recv_into(sock, buf)
         if nbytes.__class__ is int:
             return nbytes
+        if nbytes is NotImplemented:
+            return await self._sock_io(sock, False, lambda: sock.recv_into(buf))
         return await nbytes
 
     async def sock_recvfrom(self, sock, bufsize):
@@ -387,8 +394,27 @@ class NetworkMixin:
 
     async def sock_sendall(self, sock, data):
         waiter = self._sock_sendall(sock, data)
+        if waiter is NotImplemented:
+            return await self._sock_sendall_any(sock, data)
         if waiter is not None:
             return await waiter
+
+    async def _sock_sendall_any(self, sock, data):
+        self._check_sock(sock)
+        try:
+            n = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        if n == len(data):
+            return
+        view = memoryview(data)[n:]
+
+        def send_rest():
+            nonlocal view
+            while view:
+                view = view[sock.send(view):]
+
+        await self._sock_io(sock, True, send_rest)
 
     async def sock_sendto(self, sock, data, address):
         return await self._sock_io(sock, True,

@@ -40,6 +40,7 @@
   X(poll_readable)                                                       \
   X(poll_writable_and_close_in_callback)                                \
   X(poll_einval)                                                        \
+  X(poll_ebadf_huge_fds)                                                \
   X(stream_echo_socketpair)                                             \
   X(stream_pipe)                                                        \
   X(stream_write_queue)                                                 \

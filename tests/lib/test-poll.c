@@ -1,3 +1,4 @@
+#include <limits.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -109,4 +110,27 @@ TEST_IMPL(poll_einval) {
   CLOSE_LOOP(loop);
   close(fds[0]);
   close(fds[1]);
+}
+
+
+/* An fd that is not open is refused with EBADF by everything that takes
+ * one, before anything is sized by it: an index grown to 10**9 entries
+ * would cost gigabytes (asyncuv's add_reader() once grew its own). */
+TEST_IMPL(poll_ebadf_huge_fds) {
+  static const int fds[] = { 1000000000, INT_MAX, INT_MAX - 1, 65535 };
+  auv_loop_t* loop;
+  auv_poll_t* poll;
+  auv_stream_t* stream;
+  auv_udp_t* udp;
+  auv_listener_t* listener;
+  size_t i;
+
+  ASSERT_OK(auv_loop_new(&loop));
+  for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+    ASSERT_EQ(UV_EBADF, auv_poll_new(loop, fds[i], &poll));
+    ASSERT_EQ(UV_EBADF, auv_stream_new(loop, fds[i], &stream));
+    ASSERT_EQ(UV_EBADF, auv_udp_new(loop, fds[i], &udp));
+    ASSERT_EQ(UV_EBADF, auv_listener_new(loop, fds[i], &listener));
+  }
+  CLOSE_LOOP(loop);
 }

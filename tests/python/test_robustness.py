@@ -222,3 +222,190 @@ def test_loop_base_made_directly_is_complete(asyncuv):
         report("ok")
     """)
     assert result == "ok"
+
+
+# --- File descriptors that do not exist or do not fit a C int -------------------
+
+_EBADF = ["OSError", "[Errno 9] " + os.strerror(errno.EBADF)]
+_OVERFLOW = ["OverflowError", "Python int too large to convert to C int"]
+
+# (label, expression in the child, add_*() outcome, remove_*() outcome) on
+# an open loop, as asyncio's selector loop gives them (the reference).
+_FALSE = ["ok", False]
+
+
+def _both(error, message):
+    return [error, message], [error, message]
+
+
+_FD_CASES = [
+    ("2**31-1", "2**31 - 1", _EBADF, _FALSE),
+    ("10**9", "10**9", _EBADF, _FALSE),
+    ("65535", "65535", _EBADF, _FALSE),
+    ("2**31", "2**31", _OVERFLOW, _FALSE),
+    ("2**63", "2**63", _OVERFLOW, _FALSE),
+    ("2**70", "2**70", _OVERFLOW, _FALSE),
+    ("-1", "-1", *_both("ValueError", "Invalid file descriptor: -1")),
+    ("-2**70", "-2**70", *_both("ValueError", f"Invalid file descriptor: {-2**70}")),
+    ("1.5", "1.5", *_both("ValueError", "Invalid file object: 1.5")),
+    ("'x'", "'x'", *_both("ValueError", "Invalid file object: 'x'")),
+    ("fileno 2**31-1", "FileObj(2**31 - 1)", _EBADF, _FALSE),
+    ("fileno 2**31", "FileObj(2**31)", _OVERFLOW, _FALSE),
+    ("fileno -3", "FileObj(-3)", *_both("ValueError", "Invalid file descriptor: -3")),
+    ("fileno '999'", "FileObj('999')", _EBADF, _FALSE),  # int('999')
+    ("fileno None", "FileObj(None)", *_both("ValueError", None)),
+    ("closed socket", "closed_sock", *_both("ValueError", "Invalid file descriptor: -1")),
+]
+
+_FD_CHILD = """
+import resource, socket
+# A runaway index fails with MemoryError rather than take the machine.
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, resource.RLIM_INFINITY))
+
+class FileObj:
+    def __init__(self, value):
+        self.value = value
+    def fileno(self):
+        return self.value
+
+closed_sock = socket.socket()
+closed_sock.close()
+
+def outcome(call):
+    try:
+        return ["ok", call()]
+    except Exception as exc:
+        return [type(exc).__name__, str(exc)]
+
+def table(loop):
+    rows = []
+    for label, expr in CASES:
+        value = eval(expr)
+        for method in ("add_reader", "add_writer", "remove_reader", "remove_writer"):
+            args = (value, print) if method.startswith("add") else (value,)
+            rows.append([label, method, outcome(lambda: getattr(loop, method)(*args))])
+    return rows
+
+loop = new_loop(LOOP_KIND)
+report(table(loop))
+loop.close()
+report(table(loop))
+"""
+
+
+def test_add_reader_bad_fds(loop_kind):
+    # add_reader(2**31 - 1) hung (the watcher index grew towards the fd
+    # before anything checked that the fd exists); an fd near 10**9 cost a
+    # multi-GiB allocation.  asyncio: OSError(EBADF) at once; numbers that
+    # do not fit a C int raise OverflowError; removing either is False.
+    # On a closed loop, what is a file object but no descriptor is checked
+    # after the loop: RuntimeError, or False for remove_*().
+    cases = "CASES = " + repr([(label, expr) for label, expr, _, _ in _FD_CASES])
+    open_rows, closed_rows = run_in_child(loop_kind, cases + _FD_CHILD)
+    expected = {label: (add, remove) for label, _, add, remove in _FD_CASES}
+    for label, method, got in open_rows:
+        want = expected[label][0 if method.startswith("add") else 1]
+        if want[1] is None:  # the message holds an address
+            got = [got[0], None]
+        assert got == want, (label, method)
+    for label, method, got in closed_rows:
+        want = expected[label][0 if method.startswith("add") else 1]
+        if want[1] is None:
+            got = [got[0], None]
+        elif not str(want[1]).startswith("Invalid file object"):
+            want = (["RuntimeError", "Event loop is closed"]
+                    if method.startswith("add") else _FALSE)
+        assert got == want, (label, method)
+
+
+# --- sock_*() on what is not an open socket ----------------------------------------
+
+class _FileObj:
+    def __init__(self, value):
+        self.value = value
+
+    def fileno(self):
+        return self.value
+
+
+class _DuckSocket:
+    """Not a socket, but with the methods asyncio calls."""
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def recv(self, n):
+        return self.sock.recv(n)
+
+    def recv_into(self, buf):
+        return self.sock.recv_into(buf)
+
+    def send(self, data):
+        return self.sock.send(data)
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def gettimeout(self):
+        return 0
+
+
+def _outcome(loop, coro):
+    try:
+        return ["ok", loop.run_until_complete(asyncio.wait_for(coro, 10))]
+    except Exception as exc:
+        return [type(exc).__name__, str(exc)]
+
+
+def test_sock_methods_on_bad_objects(loop):
+    # asyncio calls the object's own recv()/recv_into()/send(): an object
+    # that is not a socket raises AttributeError (asyncuv's C methods took
+    # its fileno() and called recv(2) on it), a closed socket OSError(EBADF)
+    # (asyncuv: ValueError), an immutable buffer TypeError (BufferError).
+    a, b = socket.socketpair()
+    closed = socket.socket()
+    closed.close()
+    a.setblocking(False)
+    try:
+        cases = [
+            (loop.sock_recv(_FileObj(2**31 - 1), 10),
+             ["AttributeError", "'_FileObj' object has no attribute 'recv'"]),
+            (loop.sock_recv(_FileObj(10**9), 10),
+             ["AttributeError", "'_FileObj' object has no attribute 'recv'"]),
+            (loop.sock_recv_into(_FileObj(5), bytearray(2)),
+             ["AttributeError", "'_FileObj' object has no attribute 'recv_into'"]),
+            (loop.sock_sendall(_FileObj(2**31 - 1), b"x"),
+             ["AttributeError", "'_FileObj' object has no attribute 'send'"]),
+            (loop.sock_recv(None, 1),
+             ["AttributeError", "'NoneType' object has no attribute 'recv'"]),
+            (loop.sock_recv(closed, 10), _EBADF),
+            (loop.sock_recv_into(closed, bytearray(2)), _EBADF),
+            (loop.sock_sendall(closed, b"x"), _EBADF),
+            (loop.sock_recv_into(a, b"xx"),
+             ["TypeError", "recv_into() argument 1 must be read-write bytes-like "
+                           "object, not bytes"]),
+            (loop.sock_recv_into(a, memoryview(b"xx")),
+             ["TypeError", "recv_into() argument 1 must be read-write bytes-like "
+                           "object, not memoryview"]),
+            (loop.sock_recv(a, "x"),
+             ["TypeError", "'str' object cannot be interpreted as an integer"]),
+            (loop.sock_recv(a, 2**70),
+             ["OverflowError", "Python int too large to convert to C ssize_t"]),
+            (loop.sock_recv(a, -1), ["ValueError", "negative buffersize in recv"]),
+            (loop.sock_sendall(a, "s"),
+             ["TypeError", "a bytes-like object is required, not 'str'"]),
+            (loop.sock_sendall(_DuckSocket(a), b"duck"), ["ok", None]),
+        ]
+        for coro, want in cases:
+            assert _outcome(loop, coro) == want
+        assert b.recv(10) == b"duck"
+        # A duck-typed socket also waits for data, as asyncio's.
+        duck = _DuckSocket(a)
+        loop.call_later(0.01, b.send, b"later")
+        assert _outcome(loop, loop.sock_recv(duck, 2)) == ["ok", b"la"]
+        buf = bytearray(3)
+        assert _outcome(loop, loop.sock_recv_into(duck, buf)) == ["ok", 3]
+        assert buf == b"ter"
+    finally:
+        a.close()
+        b.close()
