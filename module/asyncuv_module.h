@@ -6,6 +6,8 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include "compat.h"
+
 #include "asyncuv.h"
 #include "copy.h"
 
@@ -52,7 +54,7 @@ typedef struct {
   PyObject* aio_TimerHandle;        /* asyncio.TimerHandle */
   PyObject* Task;                   /* asyncio.Task */
   PyObject* iscoroutine;            /* asyncio.iscoroutine */
-  PyObject* iscoroutinefunction;    /* asyncio.iscoroutinefunction */
+  PyObject* iscoroutinefunction;    /* what asyncio's loop checks callbacks with */
   PyObject* format_callback_source; /* asyncio.format_helpers._format_callback_source */
   PyObject* extract_stack;          /* asyncio.format_helpers.extract_stack */
   PyObject* format_handle;          /* asyncio.base_events._format_handle */

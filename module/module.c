@@ -72,7 +72,7 @@ static int auv_exec(PyObject* module) {
   IMPORT(aio_Handle, "asyncio.events", "Handle");
   IMPORT(aio_TimerHandle, "asyncio.events", "TimerHandle");
   IMPORT(iscoroutine, "asyncio.coroutines", "iscoroutine");
-  IMPORT(iscoroutinefunction, "asyncio.coroutines", "iscoroutinefunction");
+  IMPORT(iscoroutinefunction, "asyncio.coroutines", AUV_ASYNCIO_ISCOROUTINEFUNCTION);
   IMPORT(format_callback_source, "asyncio.format_helpers", "_format_callback_source");
   IMPORT(extract_stack, "asyncio.format_helpers", "extract_stack");
   IMPORT(format_handle, "asyncio.base_events", "_format_handle");

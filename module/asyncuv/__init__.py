@@ -23,6 +23,7 @@ from ._asyncuv import Handle, LoopBase as _LoopBase, TimerHandle
 from ._asyncuv import libasyncuv_version
 from ._network import NetworkMixin as _NetworkMixin, Server
 from ._unix import ChildWatcher as _ChildWatcher, UnixMixin as _UnixMixin
+from ._unix import _iscoroutinefunction
 from ._datagram import DatagramMixin as _DatagramMixin
 from ._sendfile import SendfileMixin as _SendfileMixin
 
@@ -144,7 +145,7 @@ def _set_exception_unless_cancelled(future, exc):
 
 
 def _refuse_coroutine_callback(func, method):
-    if asyncio.iscoroutine(func) or asyncio.iscoroutinefunction(func):
+    if asyncio.iscoroutine(func) or _iscoroutinefunction(func):
         raise TypeError(f'coroutines cannot be used with {method}()')
     if not callable(func):
         raise TypeError(f'a callable object was expected by {method}(), '

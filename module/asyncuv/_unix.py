@@ -30,6 +30,14 @@ _PIPE_SIZE = 1 << 20
 _PIPE_DEFAULT_SIZE = 64 * 1024  # a Linux pipe's capacity until F_SETPIPE_SZ
 
 
+# 3.14 deprecates asyncio.iscoroutinefunction() (it warns); asyncio's loop
+# checks callbacks with coroutines._iscoroutinefunction(), which does not.
+if sys.version_info >= (3, 14):
+    _iscoroutinefunction = coroutines._iscoroutinefunction
+else:
+    _iscoroutinefunction = coroutines.iscoroutinefunction
+
+
 def _sighandler_noop(signum, frame):
     """The Python-level handler: the work is done by the wake-up fd."""
 
@@ -42,7 +50,7 @@ class UnixMixin:
     def add_signal_handler(self, sig, callback, *args):
         """Call callback(*args) on the loop when signal sig arrives."""
         if (coroutines.iscoroutine(callback) or
-                coroutines.iscoroutinefunction(callback)):
+                _iscoroutinefunction(callback)):
             raise TypeError('coroutines cannot be used with add_signal_handler()')
         self._check_signal(sig)
         self._check_closed()
