@@ -2,7 +2,7 @@
 
     import asyncuv
     asyncuv.run(main())          # like asyncio.run(), on an asyncuv loop
-    asyncuv.install()            # make asyncio.new_event_loop() use asyncuv
+    asyncio.run(main(), loop_factory=asyncuv.new_event_loop)   # the same
 
 The loop is C (asyncuv._asyncuv): scheduling, running, closing, the
 exception handler chain, debug mode.  This file makes it an
@@ -157,10 +157,35 @@ def new_event_loop():
     return Loop()
 
 
-class EventLoopPolicy(_events.BaseDefaultEventLoopPolicy):
+# Python 3.14 deprecates asyncio's event loop policies (to be removed in
+# 3.16): the base class lost its public name, and the public policy
+# functions and classes warn.  asyncuv's policy API keeps working while
+# asyncio has policies, and warns where asyncio's does, in the same way.
+_POLICIES_DEPRECATED = sys.version_info >= (3, 14)
+if _POLICIES_DEPRECATED:
+    _BasePolicy = _events._BaseDefaultEventLoopPolicy
+    # The setter that does not warn: install() warns once, for its caller.
+    _set_event_loop_policy = _events._set_event_loop_policy
+else:
+    _BasePolicy = _events.BaseDefaultEventLoopPolicy
+    _set_event_loop_policy = asyncio.set_event_loop_policy
+
+
+def _warn_policy_api(name):
+    """Warn as asyncio's policy API does on this Python: DeprecationWarning,
+    at the line that used the name (the caller of our caller)."""
+    warnings.warn(f'{name!r} is deprecated, as asyncio event loop policies '
+                  'are (to be removed in Python 3.16); use asyncuv.run(main()) '
+                  'or asyncio.run(main(), loop_factory=asyncuv.new_event_loop)',
+                  DeprecationWarning, stacklevel=3)
+
+
+class _EventLoopPolicy(_BasePolicy):
     """An asyncio event loop policy whose loops are asyncuv loops.
 
         asyncio.set_event_loop_policy(asyncuv.EventLoopPolicy())
+
+    Deprecated from Python 3.14 on, with asyncio's policies.
     """
 
     _watcher = None
@@ -183,9 +208,32 @@ class EventLoopPolicy(_events.BaseDefaultEventLoopPolicy):
         self._watcher = watcher
 
 
+_EventLoopPolicy.__name__ = _EventLoopPolicy.__qualname__ = 'EventLoopPolicy'
+
+if _POLICIES_DEPRECATED:
+    __all__ = tuple(name for name in __all__ if name != 'EventLoopPolicy')
+
+    def __getattr__(name):
+        # As asyncio.DefaultEventLoopPolicy: the class warns when looked up.
+        if name == 'EventLoopPolicy':
+            _warn_policy_api('asyncuv.EventLoopPolicy')
+            return _EventLoopPolicy
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+else:
+    EventLoopPolicy = _EventLoopPolicy
+
+
 def install():
-    """Make asyncuv the loop of asyncio.new_event_loop() and friends."""
-    asyncio.set_event_loop_policy(EventLoopPolicy())
+    """Make asyncuv the loop of asyncio.new_event_loop() and friends, by
+    installing an asyncuv policy.
+
+    Deprecated from Python 3.14 on, as asyncio.set_event_loop_policy() is:
+    use asyncuv.run(main()) or asyncio.run(main(),
+    loop_factory=asyncuv.new_event_loop).
+    """
+    if _POLICIES_DEPRECATED:
+        _warn_policy_api('asyncuv.install')
+    _set_event_loop_policy(_EventLoopPolicy())
 
 
 def run(main, *, debug=None):

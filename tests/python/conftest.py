@@ -144,4 +144,6 @@ def asyncuv():
 def restore_policy():
     """Restore the default event loop policy after tests that install one."""
     yield
-    asyncio.set_event_loop_policy(None)
+    # Python 3.14 deprecates the public setter; this one does not warn.
+    getattr(asyncio.events, "_set_event_loop_policy",
+            asyncio.set_event_loop_policy)(None)

@@ -2,7 +2,10 @@
 new_event_loop, Loop).  These run once, against asyncuv only."""
 
 import asyncio
+import contextlib
+import sys
 import threading
+import warnings
 
 import pytest
 
@@ -27,20 +30,56 @@ class TestLoopClass:
             second.close()
 
 
+# Python 3.14 deprecates asyncio's event loop policies: asyncio's policy
+# functions and classes warn, and asyncuv's (install(), EventLoopPolicy) do
+# too, in the same way; before 3.14 neither warns.
+POLICIES_DEPRECATED = sys.version_info >= (3, 14)
+
+
+@contextlib.contextmanager
+def policy_api_warns():
+    """Expect asyncio's warning for its policy API on this Python: on 3.14
+    and later a DeprecationWarning, reported at the caller's line (this
+    file); before 3.14 none at all."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    if not POLICIES_DEPRECATED:
+        assert [str(w.message) for w in caught] == []
+        return
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    assert caught[0].category is DeprecationWarning
+    assert caught[0].filename == __file__
+
+
+def get_policy():
+    # Not the API under test: the getter that does not warn on 3.14.
+    return getattr(asyncio.events, "_get_event_loop_policy",
+                   asyncio.get_event_loop_policy)()
+
+
 class TestEventLoopPolicy:
     def test_is_an_event_loop_policy(self, asyncuv):
-        assert isinstance(asyncuv.EventLoopPolicy(), asyncio.AbstractEventLoopPolicy)
+        with policy_api_warns():
+            policy_class = asyncuv.EventLoopPolicy
+        base = (asyncio.events._AbstractEventLoopPolicy if POLICIES_DEPRECATED
+                else asyncio.AbstractEventLoopPolicy)
+        assert isinstance(policy_class(), base)
 
     def test_new_event_loop_returns_asyncuv_loop(self, asyncuv):
-        loop = asyncuv.EventLoopPolicy().new_event_loop()
+        with policy_api_warns():
+            policy_class = asyncuv.EventLoopPolicy
+        loop = policy_class().new_event_loop()
         try:
             assert isinstance(loop, asyncuv.Loop)
         finally:
             loop.close()
 
     def test_install_makes_asyncio_create_asyncuv_loops(self, asyncuv, restore_policy):
-        asyncuv.install()
-        assert isinstance(asyncio.get_event_loop_policy(), asyncuv.EventLoopPolicy)
+        with policy_api_warns():
+            asyncuv.install()
+        assert type(get_policy()).__name__ == "EventLoopPolicy"
+        assert type(get_policy()).__module__ == "asyncuv"
         loop = asyncio.new_event_loop()
         try:
             assert isinstance(loop, asyncuv.Loop)
@@ -48,12 +87,46 @@ class TestEventLoopPolicy:
             loop.close()
 
     def test_asyncio_run_uses_installed_policy(self, asyncuv, restore_policy):
-        asyncuv.install()
+        with policy_api_warns():
+            asyncuv.install()
 
         async def main():
             return type(asyncio.get_running_loop())
 
         assert issubclass(asyncio.run(main()), asyncuv.Loop)
+
+    def test_warnings_match_asyncios_own(self, asyncuv, restore_policy):
+        # The same category, reported at the same place (the caller's line),
+        # as asyncio's set_event_loop_policy() and DefaultEventLoopPolicy.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            asyncio.set_event_loop_policy(None)
+            asyncuv.install()
+            asyncio.DefaultEventLoopPolicy
+            asyncuv.EventLoopPolicy
+        seen = [(w.category, w.filename) for w in caught]
+        if POLICIES_DEPRECATED:
+            assert seen == [(DeprecationWarning, __file__)] * 4
+        else:
+            assert seen == []
+
+    def test_not_in_star_import_when_deprecated(self, asyncuv):
+        # As asyncio's policy classes, it leaves __all__ with the deprecation.
+        assert ("EventLoopPolicy" in asyncuv.__all__) is not POLICIES_DEPRECATED
+        assert ("DefaultEventLoopPolicy" in asyncio.__all__) is not POLICIES_DEPRECATED
+
+    def test_recommended_spellings(self, asyncuv):
+        # What the README recommends, on every Python: no policy involved.
+        async def main():
+            return type(asyncio.get_running_loop())
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert issubclass(asyncuv.run(main()), asyncuv.Loop)
+            if sys.version_info >= (3, 12):   # loop_factory= is new in 3.12
+                assert issubclass(
+                    asyncio.run(main(), loop_factory=asyncuv.new_event_loop),
+                    asyncuv.Loop)
 
 
 class TestRun:
@@ -127,7 +200,11 @@ class TestRun:
         assert not worker.is_alive()
 
     def test_rejects_non_coroutine(self, asyncuv):
-        with pytest.raises(ValueError, match="a coroutine was expected"):
+        # As asyncio.run() on this Python (3.14 takes any awaitable and
+        # raises TypeError for the rest).
+        with pytest.raises((ValueError, TypeError)) as stock:
+            asyncio.run(42)
+        with pytest.raises(type(stock.value), match=str(stock.value)):
             asyncuv.run(42)
 
     def test_cannot_be_called_from_a_running_loop(self, asyncuv):
