@@ -67,10 +67,12 @@ static PyObject* context_get(LoopObject* self, PyObject* context, PyObject* key)
 
 /* Run the custom handler; -1 with an exception set if it failed.  From
  * Python 3.12 on, asyncio runs it in the context of the task, future or
- * handle that the error context names; 3.11 calls it as is. */
-static int call_custom_handler(LoopObject* self, PyObject* context) {
+ * handle that the error context names; 3.11 calls it as is.  The caller
+ * holds handler: it may replace itself (set_exception_handler()) while it
+ * runs. */
+static int call_custom_handler(LoopObject* self, PyObject* handler, PyObject* context) {
 #if PY_VERSION_HEX < 0x030C0000
-  PyObject* r = PyObject_CallFunctionObjArgs(self->exception_handler, self, context, NULL);
+  PyObject* r = PyObject_CallFunctionObjArgs(handler, self, context, NULL);
   if (r == NULL)
     return -1;
   Py_DECREF(r);
@@ -121,10 +123,10 @@ static int call_custom_handler(LoopObject* self, PyObject* context) {
   Py_XDECREF(ctx);
 
   if (run != NULL) {
-    r = PyObject_CallFunctionObjArgs(run, self->exception_handler, self, context, NULL);
+    r = PyObject_CallFunctionObjArgs(run, handler, self, context, NULL);
     Py_DECREF(run);
   } else {
-    r = PyObject_CallFunctionObjArgs(self->exception_handler, self, context, NULL);
+    r = PyObject_CallFunctionObjArgs(handler, self, context, NULL);
   }
   if (r == NULL)
     return -1;
@@ -136,9 +138,11 @@ static int call_custom_handler(LoopObject* self, PyObject* context) {
 
 PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context) {
   auv_state* st;
+  PyObject* handler;
   PyObject* r;
   PyObject* value;
   PyObject* report;
+  int failed;
 
   st = self->state;
   if (self->exception_handler == NULL) {
@@ -155,7 +159,10 @@ PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context) 
     Py_RETURN_NONE;
   }
 
-  if (call_custom_handler(self, context) == 0)
+  handler = Py_NewRef(self->exception_handler);
+  failed = call_custom_handler(self, handler, context) < 0;
+  Py_DECREF(handler);
+  if (!failed)
     Py_RETURN_NONE;
   if (auv__is_exit_exception())
     return NULL;

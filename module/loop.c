@@ -419,6 +419,7 @@ static PyObject* loop_create_task(LoopObject* self, PyObject* const* args,
   PyObject* name;
   PyObject* context;
   PyObject* task;
+  PyObject* factory;
   PyObject* stack[4];
   PyObject* kw;
   Py_ssize_t i;
@@ -470,14 +471,17 @@ static PyObject* loop_create_task(LoopObject* self, PyObject* const* args,
     return PyObject_Vectorcall(st->Task, stack, 1, kw);
   }
 
+  /* Held for the call: the factory may replace itself. */
+  factory = Py_NewRef(self->task_factory);
   stack[0] = (PyObject*) self;
   stack[1] = coro;
   if (context == Py_None) {
-    task = PyObject_Vectorcall(self->task_factory, stack, 2, NULL);
+    task = PyObject_Vectorcall(factory, stack, 2, NULL);
   } else {
     stack[2] = context;
-    task = PyObject_Vectorcall(self->task_factory, stack, 2, st->kw_context);
+    task = PyObject_Vectorcall(factory, stack, 2, st->kw_context);
   }
+  Py_DECREF(factory);
   if (task == NULL || name == Py_None)
     return task;
   {

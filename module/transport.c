@@ -201,13 +201,50 @@ static void transport_fatal_error(TransportObject* self, const char* message) {
 }
 
 
+/* Call a protocol callback (a bound method the transport caches) with one
+ * argument.  The callback may swap the protocol (set_protocol()), which
+ * drops the transport's reference to it: a reference is held for the
+ * length of the call, or a method of a protocol written in C would run on
+ * a freed object. */
+static PyObject* call_cached(PyObject* cb, PyObject* arg) {
+  PyObject* r;
+
+  if (cb == NULL) {  /* connection_lost() released the protocol */
+    PyErr_SetString(PyExc_RuntimeError, "the transport has no protocol");
+    return NULL;
+  }
+  Py_INCREF(cb);
+  r = PyObject_CallOneArg(cb, arg);
+  Py_DECREF(cb);
+  return r;
+}
+
+
+/* protocol.<name>(arg) (no argument if arg is NULL), the protocol held for
+ * the length of the call as above. */
+static PyObject* call_protocol(TransportObject* self, PyObject* name, PyObject* arg) {
+  PyObject* protocol;
+  PyObject* r;
+
+  if (self->protocol == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "the transport has no protocol");
+    return NULL;
+  }
+  protocol = Py_NewRef(self->protocol);
+  r = arg != NULL ? PyObject_CallMethodOneArg(protocol, name, arg)
+                  : PyObject_CallMethodNoArgs(protocol, name);
+  Py_DECREF(protocol);
+  return r;
+}
+
+
 /* pause_writing()/resume_writing() failures go to the exception handler. */
 static void transport_call_flow(TransportObject* self, PyObject* method,
                                 const char* message) {
   PyObject* r;
   PyObject* exc;
 
-  r = PyObject_CallMethodNoArgs(self->protocol, method);
+  r = call_protocol(self, method, NULL);
   if (r != NULL) {
     Py_DECREF(r);
     return;
@@ -271,7 +308,7 @@ static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
   /* BufferedProtocol: read straight into the protocol's buffer. */
   *len = 0;
   hint = PyLong_FromLong(-1);
-  buf = hint != NULL ? PyObject_CallOneArg(self->get_buffer, hint) : NULL;
+  buf = hint != NULL ? call_cached(self->get_buffer, hint) : NULL;
   Py_XDECREF(hint);
   if (buf != NULL) {
     if (PyObject_GetBuffer(buf, &self->rbuf, PyBUF_WRITABLE) == 0) {
@@ -303,8 +340,7 @@ static void transport_eof_received(TransportObject* self) {
       PyErr_Clear();
     Py_XDECREF(r);
   }
-  r = PyObject_CallMethodNoArgs(self->protocol,
-                                self->loop->state->str_eof_received);
+  r = call_protocol(self, self->loop->state->str_eof_received, NULL);
   if (r == NULL) {
     transport_fatal_error(self, "Fatal error: protocol.eof_received() call failed.");
     return;
@@ -325,13 +361,74 @@ static void transport_eof_received(TransportObject* self) {
 }
 
 
+/* data_received(bytes) of the current protocol, or, if it became a
+ * BufferedProtocol since the read began, the data copied into the buffers
+ * it gives (asyncio's protocols._feed_data_to_buffered_proto()). */
+static PyObject* deliver_copy(TransportObject* self, const char* base, ssize_t nread) {
+  Py_buffer view;
+  PyObject* buf;
+  PyObject* n;
+  PyObject* r;
+  Py_ssize_t len;
+
+  if (!self->buffered) {
+    PyObject* data = auv__bytes_copy(base, nread);
+    if (data == NULL)
+      return NULL;
+    r = call_cached(self->data_received, data);
+    Py_DECREF(data);
+    return r;
+  }
+  r = Py_NewRef(Py_None);
+  while (nread > 0 && self->buffered) {
+    n = PyLong_FromSsize_t(nread);
+    buf = n != NULL ? call_cached(self->get_buffer, n) : NULL;
+    Py_XDECREF(n);
+    if (buf == NULL || PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
+      Py_XDECREF(buf);
+      Py_DECREF(r);
+      return NULL;
+    }
+    Py_DECREF(buf);
+    len = view.len < nread ? view.len : nread;
+    if (len == 0) {
+      PyBuffer_Release(&view);
+      PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
+      Py_DECREF(r);
+      return NULL;
+    }
+    memcpy(view.buf, base, (size_t) len);
+    PyBuffer_Release(&view);
+    n = PyLong_FromSsize_t(len);
+    Py_SETREF(r, n != NULL ? call_cached(self->buffer_updated, n) : NULL);
+    Py_XDECREF(n);
+    if (r == NULL)
+      return NULL;
+    base += len;
+    nread -= len;
+  }
+  return r;
+}
+
+
 static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
   TransportObject* self;
   PyObject* data;
   PyObject* r;
+  Py_buffer view;
+  int in_rbuf;
 
   self = auv_stream_get_data(stream);
   Py_INCREF(self);  /* a protocol callback may close and drop us */
+
+  /* The read went into a BufferedProtocol's buffer: released at the end,
+   * after whatever the protocol does with it (get_buffer() may even have
+   * swapped the protocol for one that takes bytes). */
+  in_rbuf = self->have_rbuf;
+  if (in_rbuf) {
+    view = self->rbuf;
+    self->have_rbuf = 0;
+  }
 
   if (self->pipe) {
     /* A write pipe watches its fd only to learn that the reader went
@@ -349,19 +446,13 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
     goto done;
   }
 
-  if (self->buffered) {
-    if (self->have_rbuf) {
-      self->have_rbuf = 0;
-      PyBuffer_Release(&self->rbuf);
-    }
-    if (self->read_error != NULL) {
-      PyObject* exc = self->read_error;
-      self->read_error = NULL;
-      PyErr_SetObject((PyObject*) Py_TYPE(exc), exc);
-      Py_DECREF(exc);
-      transport_fatal_error(self, "Fatal error: protocol.get_buffer() call failed.");
-      goto done;
-    }
+  if (self->read_error != NULL) {  /* get_buffer() failed */
+    PyObject* exc = self->read_error;
+    self->read_error = NULL;
+    PyErr_SetObject((PyObject*) Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    transport_fatal_error(self, "Fatal error: protocol.get_buffer() call failed.");
+    goto done;
   }
 
   if (nread == 0 && self->rbytes != NULL) {
@@ -371,12 +462,20 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
   if (nread > 0) {
     if (self->conn_lost)
       goto done;
-    if (self->buffered) {
+    if (in_rbuf && self->buffered) {
       PyObject* n = PyLong_FromSsize_t(nread);
-      r = n != NULL ? PyObject_CallOneArg(self->buffer_updated, n) : NULL;
+      r = n != NULL ? call_cached(self->buffer_updated, n) : NULL;
       Py_XDECREF(n);
       if (r == NULL)
         transport_fatal_error(self, "Fatal error: protocol.buffer_updated() call failed.");
+    } else if (in_rbuf || self->buffered) {
+      /* The protocol changed kind during get_buffer() (or a collection
+       * during the read): the data goes to it as it takes data. */
+      r = deliver_copy(self, base, nread);
+      if (r == NULL)
+        transport_fatal_error(self, self->buffered
+                              ? "Fatal error: protocol.buffer_updated() call failed."
+                              : "Fatal error: protocol.data_received() call failed.");
     } else {
       if (self->rbytes != NULL && base == PyBytes_AS_STRING(self->rbytes)) {
         data = self->rbytes;
@@ -387,7 +486,7 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
         data = auv__bytes_copy(base, nread);
       }
       self->bulk = nread >= AUV_READ_BUF_SIZE / 2;
-      r = data == NULL ? NULL : PyObject_CallOneArg(self->data_received, data);
+      r = data == NULL ? NULL : call_cached(self->data_received, data);
       Py_XDECREF(data);
       if (r == NULL)
         transport_fatal_error(self, "Fatal error: protocol.data_received() call failed.");
@@ -404,6 +503,8 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
   }
 
 done:
+  if (in_rbuf)
+    PyBuffer_Release(&view);
   Py_DECREF(self);
 }
 
@@ -879,8 +980,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   if (self->loop == NULL)  /* done before: everything is released */
     Py_RETURN_NONE;
   if (self->protocol != NULL)
-    r = PyObject_CallMethodOneArg(self->protocol,
-                                  self->loop->state->str_connection_lost, exc);
+    r = call_protocol(self, self->loop->state->str_connection_lost, exc);
   else
     r = Py_NewRef(Py_None);
   PyErr_Fetch(&type, &value, &tb);

@@ -117,6 +117,24 @@ static void datagram_force_close_quietly(DatagramObject* self, PyObject* exc) {
 }
 
 
+/* Protocol callbacks may swap the protocol (set_protocol()), dropping the
+ * transport's references: each call holds its callable (or the protocol)
+ * for its length, or a method of a protocol written in C would run on a
+ * freed object. */
+static PyObject* call_held(PyObject* cb, PyObject* const* args, size_t nargs) {
+  PyObject* r;
+
+  if (cb == NULL) {  /* connection_lost() released the protocol */
+    PyErr_SetString(PyExc_RuntimeError, "the transport has no protocol");
+    return NULL;
+  }
+  Py_INCREF(cb);
+  r = PyObject_Vectorcall(cb, args, nargs, NULL);
+  Py_DECREF(cb);
+  return r;
+}
+
+
 /* protocol.error_received(OSError(err)). */
 static void datagram_error_received(DatagramObject* self, int err) {
   PyObject* exc;
@@ -129,7 +147,7 @@ static void datagram_error_received(DatagramObject* self, int err) {
   exc = auv__take_exception();
   if (exc == NULL)
     return;
-  r = PyObject_CallOneArg(self->error_received, exc);
+  r = call_held(self->error_received, &exc, 1);
   Py_DECREF(exc);
   if (r == NULL)
     datagram_callback_failed(self, "protocol.error_received() call failed");
@@ -138,9 +156,14 @@ static void datagram_error_received(DatagramObject* self, int err) {
 
 
 static void datagram_call_flow(DatagramObject* self, PyObject* method, const char* message) {
+  PyObject* protocol;
   PyObject* r;
 
-  r = PyObject_CallMethodNoArgs(self->protocol, method);
+  if (self->protocol == NULL)
+    return;
+  protocol = Py_NewRef(self->protocol);
+  r = PyObject_CallMethodNoArgs(protocol, method);
+  Py_DECREF(protocol);
   if (r == NULL)
     datagram_callback_failed(self, message);
   Py_XDECREF(r);
@@ -303,7 +326,7 @@ static void datagram_recv_cb(auv_udp_t* udp, ssize_t nread, char* base,
     r = NULL;
     if (pyaddr != NULL) {
       PyObject* args[2] = { data, pyaddr };
-      r = PyObject_Vectorcall(self->datagram_received, args, 2, NULL);
+      r = call_held(self->datagram_received, args, 2);
     }
     Py_XDECREF(data);
     Py_XDECREF(pyaddr);
@@ -493,7 +516,7 @@ send_failed:
   if (PyErr_ExceptionMatches(PyExc_OSError)) {
     PyObject* exc = auv__take_exception();
     if (exc != NULL && self->error_received != NULL) {
-      PyObject* res = PyObject_CallOneArg(self->error_received, exc);
+      PyObject* res = call_held(self->error_received, &exc, 1);
       if (res == NULL) {
         Py_DECREF(exc);
         goto error;
@@ -550,10 +573,11 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
 
   if (self->loop == NULL)  /* done before: everything is released */
     Py_RETURN_NONE;
-  if (self->protocol != NULL)
-    r = PyObject_CallMethodOneArg(self->protocol,
-                                  self->loop->state->str_connection_lost, exc);
-  else
+  if (self->protocol != NULL) {
+    PyObject* protocol = Py_NewRef(self->protocol);
+    r = PyObject_CallMethodOneArg(protocol, self->loop->state->str_connection_lost, exc);
+    Py_DECREF(protocol);
+  } else
     r = Py_NewRef(Py_None);
   PyErr_Fetch(&type, &value, &tb);
   datagram_close_udp(self);

@@ -409,3 +409,190 @@ def test_sock_methods_on_bad_objects(loop):
     finally:
         a.close()
         b.close()
+
+
+# --- A callback that swaps the protocol while it runs ---------------------------
+
+# The callback is a method of a C object that only the transport holds, and
+# it calls set_protocol() while it runs: the transport drops its reference,
+# and unless the call holds one, the object is freed under its own method.
+# PYTHONMALLOC=malloc_debug fills freed memory, so such a use crashes.
+_SWAP_CHILD = """
+import socket
+
+class New(asyncio.BufferedProtocol):
+    def __init__(self):
+        self.events = []
+        self.buf = bytearray(100)
+    def data_received(self, data):
+        self.events.append(["data", data.decode()])
+    def get_buffer(self, hint):
+        return self.buf
+    def buffer_updated(self, n):
+        self.events.append(["data", self.buf[:n].decode()])
+    def datagram_received(self, data, addr):
+        self.events.append(["data", data.decode()])
+    def error_received(self, exc):
+        self.events.append(["error", type(exc).__name__])
+    def connection_lost(self, exc):
+        pass
+
+class NewPlain(asyncio.DatagramProtocol, asyncio.Protocol):
+    def __init__(self):
+        self.events = []
+    data_received = New.data_received
+    datagram_received = New.datagram_received
+    error_received = New.error_received
+
+new = New() if WHAT in ("get_buffer", "buffer_updated") else NewPlain()
+holder = []
+
+def swap():
+    if holder:
+        holder.pop().set_protocol(new)
+
+class Collide:
+    # Hashes like `like`: a dict lookup of `like` compares with it.
+    def __init__(self, like=b"ping"):
+        self.like = like
+    def __hash__(self):
+        return hash(self.like)
+    def __eq__(self, other):
+        swap()
+        return False
+
+class Swap:
+    def __eq__(self, other):
+        swap()
+        return False
+
+def c_method(kind):
+    # A bound method of a fresh C object, calling swap() through Python.
+    if kind == "one":     # list.__contains__(x) compares x with each item
+        return [Swap(), Swap(), Swap()].__contains__
+    if kind == "two":     # dict.setdefault(b"ping", x) compares its keys
+        return {Collide(): 0, 1: 1}.setdefault
+    if kind == "buffer":  # d[-1] compares -1 with a key first
+        class Dict(dict):  # freed to the allocator, not to a free list
+            pass
+        return Dict({Collide(-1): None, -1: bytearray(100)}).__getitem__
+
+class Old({"get_buffer": asyncio.BufferedProtocol, "buffer_updated": asyncio.BufferedProtocol,
+           "datagram_received": asyncio.DatagramProtocol,
+           "error_received": asyncio.DatagramProtocol}.get(WHAT, asyncio.Protocol)):
+    def __init__(self):
+        self.buf = bytearray(100)
+        if WHAT == "data_received":
+            self.data_received = c_method("one")
+        elif WHAT == "get_buffer":
+            self.get_buffer = c_method("buffer")
+        elif WHAT == "buffer_updated":
+            self.buffer_updated = c_method("one")
+        elif WHAT == "datagram_received":
+            self.datagram_received = c_method("two")
+        elif WHAT == "error_received":
+            self.error_received = c_method("one")
+    def get_buffer(self, hint):
+        return self.buf
+    def connection_made(self, tr):
+        holder.append(tr)
+    def connection_lost(self, exc):
+        pass
+
+async def main():
+    loop = asyncio.get_running_loop()
+    errors = []
+    loop.set_exception_handler(lambda l, ctx: errors.append(ctx["message"]))
+    if WHAT in ("datagram_received", "error_received"):
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        tr, _ = await loop.create_datagram_endpoint(
+            Old, local_addr=("127.0.0.1", 0), remote_addr=peer.getsockname())
+        del _
+        addr = tr.get_extra_info("sockname")
+        if WHAT == "datagram_received":
+            send = lambda: peer.sendto(b"ping", addr)
+        else:
+            peer.close()  # the peer's port now refuses: error_received()
+            send = lambda: tr.sendto(b"ping")
+    else:
+        a, peer = socket.socketpair()
+        tr, _ = await loop.connect_accepted_socket(Old, a)
+        del _
+        send = lambda: peer.send(b"ping")
+    send()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if not holder:
+            break
+    send()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if new.events:
+            break
+    report({"swapped": not holder, "new": new.events, "errors": errors})
+    tr.close()
+    peer.close()
+    await asyncio.sleep(0.01)
+
+loop = new_loop(LOOP_KIND)
+loop.run_until_complete(main())
+loop.close()
+"""
+
+
+@pytest.mark.parametrize("what", ["data_received", "get_buffer", "buffer_updated",
+                                  "datagram_received", "error_received"])
+def test_callback_swapping_protocol_keeps_itself_alive(loop_kind, what):
+    (result,) = run_in_child(loop_kind, f"WHAT = {what!r}\n" + _SWAP_CHILD,
+                             env={"PYTHONMALLOC": "malloc_debug"})
+    assert result["swapped"]
+    assert result["errors"] == []
+    if what == "error_received":
+        assert result["new"][:1] == [["error", "ConnectionRefusedError"]]
+    elif what == "get_buffer":
+        # The data went into the old protocol's buffer: the new one only
+        # hears how much (asyncio's order: buffer_updated() of whichever
+        # protocol is set after the read), then gets the next read.
+        assert result["new"][:1] == [["data", "\x00" * 4]]
+    else:
+        assert result["new"][:1] == [["data", "ping"]]
+
+
+_SWAP_LOOP_CHILD = """
+class Collide:
+    def __init__(self, like, swap):
+        self.like, self.swap = like, swap
+    def __hash__(self):
+        return hash(self.like)
+    def __eq__(self, other):
+        self.swap()
+        return False
+
+class Dict(dict):  # freed to the allocator, not to a free list
+    pass
+
+loop = new_loop(LOOP_KIND)
+# Dict.setdefault(loop, x) compares loop with the colliding key, which
+# replaces the callable (a method of the only reference to the dict).
+loop.set_exception_handler(Dict({Collide(loop, lambda: loop.set_exception_handler(None)): 0})
+                           .setdefault)
+loop.call_exception_handler({"message": "first"})
+assert loop.get_exception_handler() is None
+loop.set_task_factory(Dict({Collide(loop, lambda: loop.set_task_factory(None)): 0}).setdefault)
+class NotACoroutine:  # passed through by the factory
+    def set_name(self, name):  # which 3.13's create_task() calls
+        pass
+c = NotACoroutine()
+assert loop.create_task(c) is c  # what setdefault() returned
+assert loop.get_task_factory() is None
+loop.close()
+report("ok")
+"""
+
+
+def test_handler_and_factory_replacing_themselves(loop_kind):
+    # The exception handler and the task factory may replace themselves
+    # while they run: the loop holds them for the call.
+    assert run_in_child(loop_kind, _SWAP_LOOP_CHILD,
+                        env={"PYTHONMALLOC": "malloc_debug"}) == ["ok"]
