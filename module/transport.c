@@ -315,6 +315,10 @@ static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
       if (self->rbuf.len == 0) {
         PyBuffer_Release(&self->rbuf);
         PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
+      } else if (self->stream == NULL) {
+        /* get_buffer() closed the transport: nothing is read into the
+         * buffer, and the engine hands nothing back to release it. */
+        PyBuffer_Release(&self->rbuf);
       } else {
         self->have_rbuf = 1;
         *base = self->rbuf.buf;

@@ -559,6 +559,41 @@ def test_callback_swapping_protocol_keeps_itself_alive(loop_kind, what):
         assert result["new"][:1] == [["data", "ping"]]
 
 
+def test_get_buffer_that_closes_the_transport_releases_the_buffer(loop):
+    # get_buffer() closed the transport: asyncuv kept the buffer exported
+    # (a bytearray could not be resized, BufferError) until the transport
+    # was freed.
+    class Proto(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.buf = bytearray(16)
+            self.lost = loop.create_future()
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def get_buffer(self, hint):
+            self.transport.close()
+            return self.buf
+
+        def buffer_updated(self, nbytes):
+            pass
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    a, b = socket.socketpair()
+    try:
+        transport, proto = loop.run_until_complete(
+            loop.connect_accepted_socket(Proto, a))
+        b.send(b"data")
+        assert loop.run_until_complete(asyncio.wait_for(proto.lost, 10)) is None
+        proto.buf.extend(b"more")  # not exported any more
+        assert len(proto.buf) == 20
+        assert transport.is_closing()
+    finally:
+        b.close()
+
+
 _SWAP_LOOP_CHILD = """
 class Collide:
     def __init__(self, like, swap):
