@@ -566,17 +566,40 @@ error:
 
 /* --- close() ----------------------------------------------------------------- */
 
+/* Free the engine unless a C extension holds it (asyncuv-python.h: the
+ * last loop_release() frees it then); RuntimeError if it is busy. */
+static int loop_close_engine(LoopObject* self) {
+  int err;
+
+  if (self->engine_holders > 0)
+    return 0;
+  err = auv__loop_free_engine(self);
+  if (err != 0) {
+    /* Handles or work still hold the engine: leave it (to a later
+     * close(), or to the process) rather than free it under them. */
+    PyErr_Format(PyExc_RuntimeError, "cannot close the engine loop: %s",
+                 auv_strerror(err));
+    return -1;
+  }
+  return 0;
+}
+
+
 PyObject* auv__loop_close(LoopObject* self, PyObject* unused) {
   PyObject* executor;
   PyObject* r;
-  int err;
+  int engine_failed;
 
   if (self->thread_id != 0) {
     PyErr_SetString(PyExc_RuntimeError, "Cannot close a running event loop");
     return NULL;
   }
-  if (self->closed)
+  if (self->closed) {
+    /* Closed before with the engine busy: try again. */
+    if (self->loop != NULL && loop_close_engine(self) < 0)
+      return NULL;
     Py_RETURN_NONE;
+  }
   if (self->debug) {
     r = PyObject_CallMethod(self->state->logger, "debug", "sO", "Close %r", self);
     if (r == NULL)
@@ -589,18 +612,9 @@ PyObject* auv__loop_close(LoopObject* self, PyObject* unused) {
   auv__loop_close_listeners(self);
   auv__loop_close_watchers(self);
   auv__loop_drop_callbacks(self);
-  /* While C extensions hold the engine (asyncuv-python.h), the last
-   * loop_release() frees it. */
-  if (self->engine_holders == 0) {
-    err = auv__loop_free_engine(self);
-    if (err != 0) {
-      /* Work still on the thread pool holds the engine: leave it to the
-       * process rather than free it under that work. */
-      PyErr_Format(PyExc_RuntimeError, "cannot close the engine loop: %s",
-                   auv_strerror(err));
-      return NULL;
-    }
-  }
+  /* A busy engine fails the close, but only after everything else is
+   * closed: the wake-up fds, the default executor. */
+  engine_failed = loop_close_engine(self) < 0;
   if (self->signal_fds[0] >= 0) {
     close(self->signal_fds[0]);
     close(self->signal_fds[1]);
@@ -610,6 +624,10 @@ PyObject* auv__loop_close(LoopObject* self, PyObject* unused) {
   self->executor_shutdown_called = 1;
   executor = self->default_executor;
   if (executor != NULL) {
+    PyObject* type;
+    PyObject* value;
+    PyObject* tb;
+    PyErr_Fetch(&type, &value, &tb);  /* the engine's error, if any */
     self->default_executor = NULL;
     PyObject* kwargs = Py_BuildValue("{OO}", self->state->str_wait, Py_False);
     PyObject* shutdown = PyObject_GetAttr(executor, self->state->str_shutdown);
@@ -618,12 +636,17 @@ PyObject* auv__loop_close(LoopObject* self, PyObject* unused) {
       r = PyObject_Call(shutdown, self->state->empty_tuple, kwargs);
     Py_XDECREF(kwargs);
     Py_XDECREF(shutdown);
-    if (r == NULL) {
-      Py_DECREF(executor);
-      return NULL;
-    }
-    Py_DECREF(r);
     Py_DECREF(executor);
+    if (r == NULL) {
+      if (type != NULL)
+        PyErr_WriteUnraisable((PyObject*) self);  /* the engine's wins */
+      else
+        return NULL;
+    }
+    Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
   }
+  if (engine_failed)
+    return NULL;
   Py_RETURN_NONE;
 }

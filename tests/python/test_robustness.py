@@ -631,3 +631,41 @@ def test_handler_and_factory_replacing_themselves(loop_kind):
     # while they run: the loop holds them for the call.
     assert run_in_child(loop_kind, _SWAP_LOOP_CHILD,
                         env={"PYTHONMALLOC": "malloc_debug"}) == ["ok"]
+
+
+# --- loop.close() with the engine still busy -------------------------------------
+
+def test_close_with_busy_engine_closes_the_rest(asyncuv):
+    # A child watch made through the private _watch_child_exit() (what a C
+    # extension's own engine handles do too) keeps the engine busy: close()
+    # raised at once, leaving the signal wake-up fds open and the default
+    # executor running, and a second close() did nothing.
+    import concurrent.futures
+    import signal
+    import subprocess
+
+    loop = asyncuv.new_event_loop()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        watch = loop._watch_child_exit(child.pid, lambda returncode: None)
+        executor = concurrent.futures.ThreadPoolExecutor()
+        loop.set_default_executor(executor)
+        assert loop.run_until_complete(loop.run_in_executor(None, int, "7")) == 7
+        wakeup_fd = loop._signal_wakeup_fd()
+        loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+        with pytest.raises(RuntimeError, match="cannot close the engine loop"):
+            loop.close()
+        assert loop.is_closed()
+        assert executor._shutdown
+        with pytest.raises(OSError):
+            os.fstat(wakeup_fd)
+        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+        # Still busy: every close() says so; once free, close() frees it.
+        with pytest.raises(RuntimeError, match="cannot close the engine loop"):
+            loop.close()
+        assert watch.cancel()
+        loop.close()
+        loop.close()
+    finally:
+        child.kill()
+        child.wait()
