@@ -236,6 +236,13 @@ static inline PyObject* auv__bytes_copy(const char* src, Py_ssize_t n) {
 
 AUV_MOD_INTERNAL auv_state* auv__state_from_type(PyTypeObject* tp);
 
+/* The module state of an object of one of the module's own types (not a
+ * subclass), found from its type: also when its loop is gone (released at
+ * connection_lost(), or cleared by the garbage collector). */
+static inline auv_state* auv__object_state(void* obj) {
+  return (auv_state*) PyType_GetModuleState(Py_TYPE((PyObject*) obj));
+}
+
 /* handle.c */
 AUV_MOD_INTERNAL extern PyType_Spec auv__handle_spec;
 AUV_MOD_INTERNAL extern PyType_Spec auv__timer_handle_spec;

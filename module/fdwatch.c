@@ -143,6 +143,8 @@ static int check_no_transport(LoopObject* self, PyObject* fileobj, int fd) {
   PyObject* closing;
   int truth;
 
+  if (self->fd_owners == NULL)  /* cleared by the collector */
+    return 0;
   key = PyLong_FromLong(fd);
   if (key == NULL)
     return -1;
@@ -845,6 +847,8 @@ PyObject* auv__loop_unlisten(LoopObject* self, PyObject* sock) {
   fd = auv__fileobj_to_fd(self->state, sock);
   if (fd < 0)
     return NULL;
+  if (self->listeners == NULL)  /* cleared by the collector */
+    Py_RETURN_FALSE;
   key = PyLong_FromLong(fd);
   if (key == NULL)
     return NULL;

@@ -131,7 +131,7 @@ static void handle_report(HandleObject* h) {
     return;
   }
 
-  st = h->loop->state;
+  st = auv__object_state(h);
   value = auv__take_exception();
 
   ctx = NULL;
@@ -241,7 +241,9 @@ void auv__handle_call_cb(auv_loop_t* loop, void* arg) {
   HandleObject* h;
 
   h = arg;
-  if (!h->cancelled) {
+  /* No callback: cancelled, or cleared by the collector (which also took
+   * its loop) while a queue still held it. */
+  if (!h->cancelled && h->callback != NULL) {
     /* Keep the callback alive while it runs: it may cancel its handle. */
     PyObject* cb = Py_NewRef(h->callback);
     PyObject* args = Py_NewRef(h->args);
@@ -287,7 +289,7 @@ static PyObject* handle_repr_info(HandleObject* h) {
       goto error;
     Py_DECREF(item);
   }
-  if (PyObject_TypeCheck(h, h->loop->state->TimerHandleType)) {
+  if (PyObject_TypeCheck(h, auv__object_state(h)->TimerHandleType)) {
     PyObject* when = PyFloat_FromDouble(((TimerHandleObject*) h)->when);
     item = when == NULL ? NULL : PyUnicode_FromFormat("when=%R", when);
     Py_XDECREF(when);
@@ -296,7 +298,7 @@ static PyObject* handle_repr_info(HandleObject* h) {
     Py_DECREF(item);
   }
   if (h->callback != NULL) {
-    item = PyObject_CallFunctionObjArgs(h->loop->state->format_callback_source,
+    item = PyObject_CallFunctionObjArgs(auv__object_state(h)->format_callback_source,
                                         h->callback, h->args, NULL);
     if (item == NULL || PyList_Append(parts, item) < 0)
       goto error;
@@ -350,7 +352,7 @@ static PyObject* handle_repr(HandleObject* h) {
 
 
 static void handle_clear_callback(HandleObject* h) {
-  if (h->loop->debug && h->repr == NULL) {
+  if (h->loop != NULL && h->loop->debug && h->repr == NULL) {
     /* Keep a representation for debugging, as asyncio does. */
     h->repr = handle_repr(h);
     if (h->repr == NULL)
@@ -367,7 +369,7 @@ static PyObject* handle_cancel(HandleObject* h, PyObject* unused) {
   if (h->cancelled)
     Py_RETURN_NONE;
   h->cancelled = 1;
-  if (PyObject_TypeCheck(h, h->loop->state->TimerHandleType)) {
+  if (PyObject_TypeCheck(h, auv__object_state(h)->TimerHandleType)) {
     th = (TimerHandleObject*) h;
     if (th->scheduled) {
       th->scheduled = 0;
@@ -389,7 +391,7 @@ static PyObject* handle_cancelled(HandleObject* h, PyObject* unused) {
 
 
 static PyObject* handle_get_context(HandleObject* h, PyObject* unused) {
-  return Py_NewRef(h->context);
+  return Py_NewRef(h->context != NULL ? h->context : Py_None);
 }
 
 
@@ -401,7 +403,7 @@ static PyObject* handle_run_method(HandleObject* h, PyObject* unused) {
     Py_DECREF(cb);
     Py_DECREF(args);
   }
-  if (h->loop->pending_type != NULL) {
+  if (h->loop != NULL && h->loop->pending_type != NULL) {
     PyErr_Restore(h->loop->pending_type, h->loop->pending_value,
                   h->loop->pending_tb);
     h->loop->pending_type = h->loop->pending_value = h->loop->pending_tb = NULL;
@@ -472,7 +474,7 @@ static void handle_dealloc(HandleObject* h) {
   auv_state* st;
 
   tp = Py_TYPE(h);
-  st = h->loop != NULL ? h->loop->state : NULL;
+  st = h->loop != NULL ? auv__object_state(h) : NULL;
   PyObject_GC_UnTrack(h);
   if (*(PyObject**) ((char*) h + tp->tp_weaklistoffset) != NULL)
     PyObject_ClearWeakRefs((PyObject*) h);
@@ -525,7 +527,7 @@ static PyObject* handle_get_repr(HandleObject* h, void* closure) {
 
 
 static PyObject* handle_get_loop(HandleObject* h, void* closure) {
-  return Py_NewRef(h->loop);
+  return Py_NewRef(h->loop != NULL ? (PyObject*) h->loop : Py_None);
 }
 
 

@@ -575,7 +575,7 @@ static PyObject* loop_get_engine_holders(LoopObject* self, void* closure) {
 
 
 static PyObject* loop_get_asyncgens(LoopObject* self, void* closure) {
-  return Py_NewRef(self->asyncgens);
+  return Py_NewRef(self->asyncgens != NULL ? self->asyncgens : Py_None);
 }
 
 
@@ -773,6 +773,8 @@ static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
 
 
 static int loop_clear(LoopObject* self) {
+  /* What the collector clears is unusable, and every method says so. */
+  self->closed = 1;
   Py_CLEAR(self->task_factory);
   Py_CLEAR(self->exception_handler);
   Py_CLEAR(self->default_executor);

@@ -82,6 +82,8 @@ PyObject* auv__loop_set_debug(LoopObject* self, PyObject* enabled) {
 /* --- Async generators ------------------------------------------------------ */
 
 PyObject* auv__loop_asyncgen_firstiter(LoopObject* self, PyObject* agen) {
+  if (self->asyncgens == NULL)  /* cleared by the collector */
+    Py_RETURN_NONE;
   if (self->asyncgens_shutdown_called &&
       PyErr_ResourceWarning((PyObject*) self, 1,
                             "asynchronous generator %R was scheduled after "
@@ -96,6 +98,8 @@ PyObject* auv__loop_asyncgen_finalizer(LoopObject* self, PyObject* agen) {
   PyObject* aclose;
   PyObject* create_task;
 
+  if (self->asyncgens == NULL)  /* cleared by the collector */
+    Py_RETURN_NONE;
   r = PyObject_CallMethodOneArg(self->asyncgens, self->state->str_discard, agen);
   if (r == NULL)
     return NULL;

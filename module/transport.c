@@ -165,7 +165,7 @@ static void transport_force_close(TransportObject* self, PyObject* exc) {
   transport_close_stream(self);
   self->closing = 1;
   self->conn_lost++;
-  if (transport_call_soon_method(self, self->loop->state->str_call_connection_lost,
+  if (transport_call_soon_method(self, auv__object_state(self)->str_call_connection_lost,
                                  exc != NULL ? exc : Py_None) < 0)
     PyErr_WriteUnraisable((PyObject*) self);
 }
@@ -187,7 +187,7 @@ static void transport_fatal_error(TransportObject* self, const char* message) {
   exc = auv__take_exception();
   if (self->loop != NULL && PyObject_TypeCheck(exc, (PyTypeObject*) PyExc_OSError)) {
     if (self->loop->debug) {
-      PyObject* r = PyObject_CallMethod(self->loop->state->logger, "debug", "sOs",
+      PyObject* r = PyObject_CallMethod(auv__object_state(self)->logger, "debug", "sOs",
                                         "%r: %s", self, message);
       if (r == NULL)
         PyErr_Clear();
@@ -250,7 +250,10 @@ static void transport_call_flow(TransportObject* self, PyObject* method,
     return;
   }
   if (auv__is_exit_exception()) {
-    auv__loop_set_pending(self->loop);
+    if (self->loop != NULL)
+      auv__loop_set_pending(self->loop);
+    else
+      PyErr_WriteUnraisable((PyObject*) self);
     return;
   }
   exc = auv__take_exception();
@@ -263,7 +266,7 @@ static void transport_maybe_pause_protocol(TransportObject* self) {
   if (transport_buffer_size(self) <= self->high_water || self->protocol_paused)
     return;
   self->protocol_paused = 1;
-  transport_call_flow(self, self->loop->state->str_pause_writing,
+  transport_call_flow(self, auv__object_state(self)->str_pause_writing,
                       "protocol.pause_writing() failed");
 }
 
@@ -272,7 +275,7 @@ static void transport_maybe_resume_protocol(TransportObject* self) {
   if (!self->protocol_paused || transport_buffer_size(self) > self->low_water)
     return;
   self->protocol_paused = 0;
-  transport_call_flow(self, self->loop->state->str_resume_writing,
+  transport_call_flow(self, auv__object_state(self)->str_resume_writing,
                       "protocol.resume_writing() failed");
 }
 
@@ -338,13 +341,13 @@ static void transport_eof_received(TransportObject* self) {
   int keep_open;
 
   if (self->loop->debug) {
-    r = PyObject_CallMethod(self->loop->state->logger, "debug", "sO",
+    r = PyObject_CallMethod(auv__object_state(self)->logger, "debug", "sO",
                             "%r received EOF", self);
     if (r == NULL)
       PyErr_Clear();
     Py_XDECREF(r);
   }
-  r = call_protocol(self, self->loop->state->str_eof_received, NULL);
+  r = call_protocol(self, auv__object_state(self)->str_eof_received, NULL);
   if (r == NULL) {
     transport_fatal_error(self, "Fatal error: protocol.eof_received() call failed.");
     return;
@@ -357,7 +360,7 @@ static void transport_eof_received(TransportObject* self) {
   }
   /* Kept open: the engine already stopped reading; writing goes on. */
   if (!keep_open) {
-    r = PyObject_CallMethodNoArgs((PyObject*) self, self->loop->state->str_close);
+    r = PyObject_CallMethodNoArgs((PyObject*) self, auv__object_state(self)->str_close);
     if (r == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(r);
@@ -567,8 +570,8 @@ static void transport_sendfile_fail(TransportObject* self) {
 
   exc = auv__take_exception();
   if (exc != NULL && self->sf != NULL)
-    future_set(self->loop->state, self->sf->fut,
-               self->loop->state->str_set_exception, exc);
+    future_set(auv__object_state(self), self->sf->fut,
+               auv__object_state(self)->str_set_exception, exc);
   Py_XDECREF(exc);
 }
 
@@ -590,7 +593,7 @@ static void transport_sendfile_step(TransportObject* self) {
   if (sf == NULL || self->stream == NULL)
     return;
   /* cancelled? */
-  done = PyObject_CallMethodNoArgs(sf->fut, self->loop->state->str_done);
+  done = PyObject_CallMethodNoArgs(sf->fut, auv__object_state(self)->str_done);
   is_done = done == NULL ? -1 : PyObject_IsTrue(done);
   Py_XDECREF(done);
   if (is_done != 0) {
@@ -652,7 +655,7 @@ static void transport_sendfile_step(TransportObject* self) {
     transport_sendfile_fail(self);
     return;
   }
-  future_set(self->loop->state, sf->fut, self->loop->state->str_set_result, r);
+  future_set(auv__object_state(self), sf->fut, auv__object_state(self)->str_set_result, r);
   Py_DECREF(r);
 }
 
@@ -696,8 +699,8 @@ static PyObject* transport_sendfile(TransportObject* self, PyObject* args) {
   if (sf == NULL)
     return PyErr_NoMemory();
   stack[0] = (PyObject*) self->loop;
-  sf->fut = PyObject_Vectorcall(self->loop->state->Future, stack, 0,
-                                self->loop->state->kw_loop);
+  sf->fut = PyObject_Vectorcall(auv__object_state(self)->Future, stack, 0,
+                                auv__object_state(self)->kw_loop);
   if (sf->fut == NULL) {
     PyMem_Free(sf);
     return NULL;
@@ -747,13 +750,13 @@ static PyObject* transport_make_empty_waiter(TransportObject* self, PyObject* un
     return NULL;
   }
   stack[0] = (PyObject*) self->loop;
-  self->empty_waiter = PyObject_Vectorcall(self->loop->state->Future, stack, 0,
-                                           self->loop->state->kw_loop);
+  self->empty_waiter = PyObject_Vectorcall(auv__object_state(self)->Future, stack, 0,
+                                           auv__object_state(self)->kw_loop);
   if (self->empty_waiter == NULL)
     return NULL;
   if (transport_buffer_size(self) == 0)
-    future_set(self->loop->state, self->empty_waiter,
-               self->loop->state->str_set_result, Py_None);
+    future_set(auv__object_state(self), self->empty_waiter,
+               auv__object_state(self)->str_set_result, Py_None);
   return Py_NewRef(self->empty_waiter);
 }
 
@@ -794,13 +797,13 @@ static void transport_drain_cb(auv_stream_t* stream, int status) {
   } else {
     transport_maybe_resume_protocol(self);
     if (self->empty_waiter != NULL)
-      future_set(self->loop->state, self->empty_waiter,
-                 self->loop->state->str_set_result, Py_None);
+      future_set(auv__object_state(self), self->empty_waiter,
+                 auv__object_state(self)->str_set_result, Py_None);
     /* close() waited for the queue to empty. */
     if (self->closing && !self->conn_lost && transport_buffer_size(self) == 0) {
       self->conn_lost++;
       transport_close_stream(self);
-      if (transport_call_soon_method(self, self->loop->state->str_call_connection_lost,
+      if (transport_call_soon_method(self, auv__object_state(self)->str_call_connection_lost,
                                      Py_None) < 0)
         PyErr_WriteUnraisable((PyObject*) self);
     }
@@ -842,7 +845,7 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
     goto out;
   if (self->conn_lost || self->stream == NULL) {
     if (self->conn_lost >= AUV_CONNLOST_WRITES_LOG && self->loop != NULL) {
-      PyObject* r = PyObject_CallMethod(self->loop->state->logger,
+      PyObject* r = PyObject_CallMethod(auv__object_state(self)->logger,
                                         "warning", "s", "socket.send() raised exception.");
       if (r == NULL)
         PyErr_Clear();
@@ -943,7 +946,7 @@ static PyObject* transport_close(TransportObject* self, PyObject* unused) {
   if (transport_buffer_size(self) == 0) {
     self->conn_lost++;
     transport_close_stream(self);
-    if (transport_call_soon_method(self, self->loop->state->str_call_connection_lost,
+    if (transport_call_soon_method(self, auv__object_state(self)->str_call_connection_lost,
                                    Py_None) < 0)
       return NULL;
   }
@@ -984,7 +987,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   if (self->loop == NULL)  /* done before: everything is released */
     Py_RETURN_NONE;
   if (self->protocol != NULL)
-    r = call_protocol(self, self->loop->state->str_connection_lost, exc);
+    r = call_protocol(self, auv__object_state(self)->str_connection_lost, exc);
   else
     r = Py_NewRef(Py_None);
   PyErr_Fetch(&type, &value, &tb);
@@ -996,11 +999,11 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
       PyErr_WriteUnraisable((PyObject*) self);
     } else {
       if (self->empty_waiter != NULL)
-        future_set(self->loop->state, self->empty_waiter,
-                   self->loop->state->str_set_exception, lost);
+        future_set(auv__object_state(self), self->empty_waiter,
+                   auv__object_state(self)->str_set_exception, lost);
       if (self->sf != NULL)
-        future_set(self->loop->state, self->sf->fut,
-                   self->loop->state->str_set_exception, lost);
+        future_set(auv__object_state(self), self->sf->fut,
+                   auv__object_state(self)->str_set_exception, lost);
       Py_DECREF(lost);
     }
   }
@@ -1009,7 +1012,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   transport_close_stream(self);
   transport_forget_fd(self);
   if (self->sock != NULL) {
-    PyObject* c = PyObject_CallMethodNoArgs(self->sock, self->loop->state->str_close);
+    PyObject* c = PyObject_CallMethodNoArgs(self->sock, auv__object_state(self)->str_close);
     if (c == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(c);
@@ -1022,7 +1025,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   server = self->server;
   self->server = NULL;
   if (server != NULL) {
-    PyObject* d = PyObject_CallMethodOneArg(server, self->loop->state->str_detach,
+    PyObject* d = PyObject_CallMethodOneArg(server, auv__object_state(self)->str_detach,
                                             (PyObject*) self);
     if (d == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
@@ -1057,7 +1060,7 @@ static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol
     Py_XSETREF(self->protocol, Py_NewRef(protocol));
     return 0;
   }
-  buffered_type = self->loop->state->BufferedProtocol;
+  buffered_type = auv__object_state(self)->BufferedProtocol;
   buffered = PyObject_IsInstance(protocol, buffered_type);
   if (buffered < 0)
     return -1;
@@ -1065,15 +1068,15 @@ static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol
    * transport with its old protocol, never with no methods at all. */
   data_received = get_buffer = buffer_updated = NULL;
   if (buffered) {
-    get_buffer = PyObject_GetAttr(protocol, self->loop->state->str_get_buffer);
+    get_buffer = PyObject_GetAttr(protocol, auv__object_state(self)->str_get_buffer);
     buffer_updated = get_buffer == NULL ? NULL :
-                     PyObject_GetAttr(protocol, self->loop->state->str_buffer_updated);
+                     PyObject_GetAttr(protocol, auv__object_state(self)->str_buffer_updated);
     if (buffer_updated == NULL) {
       Py_XDECREF(get_buffer);
       return -1;
     }
   } else {
-    data_received = PyObject_GetAttr(protocol, self->loop->state->str_data_received);
+    data_received = PyObject_GetAttr(protocol, auv__object_state(self)->str_data_received);
     if (data_received == NULL)
       return -1;
   }
@@ -1246,7 +1249,7 @@ static PyObject* transport_get_extra_info(TransportObject* self, PyObject* const
     if (PyUnicode_CompareWithASCIIString(name, "socket") == 0 && self->sock != NULL &&
         !self->pipe) {
       if (self->tsock == NULL && self->loop != NULL) {
-        self->tsock = PyObject_CallOneArg(self->loop->state->TransportSocket, self->sock);
+        self->tsock = PyObject_CallOneArg(auv__object_state(self)->TransportSocket, self->sock);
         if (self->tsock == NULL)
           return NULL;
       }

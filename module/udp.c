@@ -105,7 +105,7 @@ static int datagram_force_close(DatagramObject* self, PyObject* exc) {
   self->closing = 1;
   self->conn_lost++;
   datagram_close_udp(self);
-  return datagram_call_soon_method(self, self->loop->state->str_call_connection_lost,
+  return datagram_call_soon_method(self, auv__object_state(self)->str_call_connection_lost,
                                    exc ? exc : Py_None);
 }
 
@@ -174,7 +174,7 @@ static void datagram_maybe_pause(DatagramObject* self) {
   if (datagram_buffer_size(self) <= self->high_water || self->protocol_paused)
     return;
   self->protocol_paused = 1;
-  datagram_call_flow(self, self->loop->state->str_pause_writing,
+  datagram_call_flow(self, auv__object_state(self)->str_pause_writing,
                      "protocol.pause_writing() failed");
 }
 
@@ -183,7 +183,7 @@ static void datagram_maybe_resume(DatagramObject* self) {
   if (!self->protocol_paused || datagram_buffer_size(self) > self->low_water)
     return;
   self->protocol_paused = 0;
-  datagram_call_flow(self, self->loop->state->str_resume_writing,
+  datagram_call_flow(self, auv__object_state(self)->str_resume_writing,
                      "protocol.resume_writing() failed");
 }
 
@@ -440,7 +440,7 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   if (self->conn_lost || self->udp == NULL) {
     if (self->address != NULL || self->conn_lost) {
       if (self->conn_lost >= AUV_CONNLOST_WRITES_LOG && self->loop != NULL) {
-        PyObject* w = PyObject_CallMethod(self->loop->state->logger, "warning", "s",
+        PyObject* w = PyObject_CallMethod(auv__object_state(self)->logger, "warning", "s",
                                           "socket.send() raised exception.");
         if (w == NULL)
           PyErr_Clear();
@@ -458,7 +458,7 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   if (!self->connected) {
     if (addr == Py_None) {
       /* No address on an unconnected socket: the socket module's error. */
-      PyObject* res = PyObject_CallMethodObjArgs(self->sock, self->loop->state->str_sendto,
+      PyObject* res = PyObject_CallMethodObjArgs(self->sock, auv__object_state(self)->str_sendto,
                                                  data, addr, NULL);
       if (res == NULL)
         goto send_failed;
@@ -485,7 +485,7 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
                             "address that is not numeric");
             goto error;
           }
-          res = PyObject_CallMethodObjArgs(self->sock, self->loop->state->str_sendto,
+          res = PyObject_CallMethodObjArgs(self->sock, auv__object_state(self)->str_sendto,
                                            data, addr, NULL);
           if (res == NULL)
             goto send_failed;
@@ -575,7 +575,7 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
     Py_RETURN_NONE;
   if (self->protocol != NULL) {
     PyObject* protocol = Py_NewRef(self->protocol);
-    r = PyObject_CallMethodOneArg(protocol, self->loop->state->str_connection_lost, exc);
+    r = PyObject_CallMethodOneArg(protocol, auv__object_state(self)->str_connection_lost, exc);
     Py_DECREF(protocol);
   } else
     r = Py_NewRef(Py_None);
@@ -583,7 +583,7 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
   datagram_close_udp(self);
   auv__loop_disown_fd(self->loop, self->fd, (PyObject*) self);
   if (self->sock != NULL) {
-    PyObject* c = PyObject_CallMethodNoArgs(self->sock, self->loop->state->str_close);
+    PyObject* c = PyObject_CallMethodNoArgs(self->sock, auv__object_state(self)->str_close);
     if (c == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(c);
@@ -612,10 +612,10 @@ static int datagram_set_protocol_impl(DatagramObject* self, PyObject* protocol) 
   PyObject* dr;
   PyObject* er;
 
-  dr = PyObject_GetAttr(protocol, self->loop->state->str_datagram_received);
+  dr = PyObject_GetAttr(protocol, auv__object_state(self)->str_datagram_received);
   if (dr == NULL)
     return -1;
-  er = PyObject_GetAttr(protocol, self->loop->state->str_error_received);
+  er = PyObject_GetAttr(protocol, auv__object_state(self)->str_error_received);
   if (er == NULL) {
     Py_DECREF(dr);
     return -1;
