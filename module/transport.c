@@ -43,6 +43,7 @@ struct TransportObject {
   PyObject* empty_waiter;      /* loop.sendfile() waits for the queue */
   struct transport_sendfile_s* sf;  /* a sendfile in progress, or NULL */
   Py_buffer rbuf;              /* a BufferedProtocol's buffer, during a read */
+  PyObject* limits;            /* (low, high) as set_write_buffer_limits() took them */
   size_t high_water;
   size_t low_water;
   int fd;
@@ -1140,52 +1141,100 @@ static PyObject* transport_get_write_buffer_size(TransportObject* self, PyObject
 
 
 static PyObject* transport_get_write_buffer_limits(TransportObject* self, PyObject* unused) {
+  if (self->limits != NULL)
+    return Py_NewRef(self->limits);
   return Py_BuildValue("(nn)", (Py_ssize_t) self->low_water, (Py_ssize_t) self->high_water);
 }
 
 
-/* set_write_buffer_limits(high, low): asyncio's defaults (high 64 KiB,
- * or 4 * low; low high // 4) and its ValueError. */
-int auv__parse_write_limits(PyObject* high_obj, PyObject* low_obj, size_t default_high,
-                            size_t* high_out, size_t* low_out) {
-  Py_ssize_t high;
-  Py_ssize_t low;
+/* A limit as a size: a number of bytes compares with it as with its
+ * floor (limits are >= 0 here); what no size can reach is SIZE_MAX. */
+static int limit_to_size(PyObject* value, size_t* size) {
+  PyObject* n;
 
-  if (high_obj == Py_None) {
-    if (low_obj == Py_None) {
-      high = (Py_ssize_t) default_high;
-    } else {
-      low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
-      if (low == -1 && PyErr_Occurred())
-        return -1;
-      high = 4 * low;
-    }
-  } else {
-    high = PyNumber_AsSsize_t(high_obj, PyExc_OverflowError);
-    if (high == -1 && PyErr_Occurred())
+  n = PyNumber_Long(value);
+  if (n == NULL) {
+    if (!PyErr_ExceptionMatches(PyExc_OverflowError))  /* inf */
       return -1;
+    PyErr_Clear();
+    *size = SIZE_MAX;
+    return 0;
   }
-  if (low_obj == Py_None) {
-    low = high >= 0 ? high / 4 : -((-high + 3) / 4);  /* Python's high // 4 */
-  } else {
-    low = PyNumber_AsSsize_t(low_obj, PyExc_OverflowError);
-    if (low == -1 && PyErr_Occurred())
+  *size = PyLong_AsSize_t(n);
+  Py_DECREF(n);
+  if (*size == (size_t) -1 && PyErr_Occurred()) {
+    if (!PyErr_ExceptionMatches(PyExc_OverflowError))
       return -1;
+    PyErr_Clear();
+    *size = SIZE_MAX;
   }
-  if (!(high >= low && low >= 0)) {
-    PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0",
-                 high, low);
+  return 0;
+}
+
+
+/* set_write_buffer_limits(high, low) as asyncio's _FlowControlMixin does
+ * it, in Python arithmetic: high defaults to default_high (or 4 * low),
+ * low to high // 4, and high >= low >= 0 or ValueError.  Any numbers
+ * asyncio takes are taken (floats, ints past 64 bits); *limits gets the
+ * (low, high) that get_write_buffer_limits() returns. */
+int auv__parse_write_limits(PyObject* high_obj, PyObject* low_obj, size_t default_high,
+                            size_t* high_out, size_t* low_out, PyObject** limits) {
+  PyObject* four;
+  PyObject* zero;
+  PyObject* high;
+  PyObject* low;
+  size_t high_size;
+  size_t low_size;
+  int ok;
+
+  four = PyLong_FromLong(4);
+  if (four == NULL)
+    return -1;
+  if (high_obj != Py_None)
+    high = Py_NewRef(high_obj);
+  else if (low_obj == Py_None)
+    high = PyLong_FromSize_t(default_high);
+  else
+    high = PyNumber_Multiply(four, low_obj);
+  low = high == NULL ? NULL :
+        low_obj != Py_None ? Py_NewRef(low_obj) : PyNumber_FloorDivide(high, four);
+  Py_DECREF(four);
+  if (low == NULL) {
+    Py_XDECREF(high);
     return -1;
   }
-  *high_out = (size_t) high;
-  *low_out = (size_t) low;
+  ok = PyObject_RichCompareBool(high, low, Py_GE);
+  if (ok > 0) {
+    zero = PyLong_FromLong(0);
+    ok = zero == NULL ? -1 : PyObject_RichCompareBool(low, zero, Py_GE);
+    Py_XDECREF(zero);
+  }
+  if (ok == 0)
+    PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0",
+                 high, low);
+  if (ok > 0 && limit_to_size(high, &high_size) == 0 &&
+      limit_to_size(low, &low_size) == 0)
+    *limits = PyTuple_Pack(2, low, high);
+  else
+    *limits = NULL;
+  Py_DECREF(high);
+  Py_DECREF(low);
+  if (*limits == NULL)
+    return -1;
+  *high_out = high_size;
+  *low_out = low_size;
   return 0;
 }
 
 
 static int transport_set_limits(TransportObject* self, PyObject* high_obj, PyObject* low_obj) {
-  return auv__parse_write_limits(high_obj, low_obj, AUV_HIGH_WATER,
-                                 &self->high_water, &self->low_water);
+  PyObject* limits;
+
+  if (auv__parse_write_limits(high_obj, low_obj, AUV_HIGH_WATER,
+                              &self->high_water, &self->low_water, &limits) < 0)
+    return -1;
+  Py_XSETREF(self->limits, limits);
+  return 0;
 }
 
 
@@ -1370,6 +1419,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   self->weakreflist = NULL;
   self->empty_waiter = NULL;
   self->sf = NULL;
+  self->limits = NULL;
   self->high_water = AUV_HIGH_WATER;
   self->low_water = AUV_HIGH_WATER / 4;
   self->fd = fd;
@@ -1486,6 +1536,7 @@ static int transport_traverse(TransportObject* self, visitproc visit, void* arg)
   Py_VISIT(self->server);
   Py_VISIT(self->read_error);
   Py_VISIT(self->empty_waiter);
+  Py_VISIT(self->limits);
   if (self->sf != NULL)
     Py_VISIT(self->sf->fut);
   return 0;
@@ -1505,6 +1556,7 @@ static int transport_clear(TransportObject* self) {
   Py_CLEAR(self->read_error);
   Py_CLEAR(self->rbytes);
   Py_CLEAR(self->empty_waiter);
+  Py_CLEAR(self->limits);
   transport_sendfile_clear(self);
   Py_CLEAR(self->loop);
   return 0;

@@ -37,6 +37,7 @@ typedef struct {
   PyObject* address;           /* remote_addr of the endpoint, or NULL */
   PyObject* last_addr;         /* the address last parsed by sendto() */
   PyObject* weakreflist;
+  PyObject* limits;            /* (low, high) as set_write_buffer_limits() took them */
   struct sockaddr_storage last_sa;
   socklen_t last_salen;
   size_t high_water;
@@ -654,6 +655,8 @@ static PyObject* datagram_get_write_buffer_size(DatagramObject* self, PyObject* 
 
 
 static PyObject* datagram_get_write_buffer_limits(DatagramObject* self, PyObject* unused) {
+  if (self->limits != NULL)
+    return Py_NewRef(self->limits);
   return Py_BuildValue("(nn)", (Py_ssize_t) self->low_water, (Py_ssize_t) self->high_water);
 }
 
@@ -663,13 +666,15 @@ static PyObject* datagram_set_write_buffer_limits(DatagramObject* self, PyObject
   static char* kwlist[] = { "high", "low", NULL };
   PyObject* high = Py_None;
   PyObject* low = Py_None;
+  PyObject* limits;
 
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:set_write_buffer_limits",
                                    kwlist, &high, &low))
     return NULL;
   if (auv__parse_write_limits(high, low, AUV_UDP_HIGH_WATER,
-                              &self->high_water, &self->low_water) < 0)
+                              &self->high_water, &self->low_water, &limits) < 0)
     return NULL;
+  Py_XSETREF(self->limits, limits);
   datagram_maybe_pause(self);
   Py_RETURN_NONE;
 }
@@ -752,6 +757,7 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
   self->last_addr = NULL;
   self->weakreflist = NULL;
   self->last_salen = 0;
+  self->limits = NULL;
   self->high_water = AUV_UDP_HIGH_WATER;
   self->low_water = AUV_UDP_HIGH_WATER / 4;
   self->fd = fd;
@@ -846,6 +852,7 @@ static int datagram_traverse(DatagramObject* self, visitproc visit, void* arg) {
   Py_VISIT(self->extra);
   Py_VISIT(self->address);
   Py_VISIT(self->last_addr);
+  Py_VISIT(self->limits);
   return 0;
 }
 
@@ -857,6 +864,7 @@ static int datagram_clear(DatagramObject* self) {
   Py_CLEAR(self->extra);
   Py_CLEAR(self->address);
   Py_CLEAR(self->last_addr);
+  Py_CLEAR(self->limits);
   Py_CLEAR(self->loop);
   return 0;
 }

@@ -774,3 +774,62 @@ def test_extension_objects_survive_any_call(asyncuv, state, clear):
     # hooks, remove_reader() and _unlisten().
     assert run_in_child("asyncuv", f"import os\nSTATE = {state!r}\nCLEAR = {clear}\n"
                         + _POKE_CHILD) == ["ok"]
+
+
+# --- Water marks -------------------------------------------------------------------
+
+_LIMITS = [
+    ((), {}), ((1000,), {}), ((), {"low": 100}), ((2**62,), {}), ((), {"low": 2**62}),
+    ((), {"low": 2**61 + 1}), ((2**64,), {}), ((2**70, 2**69), {}), ((1.5e5,), {}),
+    ((), {"low": 2.5}), ((float("inf"),), {}), ((float("nan"),), {}), ((10, 20), {}),
+    ((-1,), {}), ((), {"low": -1}), (("x",), {}), ((), {"low": "x"}), ((None, None), {}),
+    ((True,), {}), ((sys.maxsize, sys.maxsize), {}), ((2**63 - 1,), {"low": 0}),
+]
+
+
+def _limit_outcomes(transport):
+    results = []
+    for args, kwargs in _LIMITS:
+        try:
+            transport.set_write_buffer_limits(*args, **kwargs)
+            results.append(repr(transport.get_write_buffer_limits()))
+        except Exception as exc:
+            results.append(f"{type(exc).__name__}: {exc}")
+    return results
+
+
+# What asyncio's _FlowControlMixin gives (Python arithmetic): the reference.
+def _expected_limit_outcomes():
+    class Reference(asyncio.transports._FlowControlMixin):
+        def get_write_buffer_size(self):
+            return 0
+    ref = Reference(loop=object())
+    return _limit_outcomes(ref)
+
+
+@pytest.mark.parametrize("what", ["tcp", "datagram", "write_pipe"])
+def test_write_buffer_limits_as_asyncio(loop, what):
+    # 4 * low overflowed a signed multiplication for low near 2**62, and
+    # numbers asyncio takes (floats, ints past 64 bits) were refused.
+    async def make():
+        if what == "tcp":
+            a, b = socket.socketpair()
+            transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+            return transport, b
+        if what == "datagram":
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+            return transport, None
+        rfd, wfd = os.pipe()
+        transport, _ = await loop.connect_write_pipe(asyncio.Protocol,
+                                                     open(wfd, "wb", 0))
+        return transport, open(rfd, "rb", 0)
+
+    transport, other = loop.run_until_complete(make())
+    try:
+        assert _limit_outcomes(transport) == _expected_limit_outcomes()
+    finally:
+        transport.close()
+        loop.run_until_complete(asyncio.sleep(0.01))
+        if other is not None:
+            other.close()
