@@ -163,6 +163,51 @@ error:
  * while it runs.  Its callback schedules the handlers of the signals whose
  * numbers it reads (bytes written while the loop was not running wait in
  * the socket), then runs Python's own pending handlers. */
+/* The table (loop._signal_handlers) is a dict that code may write to, as
+ * asyncio's: a value that is not one of our handles goes asyncio's way
+ * (_handle_signal()): None is ignored, else its _cancelled is read and its
+ * _run() called soon; an error goes to the exception handler. */
+static void loop_dispatch_other(LoopObject* self, PyObject* key, PyObject* h) {
+  PyObject* cancelled;
+  PyObject* run;
+  PyObject* r;
+  int truth;
+
+  if (h == Py_None)
+    return;
+  cancelled = PyObject_GetAttrString(h, "_cancelled");
+  truth = cancelled == NULL ? -1 : PyObject_IsTrue(cancelled);
+  Py_XDECREF(cancelled);
+  if (truth > 0) {
+    r = PyObject_CallMethod((PyObject*) self, "remove_signal_handler", "O", key);
+  } else if (truth == 0) {
+    run = PyObject_GetAttrString(h, "_run");
+    r = run == NULL || auv__loop_call_soon(self, run, NULL, 0) < 0 ? NULL : Py_NewRef(Py_None);
+    Py_XDECREF(run);
+  } else {
+    r = NULL;
+  }
+  if (r == NULL) {
+    PyObject* exc;
+    PyObject* ctx;
+    if (auv__is_exit_exception()) {
+      auv__loop_set_pending(self);
+      return;
+    }
+    exc = auv__take_exception();
+    ctx = Py_BuildValue("{sNsOsO}", "message", PyUnicode_FromFormat(
+                            "Exception in callback for signal %S", key),
+                        "exception", exc != NULL ? exc : Py_None, "handle", h);
+    Py_XDECREF(exc);
+    r = ctx == NULL ? NULL : auv__loop_call_exception_handler(self, ctx);
+    Py_XDECREF(ctx);
+    if (r == NULL)
+      auv__loop_set_pending(self);
+  }
+  Py_XDECREF(r);
+}
+
+
 static void loop_dispatch_signal(LoopObject* self, int signum) {
   HandleObject* h;
   PyObject* key;
@@ -177,6 +222,10 @@ static void loop_dispatch_signal(LoopObject* self, int signum) {
   if (h == NULL) {
     if (PyErr_Occurred())
       PyErr_WriteUnraisable((PyObject*) self);
+  } else if (!Py_IS_TYPE(h, self->state->HandleType)) {
+    Py_INCREF(h);
+    loop_dispatch_other(self, key, (PyObject*) h);
+    Py_DECREF(h);
   } else if (h->cancelled) {
     r = PyObject_CallMethod((PyObject*) self, "remove_signal_handler", "O", key);
     if (r == NULL)

@@ -833,3 +833,43 @@ def test_write_buffer_limits_as_asyncio(loop, what):
         loop.run_until_complete(asyncio.sleep(0.01))
         if other is not None:
             other.close()
+
+
+# --- The signal handler table ---------------------------------------------------------
+
+_SIGNAL_TABLE_CHILD = """
+import os, signal
+loop = new_loop(LOOP_KIND)
+ran = []
+cancelled = asyncio.Handle(ran.append, ("cancelled",), loop)
+cancelled.cancel()
+values = {"str": "x", "None": None, "int": 12,
+          "asyncio.Handle": asyncio.Handle(ran.append, ("asyncio.Handle",), loop),
+          "cancelled asyncio.Handle": cancelled}
+for label, value in values.items():
+    errors = []
+    loop.set_exception_handler(lambda l, ctx: errors.append(type(ctx.get("exception")).__name__))
+    loop.add_signal_handler(signal.SIGUSR1, ran.append, "ours")
+    loop._signal_handlers[signal.SIGUSR1] = value
+    os.kill(os.getpid(), signal.SIGUSR1)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    report([label, errors, ran, signal.SIGUSR1 in loop._signal_handlers])
+    del ran[:]
+    loop._signal_handlers.pop(signal.SIGUSR1, None)
+    loop.remove_signal_handler(signal.SIGUSR1)
+loop.close()
+"""
+
+
+def test_signal_handler_table_values(loop_kind):
+    # The table is a dict anybody may write to: asyncuv took its values for
+    # its own handles unchecked (None crashed).  asyncio reads _cancelled
+    # and calls _run() of whatever it finds.
+    results = {label: rest for label, *rest in run_in_child(loop_kind, _SIGNAL_TABLE_CHILD)}
+    assert results == {
+        "str": [["AttributeError"], [], True],
+        "None": [[], [], True],
+        "int": [["AttributeError"], [], True],
+        "asyncio.Handle": [[], ["asyncio.Handle"], True],
+        "cancelled asyncio.Handle": [[], [], False],  # removed, as asyncio does
+    }
