@@ -34,6 +34,8 @@ typedef struct {
   PyTypeObject* LoopType;
   PyTypeObject* HandleType;
   PyTypeObject* TimerHandleType;
+  PyTypeObject* ThreadSafeHandleType; /* NULL where asyncio has no
+                                         events._ThreadSafeHandle (< 3.14) */
   PyTypeObject* FdWatcherType;
   PyTypeObject* TransportType;
   PyTypeObject* DatagramType;
@@ -52,6 +54,7 @@ typedef struct {
   PyObject* Future;                 /* asyncio.Future */
   PyObject* aio_Handle;             /* asyncio.Handle */
   PyObject* aio_TimerHandle;        /* asyncio.TimerHandle */
+  PyObject* aio_ThreadSafeHandle;   /* asyncio.events._ThreadSafeHandle, or NULL */
   PyObject* Task;                   /* asyncio.Task */
   PyObject* iscoroutine;            /* asyncio.iscoroutine */
   PyObject* iscoroutinefunction;    /* what asyncio's loop checks callbacks with */
@@ -258,6 +261,16 @@ AUV_MOD_INTERNAL TimerHandleObject* auv__timer_handle_new(auv_state* st,
                                                           PyObject* const* args,
                                                           Py_ssize_t nargs,
                                                           PyObject* context);
+/* call_soon_threadsafe()'s handle where asyncio has one of its own (3.14):
+ * cancel() from another thread waits for a running callback. */
+AUV_MOD_INTERNAL extern PyType_Spec auv__threadsafe_handle_spec;
+AUV_MOD_INTERNAL HandleObject* auv__threadsafe_handle_new(auv_state* st,
+                                                          LoopObject* loop,
+                                                          PyObject* callback,
+                                                          PyObject* const* args,
+                                                          Py_ssize_t nargs,
+                                                          PyObject* context);
+AUV_MOD_INTERNAL void auv__threadsafe_handle_call_cb(auv_loop_t* loop, void* arg);
 AUV_MOD_INTERNAL void auv__handle_run(HandleObject* h);
 /* Drop the ready queue's reference to h (see handle.c on GC tracking). */
 AUV_MOD_INTERNAL void auv__handle_release(HandleObject* h);
@@ -265,6 +278,11 @@ AUV_MOD_INTERNAL int auv__handle_visit_fields(HandleObject* h, visitproc visit, 
 AUV_MOD_INTERNAL void auv__handle_freelist_clear(auv_state* st);
 AUV_MOD_INTERNAL void auv__handle_call_cb(auv_loop_t* loop, void* arg);
 AUV_MOD_INTERNAL void auv__timer_fire_cb(auv_timer_t* timer);
+
+/* Is a call in the engine's queue one of our handles (arg a HandleObject)? */
+static inline int auv__is_handle_call(auv_call_cb cb) {
+  return cb == auv__handle_call_cb || cb == auv__threadsafe_handle_call_cb;
+}
 
 /* loop.c */
 AUV_MOD_INTERNAL extern PyType_Spec auv__loop_spec;

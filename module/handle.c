@@ -15,6 +15,7 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
                                   Py_ssize_t nargs, PyObject* context) {
   HandleObject* h;
   PyObject* argtuple;
+  PyObject* source_traceback;
   auv_state* st;
   Py_ssize_t i;
 
@@ -38,6 +39,21 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
     Py_INCREF(context);
   }
 
+  source_traceback = NULL;
+  if (loop->debug) {
+    /* The stack of the caller of call_soon()/call_later(). */
+    PyFrameObject* frame = PyEval_GetFrame();
+    if (frame != NULL) {
+      source_traceback = PyObject_CallOneArg(loop->state->extract_stack,
+                                             (PyObject*) frame);
+      if (source_traceback == NULL) {
+        Py_DECREF(argtuple);
+        Py_DECREF(context);
+        return NULL;
+      }
+    }
+  }
+
   st = loop->state;
   if (tp == st->HandleType && st->handle_nfree > 0) {
     h = st->handle_free[--st->handle_nfree];
@@ -51,29 +67,19 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
   if (h == NULL) {
     Py_DECREF(argtuple);
     Py_DECREF(context);
+    Py_XDECREF(source_traceback);
     return NULL;
   }
+  /* Nothing fails from here on: the caller completes subtypes' fields
+   * before anything can deallocate the handle. */
   h->loop = (LoopObject*) Py_NewRef(loop);
   h->callback = Py_NewRef(callback);
   h->args = argtuple;
   h->context = context;
-  h->source_traceback = NULL;
+  h->source_traceback = source_traceback;
   h->repr = NULL;
   memset(h->asyncio_slots, 0, sizeof(h->asyncio_slots));
   h->cancelled = 0;
-
-  if (loop->debug) {
-    /* The stack of the caller of call_soon()/call_later(). */
-    PyFrameObject* frame = PyEval_GetFrame();
-    if (frame != NULL) {
-      h->source_traceback = PyObject_CallOneArg(loop->state->extract_stack,
-                                                (PyObject*) frame);
-      if (h->source_traceback == NULL) {
-        Py_DECREF(h);
-        return NULL;
-      }
-    }
-  }
   /* A plain Handle starts untracked: while only the ready queue holds it,
    * the loop's traversal visits its references (see loop.c), so queued
    * handles cost the collector nothing.  auv__handle_release() tracks one
@@ -237,12 +243,10 @@ void auv__handle_run(HandleObject* h) {
 }
 
 
-void auv__handle_call_cb(auv_loop_t* loop, void* arg) {
-  HandleObject* h;
-
-  h = arg;
-  /* No callback: cancelled, or cleared by the collector (which also took
-   * its loop) while a queue still held it. */
+/* A queued handle's turn: run it unless it has no callback (cancelled, or
+ * cleared by the collector, which also took its loop, while a queue still
+ * held it). */
+static inline void handle_call(HandleObject* h) {
   if (!h->cancelled && h->callback != NULL) {
     /* Keep the callback alive while it runs: it may cancel its handle. */
     PyObject* cb = Py_NewRef(h->callback);
@@ -254,7 +258,12 @@ void auv__handle_call_cb(auv_loop_t* loop, void* arg) {
     Py_DECREF(cb);
     Py_DECREF(args);
   }
-  auv__handle_release(h);
+}
+
+
+void auv__handle_call_cb(auv_loop_t* loop, void* arg) {
+  handle_call(arg);
+  auv__handle_release(arg);
 }
 
 
@@ -684,4 +693,155 @@ PyType_Spec auv__timer_handle_spec = {
   .basicsize = 0,
   .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
   .slots = timer_handle_slots,
+};
+
+
+/* --- _ThreadSafeHandle --------------------------------------------------- */
+
+/* What call_soon_threadsafe() returns where asyncio has
+ * events._ThreadSafeHandle (Python 3.14): a Handle whose cancel(),
+ * cancelled() and run hold a lock, so that another thread that cancels the
+ * handle, or asks whether it was cancelled, waits until a callback that has
+ * started has finished -- asyncio's RLock, in C.  The loop's thread takes
+ * the lock for the callback's run (auv__threadsafe_handle_call_cb); the
+ * lock is reentrant, so the callback may cancel its own handle. */
+typedef struct {
+  HandleObject base;
+  PyThread_type_lock lock;
+  unsigned long owner;         /* thread ident holding the lock, or 0 */
+} ThreadSafeHandleObject;
+
+
+/* 1 if this call took the lock, 0 if this thread already held it.  Waits
+ * with the GIL released: the holder may need the GIL to finish. */
+static int ts_acquire(ThreadSafeHandleObject* h) {
+  unsigned long me;
+
+  me = PyThread_get_thread_ident();
+  if (h->owner == me)
+    return 0;
+  if (!PyThread_acquire_lock(h->lock, NOWAIT_LOCK)) {
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(h->lock, WAIT_LOCK);
+    Py_END_ALLOW_THREADS
+  }
+  h->owner = me;
+  return 1;
+}
+
+
+static void ts_release(ThreadSafeHandleObject* h, int acquired) {
+  if (acquired) {
+    h->owner = 0;
+    PyThread_release_lock(h->lock);
+  }
+}
+
+
+HandleObject* auv__threadsafe_handle_new(auv_state* st, LoopObject* loop,
+                                         PyObject* callback,
+                                         PyObject* const* args,
+                                         Py_ssize_t nargs, PyObject* context) {
+  ThreadSafeHandleObject* h;
+
+  h = (ThreadSafeHandleObject*) handle_alloc(st->ThreadSafeHandleType, loop,
+                                             callback, args, nargs, context);
+  if (h == NULL)
+    return NULL;
+  h->owner = 0;
+  h->lock = PyThread_allocate_lock();
+  if (h->lock == NULL) {
+    Py_DECREF(h);
+    PyErr_NoMemory();
+    return NULL;
+  }
+  return (HandleObject*) h;
+}
+
+
+void auv__threadsafe_handle_call_cb(auv_loop_t* loop, void* arg) {
+  ThreadSafeHandleObject* h = arg;
+  int acquired;
+
+  /* Checked again under the lock: another thread may have cancelled the
+   * handle while this one waited for it. */
+  acquired = ts_acquire(h);
+  handle_call(&h->base);
+  ts_release(h, acquired);
+  auv__handle_release(&h->base);
+}
+
+
+static PyObject* ts_cancel(ThreadSafeHandleObject* h, PyObject* unused) {
+  PyObject* r;
+  int acquired;
+
+  acquired = ts_acquire(h);
+  r = handle_cancel(&h->base, NULL);
+  ts_release(h, acquired);
+  return r;
+}
+
+
+static PyObject* ts_cancelled(ThreadSafeHandleObject* h, PyObject* unused) {
+  PyObject* r;
+  int acquired;
+
+  acquired = ts_acquire(h);
+  r = handle_cancelled(&h->base, NULL);
+  ts_release(h, acquired);
+  return r;
+}
+
+
+static PyObject* ts_run(ThreadSafeHandleObject* h, PyObject* unused) {
+  PyObject* r;
+  int acquired;
+
+  acquired = ts_acquire(h);
+  r = handle_run_method(&h->base, NULL);
+  ts_release(h, acquired);
+  return r;
+}
+
+
+static void ts_dealloc(ThreadSafeHandleObject* h) {
+  if (h->lock != NULL) {
+    PyThread_free_lock(h->lock);
+    h->lock = NULL;
+  }
+  handle_dealloc(&h->base);
+}
+
+
+static PyMethodDef ts_methods[] = {
+  {"cancel", (PyCFunction) ts_cancel, METH_NOARGS,
+   PyDoc_STR("Cancel the call; a no-op if it ran or was cancelled.  From "
+             "another thread, waits for a callback that has started.")},
+  {"cancelled", (PyCFunction) ts_cancelled, METH_NOARGS,
+   PyDoc_STR("Return True if the call was cancelled.")},
+  {"get_context", (PyCFunction) handle_get_context, METH_NOARGS,
+   PyDoc_STR("Return the contextvars.Context the callback runs in.")},
+  {"_run", (PyCFunction) ts_run, METH_NOARGS, NULL},
+  {NULL}
+};
+
+static PyType_Slot ts_slots[] = {
+  {Py_tp_doc, (void*) PyDoc_STR("A callback scheduled with call_soon_threadsafe(); "
+                                "see asyncio.Handle.")},
+  {Py_tp_dealloc, ts_dealloc},
+  {Py_tp_traverse, handle_traverse},
+  {Py_tp_clear, handle_clear},
+  {Py_tp_repr, handle_repr},
+  {Py_tp_methods, ts_methods},
+  {Py_tp_members, handle_members},
+  {Py_tp_getset, handle_getset},
+  {0, NULL}
+};
+
+PyType_Spec auv__threadsafe_handle_spec = {
+  .name = "asyncuv._ThreadSafeHandle",
+  .basicsize = sizeof(ThreadSafeHandleObject),
+  .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
+  .slots = ts_slots,
 };

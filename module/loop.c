@@ -154,6 +154,7 @@ static PyObject* loop_schedule_soon(LoopObject* self, PyObject* const* args,
                                     const char* method, int threadsafe) {
   PyObject* context;
   HandleObject* h;
+  auv_call_cb call_cb;
   int err;
 
   if (loop_parse_context(kwnames, args + nargs, &context, method) < 0)
@@ -171,12 +172,19 @@ static PyObject* loop_schedule_soon(LoopObject* self, PyObject* const* args,
   if (loop_check_callback(self, args[0], method) < 0)
     return NULL;
 
-  h = auv__handle_new(self->state, self, args[0], args + 1, nargs - 1, context);
+  if (threadsafe && self->state->ThreadSafeHandleType != NULL) {
+    h = auv__threadsafe_handle_new(self->state, self, args[0], args + 1,
+                                   nargs - 1, context);
+    call_cb = auv__threadsafe_handle_call_cb;
+  } else {
+    h = auv__handle_new(self->state, self, args[0], args + 1, nargs - 1, context);
+    call_cb = auv__handle_call_cb;
+  }
   if (h == NULL)
     return NULL;
   /* The ready queue's reference. */
   Py_INCREF(h);
-  err = auv_loop_call_soon(self->loop, auv__handle_call_cb, h);
+  err = auv_loop_call_soon(self->loop, call_cb, h);
   if (err != 0) {
     Py_DECREF(h);
     Py_DECREF(h);
@@ -330,7 +338,7 @@ static int loop_collect_call(auv_call_cb cb, void* arg, void* ctx) {
   drop_ctx_t* d = ctx;
   void** items;
 
-  if (cb != auv__handle_call_cb)
+  if (!auv__is_handle_call(cb))
     return 0;
   if (d->count == d->cap) {
     d->cap = d->cap == 0 ? 64 : 2 * d->cap;
@@ -720,7 +728,7 @@ static int loop_visit_call(auv_call_cb cb, void* arg, void* ctx) {
 
   HandleObject* h;
 
-  if (cb != auv__handle_call_cb)
+  if (!auv__is_handle_call(cb))
     return 0;
   h = arg;
   /* An untracked handle that only the queue holds is, for the collector,

@@ -206,6 +206,26 @@ static int auv_exec(PyObject* module) {
   if (st->HandleType == NULL)
     return -1;
 
+  /* asyncio's call_soon_threadsafe() handle, new in 3.14. */
+  st->aio_ThreadSafeHandle = import_attr("asyncio.events", "_ThreadSafeHandle");
+  if (st->aio_ThreadSafeHandle == NULL) {
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+      return -1;
+    PyErr_Clear();
+  } else {
+    if (((PyTypeObject*) st->aio_ThreadSafeHandle)->tp_basicsize >
+        (Py_ssize_t) offsetof(HandleObject, loop)) {
+      PyErr_SetString(PyExc_ImportError,
+                      "asyncuv: asyncio.events._ThreadSafeHandle is larger "
+                      "than this build of asyncuv allows (AUV_ASYNCIO_HANDLE_PAD)");
+      return -1;
+    }
+    st->ThreadSafeHandleType = (PyTypeObject*) PyType_FromModuleAndSpec(
+        module, &auv__threadsafe_handle_spec, st->aio_ThreadSafeHandle);
+    if (st->ThreadSafeHandleType == NULL)
+      return -1;
+  }
+
   /* The engine timer lives at the end of a TimerHandle, pointer-aligned. */
   align = sizeof(void*) > sizeof(double) ? sizeof(void*) : sizeof(double);
   auv__timer_offset = (sizeof(TimerHandleObject) + align - 1) & ~(align - 1);
@@ -284,6 +304,8 @@ static int auv_exec(PyObject* module) {
   if (PyModule_AddType(module, st->LoopType) < 0 ||
       PyModule_AddType(module, st->HandleType) < 0 ||
       PyModule_AddType(module, st->TimerHandleType) < 0 ||
+      (st->ThreadSafeHandleType != NULL &&
+       PyModule_AddType(module, st->ThreadSafeHandleType) < 0) ||
       PyModule_AddType(module, st->TransportType) < 0 ||
       PyModule_AddType(module, st->DatagramType) < 0)
     return -1;
@@ -306,6 +328,8 @@ static int auv_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->LoopType);
   Py_VISIT(st->HandleType);
   Py_VISIT(st->TimerHandleType);
+  Py_VISIT(st->ThreadSafeHandleType);
+  Py_VISIT(st->aio_ThreadSafeHandle);
   Py_VISIT(st->FdWatcherType);
   Py_VISIT(st->zero);
   Py_VISIT(st->SSLSocket);
@@ -351,6 +375,8 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->LoopType);
   Py_CLEAR(st->HandleType);
   Py_CLEAR(st->TimerHandleType);
+  Py_CLEAR(st->ThreadSafeHandleType);
+  Py_CLEAR(st->aio_ThreadSafeHandle);
   Py_CLEAR(st->FdWatcherType);
   Py_CLEAR(st->zero);
   Py_CLEAR(st->SSLSocket);

@@ -3,6 +3,7 @@ closing, threads and debug mode.  Every test runs on asyncuv and on the stock
 asyncio loop (the reference)."""
 
 import asyncio
+import concurrent.futures
 import contextvars
 import logging
 import os
@@ -673,6 +674,136 @@ class TestThreads:
         assert calls == [None]
         run_briefly(loop)
         assert calls == [None, "ok"]
+
+
+THREADSAFE_HANDLE = getattr(asyncio.events, "_ThreadSafeHandle", None)
+needs_threadsafe_handle = pytest.mark.skipif(
+    THREADSAFE_HANDLE is None,
+    reason="asyncio's call_soon_threadsafe() handle is thread-safe from 3.14 on")
+
+
+class TestThreadSafeHandle:
+    """call_soon_threadsafe()'s handle: from 3.14 on, asyncio's
+    events._ThreadSafeHandle, whose cancel() and cancelled() called from
+    another thread wait for a callback that has started to finish."""
+
+    # Long enough that a cancel() that does not wait returns before the
+    # callback ends; the assertions hold whatever the machine's speed.
+    CALLBACK_TIME = 0.2
+
+    def _run_with_thread(self, loop, thread_body):
+        errors = []
+
+        def body():
+            try:
+                thread_body()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+
+        thread = threading.Thread(target=body)
+        thread.start()
+        loop.run_forever()
+        thread.join(HANG_GUARD)
+        if errors:
+            raise errors[0]
+
+    def test_handle_type(self, loop):
+        handle = loop.call_soon_threadsafe(noop)
+        handle.cancel()
+        if THREADSAFE_HANDLE is None:
+            assert isinstance(handle, asyncio.Handle)
+            assert repr(handle).startswith("<Handle cancelled")
+        else:
+            assert isinstance(handle, THREADSAFE_HANDLE)
+            assert repr(handle).startswith("<_ThreadSafeHandle cancelled")
+        assert not isinstance(handle, asyncio.TimerHandle)
+
+    @needs_threadsafe_handle
+    def test_cancel_from_another_thread_waits_for_a_running_callback(self, loop):
+        started, finished = threading.Event(), threading.Event()
+        results = []
+
+        def callback(arg):
+            started.set()
+            time.sleep(self.CALLBACK_TIME)
+            results.append(arg)
+            finished.set()
+
+        def other_thread():
+            handle = loop.call_soon_threadsafe(callback, "ran")
+            assert started.wait(HANG_GUARD)
+            handle.cancel()
+            assert finished.is_set()
+            assert handle.cancelled()
+
+        self._run_with_thread(loop, other_thread)
+        assert results == ["ran"]
+
+    @needs_threadsafe_handle
+    def test_cancelled_from_another_thread_waits_for_a_running_callback(self, loop):
+        started, finished = threading.Event(), threading.Event()
+
+        def callback():
+            started.set()
+            time.sleep(self.CALLBACK_TIME)
+            finished.set()
+
+        def other_thread():
+            handle = loop.call_soon_threadsafe(callback)
+            assert started.wait(HANG_GUARD)
+            assert handle.cancelled() is False
+            assert finished.is_set()
+
+        self._run_with_thread(loop, other_thread)
+
+    @needs_threadsafe_handle
+    def test_callback_may_cancel_its_own_handle(self, loop):
+        handle_future = concurrent.futures.Future()
+        results = []
+
+        def callback():
+            handle = handle_future.result(HANG_GUARD)
+            handle.cancel()              # the loop's thread holds the lock
+            results.append(handle.cancelled())
+
+        def other_thread():
+            handle_future.set_result(loop.call_soon_threadsafe(callback))
+
+        self._run_with_thread(loop, other_thread)
+        run_briefly(loop)
+        assert results == [True]
+        assert handle_future.result().cancelled()
+
+    def test_cancel_from_another_thread_before_the_run(self, loop):
+        results = []
+        gate_entered, cancelled = threading.Event(), threading.Event()
+
+        def gate():
+            # Holds the loop's thread until the other thread has cancelled.
+            gate_entered.set()
+            cancelled.wait(HANG_GUARD)
+
+        def other_thread():
+            assert gate_entered.wait(HANG_GUARD)
+            handle = loop.call_soon_threadsafe(results.append, "ran")
+            handle.cancel()
+            assert handle.cancelled()
+            cancelled.set()
+
+        loop.call_soon(gate)
+        self._run_with_thread(loop, other_thread)
+        run_briefly(loop)
+        assert results == []
+
+    def test_handle_run_runs_the_callback_once_unless_cancelled(self, loop):
+        results = []
+        handle = loop.call_soon_threadsafe(results.append, "run")
+        handle._run()
+        handle.cancel()
+        run_briefly(loop)
+        assert results == ["run"]
 
 
 class TestDebug:

@@ -155,6 +155,8 @@ def _extension_types(asyncuv):
 # once made (its tp_new makes the engine).
 _LOOP_MADE = {"Handle", "TimerHandle", "SocketTransport", "DatagramTransport",
               "_FdWatcher", "_Listener", "_SockOp", "_ChildWatch"}
+if hasattr(asyncio.events, "_ThreadSafeHandle"):   # 3.14's, for call_soon_threadsafe()
+    _LOOP_MADE |= {"_ThreadSafeHandle"}
 
 
 def test_extension_types_found(asyncuv):
