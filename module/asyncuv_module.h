@@ -50,6 +50,8 @@ typedef struct {
   PyObject* BufferedProtocol;       /* asyncio.BufferedProtocol */
   PyObject* TransportSocket;        /* asyncio.trsock.TransportSocket */
   PyObject* futures;                /* asyncio.futures */
+  PyObject* futures_dict;           /* its __dict__: Future is looked up there */
+  PyObject* tasks_dict;             /* asyncio.tasks.__dict__: Task likewise */
 
   PyObject* Future;                 /* asyncio.Future */
   PyObject* aio_Handle;             /* asyncio.Handle */
@@ -107,6 +109,10 @@ typedef struct {
   PyObject* str_task;
   PyObject* str_future;
   PyObject* str_context;
+  PyObject* str_name;
+  PyObject* str_loop;
+  PyObject* str_Future;
+  PyObject* str_Task;
   PyObject* str_handle_traceback;
   PyObject* str_exc_info;
   PyObject* str_shutdown;

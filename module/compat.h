@@ -13,4 +13,61 @@
 #  define AUV_ASYNCIO_ISCOROUTINEFUNCTION "iscoroutinefunction"
 #endif
 
+/* --- C API ---------------------------------------------------------------- */
+
+/* 3.13 adds PyDict_GetItemRef(): a strong reference, and -1 (error), 0
+ * (missing) or 1 (found).  Before, PyDict_GetItemWithError() and an
+ * incref. */
+#if PY_VERSION_HEX < 0x030D0000
+static inline int PyDict_GetItemRef(PyObject* dict, PyObject* key,
+                                    PyObject** result) {
+  *result = PyDict_GetItemWithError(dict, key);
+  if (*result != NULL) {
+    Py_INCREF(*result);
+    return 1;
+  }
+  return PyErr_Occurred() ? -1 : 0;
+}
+#endif
+
+
+/* --- asyncio ----------------------------------------------------------------- */
+
+/* How loop.create_task() passes its keyword arguments on: what asyncio's
+ * BaseEventLoop.create_task() does on the running interpreter (its asyncio
+ * is the interpreter's, so 3.13's micro versions are told apart at run time
+ * through Py_Version).
+ *  - 3.11, 3.12: name= and context= only.  A task factory is called as
+ *    factory(loop, coro), plus context= when it is not None; then
+ *    task.set_name(name) unless name is None.
+ *  - 3.13.0 to 3.13.2: the same, but set_name(name) even for None.
+ *  - 3.13.4 and later 3.13: other keywords too, passed on to Task() or to
+ *    the factory (which still gets no name=, and context= only when not
+ *    None; then set_name(name)): gh-133745, 3.13.3's change made
+ *    compatible.
+ *  - 3.13.3 and 3.14: every keyword passed on as given, name= and
+ *    context= included; the factory's task is returned as it is
+ *    (gh-128308).
+ * Without a factory it is Task(coro, loop=loop, **kwargs) throughout. */
+typedef enum {
+  AUV_CREATE_TASK_NAME_CONTEXT,
+  AUV_CREATE_TASK_NAME_CONTEXT_SET_NAME,
+  AUV_CREATE_TASK_EXTRA_KWARGS,
+  AUV_CREATE_TASK_ALL_KWARGS
+} auv_create_task_rule_t;
+
+static inline auv_create_task_rule_t auv_create_task_rule(void) {
+#if PY_VERSION_HEX >= 0x030E0000
+  return AUV_CREATE_TASK_ALL_KWARGS;
+#elif PY_VERSION_HEX >= 0x030D0000
+  if (Py_Version >= 0x030D0400)
+    return AUV_CREATE_TASK_EXTRA_KWARGS;
+  if (Py_Version >= 0x030D0300)
+    return AUV_CREATE_TASK_ALL_KWARGS;
+  return AUV_CREATE_TASK_NAME_CONTEXT_SET_NAME;
+#else
+  return AUV_CREATE_TASK_NAME_CONTEXT;
+#endif
+}
+
 #endif /* ASYNCUV_COMPAT_H */

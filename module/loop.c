@@ -4,6 +4,7 @@
  * makes it an asyncio.AbstractEventLoop. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "asyncuv_module.h"
@@ -414,44 +415,207 @@ int auv__loop_free_engine(LoopObject* self) {
 }
 
 
-static PyObject* loop_create_future(LoopObject* self, PyObject* unused) {
-  PyObject* stack[1] = { (PyObject*) self };
-  return PyObject_Vectorcall(self->state->Future, stack, 0, self->state->kw_loop);
+/* asyncio.futures.Future or asyncio.tasks.Task as asyncio's loop finds
+ * it: looked up at each call, since code (CPython's tests among it) swaps
+ * in the pure-Python classes. */
+static PyObject* loop_asyncio_class(PyObject* dict, PyObject* name,
+                                    const char* where) {
+  PyObject* cls;
+
+  if (PyDict_GetItemRef(dict, name, &cls) == 0)
+    PyErr_Format(PyExc_AttributeError, "module '%s' has no attribute '%U'",
+                 where, name);
+  return cls;
 }
 
 
+static PyObject* loop_create_future(LoopObject* self, PyObject* unused) {
+  PyObject* stack[1] = { (PyObject*) self };
+  PyObject* cls;
+  PyObject* fut;
+
+  cls = loop_asyncio_class(self->state->futures_dict, self->state->str_Future,
+                           "asyncio.futures");
+  if (cls == NULL)
+    return NULL;
+  fut = PyObject_Vectorcall(cls, stack, 0, self->state->kw_loop);
+  Py_DECREF(cls);
+  return fut;
+}
+
+
+static int kw_is(PyObject* key, PyObject* interned) {
+  return key == interned || PyUnicode_Compare(key, interned) == 0;
+}
+
+
+static int kw_dropped(PyObject* key, PyObject* const* drop, int ndrop) {
+  int j;
+
+  for (j = 0; j < ndrop; j++)
+    if (kw_is(key, drop[j]))
+      return 1;
+  return 0;
+}
+
+
+#define CREATE_TASK_STACK 8
+
+/* callable(*prefix, **kwargs): kwargs are kwnames/kwvalues less the names
+ * drop[0..ndrop), after first=first_value if first is not NULL. */
+static PyObject* call_with_kwargs(PyObject* callable,
+                                  PyObject* const* prefix, Py_ssize_t nprefix,
+                                  PyObject* first, PyObject* first_value,
+                                  PyObject* const* kwvalues, PyObject* kwnames,
+                                  PyObject* const* drop, int ndrop) {
+  PyObject* small[CREATE_TASK_STACK];
+  PyObject** stack;
+  PyObject* names;
+  PyObject* key;
+  PyObject* res;
+  Py_ssize_t nkw;
+  Py_ssize_t n;
+  Py_ssize_t i;
+
+  nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+  n = first != NULL;
+  for (i = 0; i < nkw; i++) {
+    key = PyTuple_GET_ITEM(kwnames, i);
+    if (kw_dropped(key, drop, ndrop))
+      continue;
+    if (first != NULL && kw_is(key, first)) {
+      /* What a Python call with **kwargs says. */
+      PyObject* mod = PyObject_GetAttrString(callable, "__module__");
+      PyObject* qualname = mod == NULL ? NULL :
+                           PyObject_GetAttrString(callable, "__qualname__");
+      if (qualname != NULL)
+        PyErr_Format(PyExc_TypeError,
+                     "%S.%S() got multiple values for keyword argument '%U'",
+                     mod, qualname, key);
+      Py_XDECREF(mod);
+      Py_XDECREF(qualname);
+      return NULL;
+    }
+    n++;
+  }
+  if (n == 0)
+    return PyObject_Vectorcall(callable, prefix, (size_t) nprefix, NULL);
+
+  stack = small;
+  if (nprefix + n > CREATE_TASK_STACK) {
+    stack = PyMem_Malloc((size_t) (nprefix + n) * sizeof(PyObject*));
+    if (stack == NULL)
+      return PyErr_NoMemory();
+  }
+  names = PyTuple_New(n);
+  if (names == NULL) {
+    res = NULL;
+    goto done;
+  }
+  for (i = 0; i < nprefix; i++)
+    stack[i] = prefix[i];
+  n = 0;
+  if (first != NULL) {
+    PyTuple_SET_ITEM(names, n, Py_NewRef(first));
+    stack[nprefix + n++] = first_value;
+  }
+  for (i = 0; i < nkw; i++) {
+    key = PyTuple_GET_ITEM(kwnames, i);
+    if (kw_dropped(key, drop, ndrop))
+      continue;
+    PyTuple_SET_ITEM(names, n, Py_NewRef(key));
+    stack[nprefix + n++] = kwvalues[i];
+  }
+  res = PyObject_Vectorcall(callable, stack, (size_t) nprefix, names);
+  Py_DECREF(names);
+
+done:
+  if (stack != small)
+    PyMem_Free(stack);
+  return res;
+}
+
+
+/* Task(coro, loop=self, **kwargs), as asyncio's create_task() without a
+ * task factory. */
+static PyObject* loop_new_task(LoopObject* self, PyObject* coro,
+                               PyObject* const* kwvalues, PyObject* kwnames) {
+  auv_state* st = self->state;
+  PyObject* stack[4];
+  PyObject* task_class;
+  PyObject* task;
+  PyObject* kw;
+  Py_ssize_t nkw;
+
+  task_class = loop_asyncio_class(st->tasks_dict, st->str_Task, "asyncio.tasks");
+  if (task_class == NULL)
+    return NULL;
+  nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+  stack[0] = coro;
+  stack[1] = (PyObject*) self;
+  kw = NULL;
+  if (nkw == 0) {
+    kw = st->kw_loop;
+  } else if (nkw == 1 && kw_is(PyTuple_GET_ITEM(kwnames, 0), st->str_name)) {
+    kw = st->kw_loop_name;
+  } else if (nkw == 1 && kw_is(PyTuple_GET_ITEM(kwnames, 0), st->str_context)) {
+    kw = st->kw_loop_context;
+  } else if (nkw == 2 && kw_is(PyTuple_GET_ITEM(kwnames, 0), st->str_name) &&
+             kw_is(PyTuple_GET_ITEM(kwnames, 1), st->str_context)) {
+    kw = st->kw_loop_name_context;
+  }
+  if (kw != NULL) {
+    memcpy(stack + 2, kwvalues, (size_t) nkw * sizeof(PyObject*));
+    task = PyObject_Vectorcall(task_class, stack, 1, kw);
+  } else {
+    task = call_with_kwargs(task_class, stack, 1, st->str_loop,
+                            (PyObject*) self, kwvalues, kwnames, NULL, 0);
+  }
+  Py_DECREF(task_class);
+  return task;
+}
+
+
+/* create_task(coro, **kwargs) with asyncio's rules of this Python
+ * (compat.h: auv_create_task_rule()): which keywords it takes, how a task
+ * factory is called, and whether the name is set afterwards. */
 static PyObject* loop_create_task(LoopObject* self, PyObject* const* args,
                                   Py_ssize_t nargs, PyObject* kwnames) {
   auv_state* st;
-  PyObject* coro;
+  auv_create_task_rule_t rule;
+  PyObject* const* kwvalues;
   PyObject* name;
   PyObject* context;
+  PyObject* drop[2] = { NULL, NULL };
+  PyObject* stack[2];
   PyObject* task;
   PyObject* factory;
-  PyObject* stack[4];
-  PyObject* kw;
-  Py_ssize_t i;
-  Py_ssize_t nkw;
   PyObject* key;
+  PyObject* r;
+  Py_ssize_t nkw;
+  Py_ssize_t i;
+  int ndrop;
 
   st = self->state;
-  name = Py_None;
-  context = Py_None;
   if (nargs != 1) {
     PyErr_Format(PyExc_TypeError,
                  "create_task() takes 1 positional argument but %zd were given",
                  nargs);
     return NULL;
   }
-  coro = args[0];
+  rule = auv_create_task_rule();
+  kwvalues = args + 1;
   nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+  name = Py_None;
+  context = Py_None;
   for (i = 0; i < nkw; i++) {
     key = PyTuple_GET_ITEM(kwnames, i);
-    if (PyUnicode_CompareWithASCIIString(key, "name") == 0) {
-      name = args[nargs + i];
-    } else if (PyUnicode_CompareWithASCIIString(key, "context") == 0) {
-      context = args[nargs + i];
-    } else {
+    if (kw_is(key, st->str_name)) {
+      name = kwvalues[i];
+    } else if (kw_is(key, st->str_context)) {
+      context = kwvalues[i];
+    } else if (rule == AUV_CREATE_TASK_NAME_CONTEXT ||
+               rule == AUV_CREATE_TASK_NAME_CONTEXT_SET_NAME) {
       PyErr_Format(PyExc_TypeError,
                    "create_task() got an unexpected keyword argument '%S'", key);
       return NULL;
@@ -460,46 +624,33 @@ static PyObject* loop_create_task(LoopObject* self, PyObject* const* args,
   if (auv__loop_check_closed(self) < 0)
     return NULL;
 
-  if (self->task_factory == NULL) {
-    stack[0] = coro;
-    stack[1] = (PyObject*) self;
-    if (name == Py_None && context == Py_None) {
-      kw = st->kw_loop;
-    } else if (context == Py_None) {
-      stack[2] = name;
-      kw = st->kw_loop_name;
-    } else if (name == Py_None) {
-      stack[2] = context;
-      kw = st->kw_loop_context;
-    } else {
-      stack[2] = name;
-      stack[3] = context;
-      kw = st->kw_loop_name_context;
-    }
-    return PyObject_Vectorcall(st->Task, stack, 1, kw);
-  }
+  if (self->task_factory == NULL)
+    return loop_new_task(self, args[0], kwvalues, kwnames);
 
   /* Held for the call: the factory may replace itself. */
   factory = Py_NewRef(self->task_factory);
   stack[0] = (PyObject*) self;
-  stack[1] = coro;
-  if (context == Py_None) {
-    task = PyObject_Vectorcall(factory, stack, 2, NULL);
-  } else {
-    stack[2] = context;
-    task = PyObject_Vectorcall(factory, stack, 2, st->kw_context);
+  stack[1] = args[0];
+  /* Before 3.13.3 and in later 3.13, the factory gets the keywords less
+   * name, and context only if not None; the name is set on its task. */
+  ndrop = 0;
+  if (rule != AUV_CREATE_TASK_ALL_KWARGS) {
+    drop[ndrop++] = st->str_name;
+    if (context == Py_None)
+      drop[ndrop++] = st->str_context;
   }
+  task = call_with_kwargs(factory, stack, 2, NULL, NULL, kwvalues, kwnames,
+                          drop, ndrop);
   Py_DECREF(factory);
-  if (task == NULL || name == Py_None)
+  if (task == NULL || rule == AUV_CREATE_TASK_ALL_KWARGS ||
+      (rule == AUV_CREATE_TASK_NAME_CONTEXT && name == Py_None))
     return task;
-  {
-    PyObject* r = PyObject_CallMethodOneArg(task, st->str_set_name, name);
-    if (r == NULL) {
-      Py_DECREF(task);
-      return NULL;
-    }
-    Py_DECREF(r);
+  r = PyObject_CallMethodOneArg(task, st->str_set_name, name);
+  if (r == NULL) {
+    Py_DECREF(task);
+    return NULL;
   }
+  Py_DECREF(r);
   return task;
 }
 
@@ -903,8 +1054,11 @@ static PyMethodDef loop_methods[] = {
    PyDoc_STR("Create an asyncio.Future attached to the loop.")},
   {"create_task", (PyCFunction) (void (*)(void)) loop_create_task,
    METH_FASTCALL | METH_KEYWORDS,
-   PyDoc_STR("create_task(coro, *, name=None, context=None)\n--\n\n"
-             "Schedule a coroutine; return its Task.")},
+   PyDoc_STR("create_task(coro, *, name=None, context=None, **kwargs)\n--\n\n"
+             "Schedule a coroutine; return its Task.  The keywords go to\n"
+             "the task factory or Task() as asyncio's loop passes them on\n"
+             "this Python (other keywords from 3.13.3 on, e.g. 3.14's\n"
+             "eager_start=).")},
   {"set_task_factory", (PyCFunction) loop_set_task_factory, METH_O,
    PyDoc_STR("Set the factory create_task() uses (None for the default).")},
   {"get_task_factory", (PyCFunction) loop_get_task_factory, METH_NOARGS,

@@ -102,6 +102,14 @@ static int auv_exec(PyObject* module) {
   st->futures = PyImport_ImportModule("asyncio.futures");
   if (st->futures == NULL)
     return -1;
+  st->futures_dict = Py_NewRef(PyModule_GetDict(st->futures));
+  {
+    PyObject* tasks = PyImport_ImportModule("asyncio.tasks");
+    if (tasks == NULL)
+      return -1;
+    st->tasks_dict = Py_NewRef(PyModule_GetDict(tasks));
+    Py_DECREF(tasks);
+  }
   st->coroutines = PyImport_ImportModule("asyncio.coroutines");
   if (st->coroutines == NULL)
     return -1;
@@ -140,6 +148,10 @@ static int auv_exec(PyObject* module) {
   INTERN(str_task, "task");
   INTERN(str_future, "future");
   INTERN(str_context, "context");
+  INTERN(str_name, "name");
+  INTERN(str_loop, "loop");
+  INTERN(str_Future, "Future");
+  INTERN(str_Task, "Task");
   INTERN(str_handle_traceback, "handle_traceback");
   INTERN(str_exc_info, "exc_info");
   INTERN(str_shutdown, "shutdown");
@@ -338,6 +350,8 @@ static int auv_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->socket_type);
   Py_VISIT(st->ListenerType);
   Py_VISIT(st->futures);
+  Py_VISIT(st->futures_dict);
+  Py_VISIT(st->tasks_dict);
   Py_VISIT(st->TransportSocket);
   Py_VISIT(st->BufferedProtocol);
   Py_VISIT(st->TransportType);
@@ -385,6 +399,8 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->socket_type);
   Py_CLEAR(st->ListenerType);
   Py_CLEAR(st->futures);
+  Py_CLEAR(st->futures_dict);
+  Py_CLEAR(st->tasks_dict);
   Py_CLEAR(st->TransportSocket);
   Py_CLEAR(st->BufferedProtocol);
   Py_CLEAR(st->TransportType);
@@ -430,6 +446,10 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->str_task);
   Py_CLEAR(st->str_future);
   Py_CLEAR(st->str_context);
+  Py_CLEAR(st->str_name);
+  Py_CLEAR(st->str_loop);
+  Py_CLEAR(st->str_Future);
+  Py_CLEAR(st->str_Task);
   Py_CLEAR(st->str_handle_traceback);
   Py_CLEAR(st->str_exc_info);
   Py_CLEAR(st->str_shutdown);

@@ -9,6 +9,19 @@ import pytest
 
 from support import run_briefly
 
+# How loop.create_task() hands its keywords on, by Python version (asyncio's
+# BaseEventLoop.create_task()): "name_context" (3.11, 3.12),
+# "set_name_always" (3.13.0-3.13.2), "extra" (3.13.4+: other keywords too),
+# "all" (3.13.3 and 3.14: everything as given, to the factory as well).
+if sys.version_info >= (3, 14) or sys.version_info[:3] == (3, 13, 3):
+    CREATE_TASK_RULE = "all"
+elif sys.version_info >= (3, 13, 4):
+    CREATE_TASK_RULE = "extra"
+elif sys.version_info >= (3, 13):
+    CREATE_TASK_RULE = "set_name_always"
+else:
+    CREATE_TASK_RULE = "name_context"
+
 
 async def return_value(value):
     await asyncio.sleep(0)
@@ -110,7 +123,7 @@ class TestTaskFactory:
     def test_default_is_none(self, loop):
         assert loop.get_task_factory() is None
 
-    def test_factory_is_used_and_receives_context_only_when_given(self, loop):
+    def test_factory_is_used_and_receives_keywords_as_asyncio_passes_them(self, loop):
         calls = []
 
         def factory(lp, coro, **kwargs):
@@ -124,11 +137,119 @@ class TestTaskFactory:
         plain = loop.create_task(return_value(1))
         with_ctx = loop.create_task(return_value(2), context=ctx)
         named = loop.create_task(return_value(3), name="named-by-loop")
+        both = loop.create_task(return_value(4), name="both", context=ctx)
+        explicit_none = loop.create_task(return_value(5), name=None, context=None)
 
-        results = loop.run_until_complete(asyncio.gather(plain, with_ctx, named))
-        assert results == [1, 2, 3]
-        assert calls == [(loop, {}), (loop, {"context": ctx}), (loop, {})]
+        results = loop.run_until_complete(
+            asyncio.gather(plain, with_ctx, named, both, explicit_none))
+        assert results == [1, 2, 3, 4, 5]
+        if CREATE_TASK_RULE == "all":
+            # 3.13.3, 3.14: every keyword as given; no set_name() after.
+            assert calls == [(loop, {}), (loop, {"context": ctx}),
+                             (loop, {"name": "named-by-loop"}),
+                             (loop, {"name": "both", "context": ctx}),
+                             (loop, {"name": None, "context": None})]
+        else:
+            # Before: no name=, context= only when not None, then set_name().
+            assert calls == [(loop, {}), (loop, {"context": ctx}), (loop, {}),
+                             (loop, {"context": ctx}), (loop, {})]
         assert named.get_name() == "named-by-loop"
+        assert both.get_name() == "both"
+        # 3.13.0 to 3.13.2 and 3.13.4+ call set_name(name) even for None.
+        none_named = CREATE_TASK_RULE in ("set_name_always", "extra")
+        assert (plain.get_name() == "None") is none_named
+
+    def test_other_keywords(self, loop):
+        async def main():
+            factory_kwargs = []
+
+            def factory(lp, coro, **kwargs):
+                factory_kwargs.append(kwargs)
+                return asyncio.Task(coro, loop=lp, **kwargs)
+
+            # Without a factory they go to Task(), which knows eager_start
+            # (from 3.12 on).
+            if CREATE_TASK_RULE in ("name_context", "set_name_always"):
+                coro = return_value(1)
+                with pytest.raises(TypeError, match="eager_start"):
+                    loop.create_task(coro, eager_start=False)
+                coro.close()
+            else:
+                task = loop.create_task(return_value(1), eager_start=False)
+                assert await task == 1
+            loop.set_task_factory(factory)
+            try:
+                if CREATE_TASK_RULE in ("name_context", "set_name_always"):
+                    coro = return_value(2)
+                    with pytest.raises(TypeError, match="eager_start"):
+                        loop.create_task(coro, eager_start=False)
+                    coro.close()
+                    assert factory_kwargs == []
+                else:
+                    task = loop.create_task(return_value(2), eager_start=False,
+                                            name="n")
+                    assert await task == 2
+                    assert task.get_name() == "n"
+                    expected = {"eager_start": False}
+                    if CREATE_TASK_RULE == "all":
+                        expected["name"] = "n"
+                    assert factory_kwargs == [expected]
+            finally:
+                loop.set_task_factory(None)
+
+        loop.run_until_complete(main())
+
+    def test_loop_keyword_is_refused(self, loop):
+        coro = return_value(1)
+        with pytest.raises(TypeError):
+            loop.create_task(coro, loop=loop)
+        coro.close()
+
+    @pytest.mark.skipif(sys.version_info < (3, 14),
+                        reason="create_task(eager_start=) from 3.14 on")
+    def test_eager_start(self, loop):
+        events = []
+
+        async def child():
+            events.append("child started")
+            await asyncio.sleep(0)
+            events.append("child resumed")
+            return "child"
+
+        async def main():
+            task = loop.create_task(child(), eager_start=True, name="eager")
+            events.append("create_task returned")
+            # An eager task is the current task while it runs eagerly, and
+            # asyncio's task list has it.
+            assert task in asyncio.all_tasks()
+            assert await task == "child"
+            lazy = loop.create_task(child(), eager_start=False)
+            events.append("lazy created")
+            await lazy
+            return task.get_name()
+
+        assert loop.run_until_complete(main()) == "eager"
+        assert events == ["child started", "create_task returned",
+                          "child resumed", "lazy created", "child started",
+                          "child resumed"]
+
+    def test_task_and_future_classes_are_looked_up_at_each_call(self, loop, monkeypatch):
+        # As asyncio's loop: tasks.Task and futures.Future at call time
+        # (CPython's tests swap in the pure-Python classes).
+        class MyTask(asyncio.tasks._PyTask):
+            pass
+
+        class MyFuture(asyncio.futures._PyFuture):
+            pass
+
+        monkeypatch.setattr(asyncio.tasks, "Task", MyTask)
+        monkeypatch.setattr(asyncio.futures, "Future", MyFuture)
+        task = loop.create_task(return_value(1))
+        fut = loop.create_future()
+        assert type(task) is MyTask
+        assert type(fut) is MyFuture
+        fut.cancel()
+        assert loop.run_until_complete(task) == 1
 
     def test_run_until_complete_uses_factory_for_coroutines(self, loop):
         created = []
