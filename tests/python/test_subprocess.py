@@ -828,10 +828,14 @@ class TestReturncode:
         run_guarded(loop, main())
 
     def test_send_signal(self, loop, children):
+        # SIGUSR1 is blocked until sigwait(): with a handler and
+        # signal.pause(), a signal that came between the print and pause()
+        # was handled and pause() then waited for ever.
         code = ("import signal, sys\n"
-                "signal.signal(signal.SIGUSR1, lambda *a: sys.exit(17))\n"
+                "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})\n"
                 "print('ready', flush=True)\n"
-                "signal.pause()")
+                "signal.sigwait({signal.SIGUSR1})\n"
+                "sys.exit(17)")
 
         async def main():
             proc = await children.exec(*py(code), stdout=PIPE)
