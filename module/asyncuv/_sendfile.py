@@ -10,10 +10,18 @@ import errno
 import io
 import os
 import socket
+import sys
 
 from asyncio import constants, exceptions, protocols
 
 _FALLBACK_READ_SIZE = constants.SENDFILE_FALLBACK_READBUFFER_SIZE
+
+# Where the file's position is left, as asyncio does.  From 3.14.6 on
+# (gh-150107) sendfile() and sock_sendfile() seek a file with seek() to the
+# offset first, 0 included, and sendfile(2) leaves the fd's position after
+# what it sent even when it sent nothing; before, only a non-zero offset was
+# sought and the position moved only if something was sent.
+_ALWAYS_SEEK = sys.version_info >= (3, 14, 6)
 
 
 def _check_sendfile_params(sock, file, offset, count):
@@ -109,11 +117,11 @@ class SendfileMixin:
         finally:
             if watching:
                 self.remove_writer(fd)
-            if state[1] > 0:
+            if state[1] > 0 or _ALWAYS_SEEK:
                 os.lseek(fileno, state[0], os.SEEK_SET)
 
     async def _sock_sendfile_fallback(self, sock, file, offset, count):
-        if offset:
+        if hasattr(file, 'seek') if _ALWAYS_SEEK else offset:
             file.seek(offset)
         blocksize = (min(count, _FALLBACK_READ_SIZE) if count
                      else _FALLBACK_READ_SIZE)
@@ -174,14 +182,14 @@ class SendfileMixin:
             return await transp._sendfile(fileno, offset, count or 0)
         finally:
             sent = transp._sendfile_finish()
-            if sent > 0:
+            if sent > 0 or (_ALWAYS_SEEK and (count or size)):
                 os.lseek(fileno, offset + sent, os.SEEK_SET)
             transp._reset_empty_waiter()
             if resume_reading:
                 transp.resume_reading()
 
     async def _sendfile_fallback(self, transp, file, offset, count):
-        if offset:
+        if hasattr(file, 'seek') if _ALWAYS_SEEK else offset:
             file.seek(offset)
         blocksize = min(count, 16384) if count else 16384
         buf = bytearray(blocksize)

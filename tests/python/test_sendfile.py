@@ -7,6 +7,7 @@ import io
 import os
 import socket
 import ssl
+import sys
 
 import pytest
 
@@ -19,6 +20,12 @@ from support import (
     run_guarded,
     spin,
 )
+
+# From 3.14.6 on (gh-150107) asyncio seeks the file to the offset first, 0
+# included, and leaves the position after what was sent even when nothing
+# was; before, only a non-zero offset was sought, and a transfer that sent
+# nothing left the position alone.
+ALWAYS_SEEK = sys.version_info >= (3, 14, 6)
 
 # A throw-away self-signed EC key and certificate for CN=localhost; the
 # client does not verify it.
@@ -147,7 +154,7 @@ class TestLoopSendfile:
             async with connected_pair(loop) as (client, peer):
                 with open(path, "rb") as f:
                     assert await loop.sendfile(client.transport, f, 100) == 0
-                    assert f.tell() == 0
+                    assert f.tell() == (100 if ALWAYS_SEEK else 0)
                 client.transport.write(b"only this")
                 assert await peer.read_at_least(9) == b"only this"
 
@@ -259,6 +266,20 @@ class TestLoopSendfile:
                 assert await loop.sendfile(client.transport, buf) == 9
                 assert buf.tell() == 9
                 assert await peer.read_at_least(9) == b"in memory"
+
+        run_guarded(loop, main())
+
+    def test_not_a_regular_file_is_sent_from_offset_zero(self, loop):
+        # Where the file already is does not matter from 3.14.6 on; before,
+        # an offset of 0 sent from the file's current position.
+        async def main():
+            async with connected_pair(loop) as (client, peer):
+                buf = io.BytesIO(b"skipped|in memory")
+                buf.seek(8)
+                expected = b"skipped|in memory" if ALWAYS_SEEK else b"in memory"
+                assert await loop.sendfile(client.transport, buf) == len(expected)
+                assert buf.tell() == (17 if ALWAYS_SEEK else 9)
+                assert await peer.read_at_least(len(expected)) == expected
 
         run_guarded(loop, main())
 
@@ -485,6 +506,20 @@ class TestSockSendfile:
             assert await loop.sock_sendfile(a, buf, 1, 4) == 4
             assert buf.tell() == 5
             assert await sock_read_exactly(loop, b, 4) == b"emor"
+
+        run_guarded(loop, main())
+
+    def test_offset_past_the_end_sends_nothing(self, loop, data_file, stream_pair):
+        a, b = stream_pair
+        path = data_file(b"short")
+
+        async def main():
+            with open(path, "rb") as f:
+                f.seek(2)
+                assert await loop.sock_sendfile(a, f, 100) == 0
+                assert f.tell() == (100 if ALWAYS_SEEK else 2)
+            await loop.sock_sendall(a, b"x")
+            assert await sock_read_exactly(loop, b, 1) == b"x"
 
         run_guarded(loop, main())
 
