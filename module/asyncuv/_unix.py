@@ -30,6 +30,12 @@ _PIPE_SIZE = 1 << 20
 _PIPE_DEFAULT_SIZE = 64 * 1024  # a Linux pipe's capacity until F_SETPIPE_SZ
 
 
+# wait() on a subprocess: from 3.14.7 on (gh-119710) asyncio wakes its
+# waiters as soon as the process exits, even if a pipe stays open (a
+# grandchild inherited it); before, at connection_lost(), after the pipes
+# closed -- never, if one stays open.
+_WAIT_RETURNS_AT_EXIT = sys.version_info >= (3, 14, 7)
+
 # 3.14 deprecates asyncio.iscoroutinefunction() (it warns); asyncio's loop
 # checks callbacks with coroutines._iscoroutinefunction(), which does not.
 if sys.version_info >= (3, 14):
@@ -224,7 +230,9 @@ class UnixMixin:
             raise
         except BaseException:
             transport.close()
-            await transport._wait()
+            # Shielded as asyncio does from 3.14.1 on (gh-103847): another
+            # cancellation does not leave the child unwaited for.
+            await asyncio.shield(transport._wait())
             raise
         return transport
 
@@ -710,7 +718,7 @@ class _SubprocessTransport(transports.SubprocessTransport):
         self._proc = None
         self._pid = None
         self._returncode = None
-        self._exit_waiters = []
+        self._exit_waiters = set()
         self._pending_calls = collections.deque()
         self._pipes = {}
         self._finished = False
@@ -836,6 +844,15 @@ class _SubprocessTransport(transports.SubprocessTransport):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
+            # Close the pipes connected before the error or cancellation, and
+            # the others' file objects: nothing will read them (asyncio 3.14
+            # does the same).
+            for proto in self._pipes.values():
+                if proto is not None:
+                    proto.pipe.close()
+            for raw_pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if raw_pipe is not None:
+                    raw_pipe.close()
             if waiter is not None and not waiter.cancelled():
                 waiter.set_exception(exc)
         else:
@@ -866,20 +883,38 @@ class _SubprocessTransport(transports.SubprocessTransport):
             self._proc.returncode = returncode
         self._call(self._protocol.process_exited)
         self._try_finish()
+        if _WAIT_RETURNS_AT_EXIT:
+            # After _try_finish(): without pipes, connection_lost() comes
+            # first, as in asyncio.
+            self._wake_exit_waiters()
 
     async def _wait(self):
-        """Wait for the child to exit and its pipes to close (then
-        connection_lost() has run); return its returncode.
+        """Wait for the child to exit; return its returncode.
 
-        asyncio returns at once once the exit is known, but learns of it
-        from a thread, in practice after the pipes closed; asyncuv learns
-        of it at once, so waiting for the end keeps asyncio's order:
-        after wait(), the process is gone (signalling it raises)."""
+        From 3.14.7 on, as asyncio, wait() returns once the child has
+        exited.  Before, it also waits for the pipes to close (then
+        connection_lost() has run): asyncio returns at once once the exit
+        is known, but learns of it from a thread, in practice after the
+        pipes closed; asyncuv learns of it at once, so waiting for the end
+        keeps asyncio's order then: after wait(), the process is gone
+        (signalling it raises)."""
         if self._exit_waiters is None:
             return self._returncode
         waiter = self._loop.create_future()
-        self._exit_waiters.append(waiter)
-        return await waiter
+        self._exit_waiters.add(waiter)
+        try:
+            return await waiter
+        finally:
+            if self._exit_waiters is not None:
+                self._exit_waiters.discard(waiter)
+
+    def _wake_exit_waiters(self):
+        if self._exit_waiters is None:
+            return
+        for waiter in self._exit_waiters:
+            if not waiter.done():
+                waiter.set_result(self._returncode)
+        self._exit_waiters = None
 
     def _try_finish(self):
         if self._returncode is None:
@@ -892,10 +927,7 @@ class _SubprocessTransport(transports.SubprocessTransport):
         try:
             self._protocol.connection_lost(exc)
         finally:
-            for waiter in self._exit_waiters:
-                if not waiter.cancelled():
-                    waiter.set_result(self._returncode)
-            self._exit_waiters = None
+            self._wake_exit_waiters()
             self._loop = None
             self._proc = None
             self._protocol = None

@@ -891,6 +891,51 @@ class TestReturncode:
         run_guarded(loop, main())
 
 
+# From 3.14.7 on (gh-119710) wait() returns once the process has exited,
+# even while a pipe stays open; before, it waited for the pipes too, and
+# for ever if one never closed.
+WAIT_RETURNS_AT_EXIT = sys.version_info >= (3, 14, 7)
+
+
+class TestWaitAtExit:
+    @pytest.mark.skipif(not WAIT_RETURNS_AT_EXIT,
+                        reason="wait() waits for the pipes before 3.14.7")
+    def test_wait_returns_while_a_grandchild_holds_the_pipes(self, loop, children):
+        # The grandchild inherits stdin and stdout, says ready, and exits
+        # when its stdin reaches EOF.
+        code = ("import subprocess, sys\n"
+                "subprocess.run([sys.executable, '-c', \"import sys; "
+                "sys.stdout.write('ready'); sys.stdout.flush(); "
+                "sys.stdin.read()\"])\n")
+
+        async def main():
+            proc = await children.exec(*py(code), stdin=PIPE, stdout=PIPE)
+            wait = asyncio.ensure_future(proc.wait())
+            assert await proc.stdout.readexactly(5) == b"ready"
+            proc.kill()
+            assert await wait == -signal.SIGKILL
+            # The pipes are still open: closing stdin ends the grandchild.
+            proc.stdin.close()
+            assert await proc.stdout.read() == b""
+
+        run_guarded(loop, main())
+
+    @pytest.mark.skipif(not WAIT_RETURNS_AT_EXIT,
+                        reason="the child is never waited for before 3.14.7")
+    @pytest.mark.parametrize("method", ["connect_read_pipe", "connect_write_pipe"])
+    def test_cancelled_pipe_connection_fails_the_creation(self, loop, monkeypatch, method):
+        async def cancelled(*args, **kwargs):
+            raise asyncio.CancelledError
+
+        async def main():
+            monkeypatch.setattr(loop, method, cancelled)
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.create_subprocess_exec(
+                    *py(SLEEP), stdin=PIPE, stdout=PIPE, stderr=PIPE)
+
+        run_guarded(loop, main())
+
+
 class TestBadArguments:
     @pytest.mark.parametrize("kwargs, message", [
         ({"text": True}, "text must be False"),
