@@ -36,6 +36,11 @@ _HAS_IPV6 = hasattr(socket, 'AF_INET6')
 # after running out of file descriptors or memory.
 _ACCEPT_RETRY_DELAY = 1
 
+# From 3.14.4 on (gh-142352) a server-side start_tls() hands what a
+# StreamReaderProtocol's reader had buffered (the peer's ClientHello, when
+# it came first) to the TLS protocol; before, it stayed in the reader.
+_START_TLS_TAKES_READER_BUFFER = sys.version_info >= (3, 14, 4)
+
 
 def _refuse_ssl_socket(sock):
     if _ssl is not None and isinstance(sock, _ssl.SSLSocket):
@@ -485,6 +490,13 @@ class NetworkMixin:
             call_connection_made=False)
         # No data may reach the TLS protocol before its connection_made().
         transport.pause_reading()
+        if server_side and _START_TLS_TAKES_READER_BUFFER:
+            from asyncio.streams import StreamReaderProtocol
+            if isinstance(protocol, StreamReaderProtocol):
+                reader = getattr(protocol, '_stream_reader', None)
+                if reader is not None and reader._buffer:
+                    ssl_protocol._incoming.write(reader._buffer)
+                    reader._buffer.clear()
         transport.set_protocol(ssl_protocol)
         made = self.call_soon(ssl_protocol.connection_made, transport)
         resumed = self.call_soon(transport.resume_reading)

@@ -5,10 +5,12 @@ Loopback only.  Every test runs on asyncuv and on the stock asyncio loop
 
 import asyncio
 import socket
+import sys
 
 import pytest
 
 from support import assert_pending, refusing_port, run_guarded
+from test_sendfile import ssl_contexts  # noqa: F401 - a fixture
 
 
 def pattern(size, seed=0):
@@ -229,6 +231,63 @@ class TestTcpStreams:
             assert not server.is_serving()
 
         run_guarded(loop, main())
+
+
+class TestStartTls:
+    def test_upgrade_both_ends(self, loop, ssl_contexts):
+        server_ctx, client_ctx = ssl_contexts
+
+        async def handler(reader, writer):
+            assert await reader.readline() == b"starttls\n"
+            writer.write(b"go\n")
+            await writer.drain()
+            await writer.start_tls(server_ctx)
+            writer.write((await reader.readline()).upper())
+            await writer.drain()
+            await close_writer(writer)
+
+        async def main():
+            server, addr = await tcp_server(handler)
+            async with server:
+                reader, writer = await asyncio.open_connection(*addr)
+                writer.write(b"starttls\n")
+                assert await reader.readline() == b"go\n"
+                await writer.start_tls(client_ctx)
+                assert writer.get_extra_info("ssl_object") is not None
+                writer.write(b"ping\n")
+                assert await reader.readline() == b"PING\n"
+                await close_writer(writer)
+
+        run_guarded(loop, main())
+
+    @pytest.mark.skipif(sys.version_info < (3, 14, 4),
+                        reason="the reader's buffer stays in the reader before 3.14.4")
+    def test_server_side_takes_what_the_reader_buffered(self, loop, ssl_contexts):
+        # The client starts TLS at once: its ClientHello is in the server's
+        # reader when the server calls start_tls() (gh-142352).
+        server_ctx, client_ctx = ssl_contexts
+        errors = []
+
+        async def handler(reader, writer):
+            await reader._wait_for_data("test")
+            assert reader._buffer
+            await writer.start_tls(server_ctx)
+            writer.write((await reader.readline()).upper())
+            await writer.drain()
+            await close_writer(writer)
+
+        async def main():
+            loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+            server, addr = await tcp_server(handler)
+            async with server:
+                reader, writer = await asyncio.open_connection(*addr)
+                await writer.start_tls(client_ctx)
+                writer.write(b"ping\n")
+                assert await reader.readline() == b"PING\n"
+                await close_writer(writer)
+
+        run_guarded(loop, main())
+        assert errors == []
 
 
 class TestUnixStreams:
