@@ -294,6 +294,8 @@ static inline int auv__is_handle_call(auv_call_cb cb) {
 AUV_MOD_INTERNAL extern PyType_Spec auv__loop_spec;
 AUV_MOD_INTERNAL void auv__loop_set_pending(LoopObject* loop);
 AUV_MOD_INTERNAL int auv__loop_check_closed(LoopObject* loop);
+/* RuntimeError unless the loop is idle or runs in this thread. */
+AUV_MOD_INTERNAL int auv__loop_check_thread(LoopObject* loop);
 AUV_MOD_INTERNAL char* auv__loop_read_buf(LoopObject* loop);
 AUV_MOD_INTERNAL int auv__loop_call_soon(LoopObject* loop, PyObject* callable,
                                          PyObject* const* args, Py_ssize_t nargs);

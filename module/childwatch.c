@@ -76,7 +76,7 @@ PyObject* auv__loop_watch_child_exit(LoopObject* loop, PyObject* const* args,
     PyErr_SetString(PyExc_TypeError, "callback must be callable");
     return NULL;
   }
-  if (auv__loop_check_closed(loop) < 0)
+  if (auv__loop_check_closed(loop) < 0 || auv__loop_check_thread(loop) < 0)
     return NULL;
 
   self = PyObject_GC_New(ChildWatchObject, loop->state->ChildWatchType);
@@ -103,6 +103,8 @@ PyObject* auv__loop_watch_child_exit(LoopObject* loop, PyObject* const* args,
 static PyObject* child_watch_cancel(ChildWatchObject* self, PyObject* unused) {
   int waiting;
 
+  if (self->watch != NULL && auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   waiting = self->watch != NULL && auv_child_watch_is_active(self->watch);
   child_watch_close(self);
   Py_CLEAR(self->callback);

@@ -791,7 +791,7 @@ PyObject* auv__loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t n
     PyErr_SetString(PyExc_TypeError, "_listen(sock, callback)");
     return NULL;
   }
-  if (auv__loop_check_closed(self) < 0)
+  if (auv__loop_check_closed(self) < 0 || auv__loop_check_thread(self) < 0)
     return NULL;
   fd = auv__fileobj_to_fd(self->state, args[0]);
   if (fd < 0)
@@ -844,6 +844,8 @@ PyObject* auv__loop_unlisten(LoopObject* self, PyObject* sock) {
   PyObject* key;
   int fd;
 
+  if (auv__loop_check_thread(self) < 0)
+    return NULL;
   fd = auv__fileobj_to_fd(self->state, sock);
   if (fd < 0)
     return NULL;

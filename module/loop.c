@@ -68,8 +68,14 @@ int auv__loop_check_closed(LoopObject* self) {
 }
 
 
-static int loop_check_thread(LoopObject* self) {
-  if (self->thread_id != 0 && self->thread_id != PyThread_get_thread_ident()) {
+/* asyncio's _check_thread(): a running loop is used from its own thread.
+ * asyncio checks call_soon() and call_at() in debug mode.  asyncuv checks
+ * in every mode what changes the engine's handles (transports, servers,
+ * child watches): the loop's thread polls without the GIL, and libuv reads
+ * their lists meanwhile. */
+int auv__loop_check_thread(LoopObject* self) {
+  if (self != NULL && self->thread_id != 0 &&
+      self->thread_id != PyThread_get_thread_ident()) {
     PyErr_SetString(PyExc_RuntimeError,
                     "Non-thread-safe operation invoked on an event loop "
                     "other than the current one");
@@ -168,7 +174,7 @@ static PyObject* loop_schedule_soon(LoopObject* self, PyObject* const* args,
   }
   if (auv__loop_check_closed(self) < 0)
     return NULL;
-  if (self->debug && !threadsafe && loop_check_thread(self) < 0)
+  if (self->debug && !threadsafe && auv__loop_check_thread(self) < 0)
     return NULL;
   if (loop_check_callback(self, args[0], method) < 0)
     return NULL;
@@ -230,7 +236,7 @@ static PyObject* loop_schedule_at(LoopObject* self, double when,
 
   if (auv__loop_check_closed(self) < 0)
     return NULL;
-  if (self->debug && loop_check_thread(self) < 0)
+  if (self->debug && auv__loop_check_thread(self) < 0)
     return NULL;
   if (loop_check_callback(self, args[0], method) < 0)
     return NULL;
@@ -412,6 +418,13 @@ int auv__loop_free_engine(LoopObject* self) {
   if (err == 0)
     self->loop = NULL;
   return err;
+}
+
+
+static PyObject* loop_check_thread_method(LoopObject* self, PyObject* unused) {
+  if (auv__loop_check_thread(self) < 0)
+    return NULL;
+  Py_RETURN_NONE;
 }
 
 
@@ -1050,6 +1063,8 @@ static PyMethodDef loop_methods[] = {
   {"close", (PyCFunction) auv__loop_close, METH_NOARGS,
    PyDoc_STR("Close the loop: drop pending callbacks, shut the default "
              "executor down.  Not while running; idempotent.")},
+  {"_check_thread", (PyCFunction) loop_check_thread_method, METH_NOARGS,
+   PyDoc_STR("RuntimeError if the loop runs in another thread (asyncio's check).")},
   {"create_future", (PyCFunction) loop_create_future, METH_NOARGS,
    PyDoc_STR("Create an asyncio.Future attached to the loop.")},
   {"create_task", (PyCFunction) (void (*)(void)) loop_create_task,

@@ -532,6 +532,8 @@ static void transport_start_reading(TransportObject* self) {
 
 /* The first reading starts after connection_made(): queued after it. */
 static PyObject* transport_start_reading_method(TransportObject* self, PyObject* unused) {
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   transport_start_reading(self);
   Py_RETURN_NONE;
 }
@@ -684,6 +686,8 @@ static PyObject* transport_sendfile(TransportObject* self, PyObject* args) {
 
   if (!PyArg_ParseTuple(args, "iLK:_sendfile", &in_fd, &offset, &count))
     return NULL;
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   if (self->loop == NULL || self->stream == NULL) {
     PyErr_SetString(PyExc_ConnectionError, "Connection is closed by peer");
     return NULL;
@@ -733,6 +737,8 @@ static void transport_sendfile_clear(TransportObject* self) {
 static PyObject* transport_sendfile_finish(TransportObject* self, PyObject* unused) {
   uint64_t sent;
 
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   sent = self->sf != NULL ? self->sf->sent : 0;
   transport_sendfile_clear(self);
   return PyLong_FromUnsignedLongLong(sent);
@@ -824,6 +830,8 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
                  Py_TYPE(data)->tp_name);
     return NULL;
   }
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   if (self->eof) {
     PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
     return NULL;
@@ -917,6 +925,8 @@ static void transport_shutdown_cb(auv_stream_t* stream, int status) {
 static PyObject* transport_write_eof(TransportObject* self, PyObject* unused) {
   int err;
 
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   if (self->closing || self->eof)
     Py_RETURN_NONE;
   if (self->pipe)  /* no half-close: the end of the pipe */
@@ -939,6 +949,8 @@ static PyObject* transport_can_write_eof(TransportObject* self, PyObject* unused
 /* --- Closing ------------------------------------------------------------------- */
 
 static PyObject* transport_close(TransportObject* self, PyObject* unused) {
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   if (self->closing)
     Py_RETURN_NONE;
   self->closing = 1;
@@ -956,6 +968,8 @@ static PyObject* transport_close(TransportObject* self, PyObject* unused) {
 
 
 static PyObject* transport_abort(TransportObject* self, PyObject* unused) {
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   transport_force_close(self, NULL);
   Py_RETURN_NONE;
 }
@@ -963,6 +977,8 @@ static PyObject* transport_abort(TransportObject* self, PyObject* unused) {
 
 /* asyncio's SSLProtocol calls its transport's _force_close(exc). */
 static PyObject* transport_force_close_method(TransportObject* self, PyObject* exc) {
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   transport_force_close(self, exc == Py_None ? NULL : exc);
   Py_RETURN_NONE;
 }
@@ -985,6 +1001,8 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   PyObject* tb;
   PyObject* server;
 
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   if (self->loop == NULL)  /* done before: everything is released */
     Py_RETURN_NONE;
   if (self->protocol != NULL)
@@ -1117,6 +1135,8 @@ static PyObject* transport_is_reading(TransportObject* self, PyObject* unused) {
 
 
 static PyObject* transport_pause_reading(TransportObject* self, PyObject* unused) {
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   if (self->closing || self->paused)
     Py_RETURN_NONE;
   self->paused = 1;
@@ -1127,6 +1147,8 @@ static PyObject* transport_pause_reading(TransportObject* self, PyObject* unused
 
 
 static PyObject* transport_resume_reading(TransportObject* self, PyObject* unused) {
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   if (self->closing || !self->paused)
     Py_RETURN_NONE;
   self->paused = 0;
@@ -1396,7 +1418,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   int fd;
   int err;
 
-  if (auv__loop_check_closed(loop) < 0)
+  if (auv__loop_check_closed(loop) < 0 || auv__loop_check_thread(loop) < 0)
     return NULL;
   fd = auv__fileobj_to_fd(loop->state, sock);
   if (fd < 0)
@@ -1651,6 +1673,8 @@ static PyObject* transport_get_pipe(TransportObject* self, void* closure) {
 
 
 static int transport_set_pipe(TransportObject* self, PyObject* value, void* closure) {
+  if (auv__loop_check_thread(self->loop) < 0)
+    return -1;
   if (!self->pipe || value != Py_None) {
     PyErr_SetString(PyExc_AttributeError, "_pipe can only be set to None on a pipe transport");
     return -1;

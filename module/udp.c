@@ -364,6 +364,8 @@ static void datagram_send_cb(auv_udp_t* udp, int status) {
 static PyObject* datagram_start_reading(DatagramObject* self, PyObject* unused) {
   int err;
 
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   if (!self->closing && self->udp != NULL) {
     err = auv_udp_recv_start(self->udp, datagram_alloc_cb, datagram_recv_cb);
     if (err != 0) {
@@ -420,6 +422,10 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   }
   if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
     return NULL;
+  if (auv__loop_check_thread(self->loop) < 0) {
+    PyBuffer_Release(&view);
+    return NULL;
+  }
 #if PY_VERSION_HEX < 0x030D0000
   if (view.len == 0)
     goto done;  /* asyncio sends zero-length datagrams from 3.13 on */
@@ -548,6 +554,8 @@ done:
 /* --- Closing ------------------------------------------------------------------------- */
 
 static PyObject* datagram_close(DatagramObject* self, PyObject* unused) {
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   if (self->closing)
     Py_RETURN_NONE;
   self->closing = 1;
@@ -560,6 +568,8 @@ static PyObject* datagram_close(DatagramObject* self, PyObject* unused) {
 
 
 static PyObject* datagram_abort(DatagramObject* self, PyObject* unused) {
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   if (datagram_force_close(self, NULL) < 0)
     return NULL;
   Py_RETURN_NONE;
@@ -572,6 +582,8 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
   PyObject* value;
   PyObject* tb;
 
+  if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
   if (self->loop == NULL)  /* done before: everything is released */
     Py_RETURN_NONE;
   if (self->protocol != NULL) {
@@ -738,7 +750,7 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OOO:_make_datagram_transport",
                                    kwlist, &sock, &protocol, &address, &waiter, &extra))
     return NULL;
-  if (auv__loop_check_closed(loop) < 0)
+  if (auv__loop_check_closed(loop) < 0 || auv__loop_check_thread(loop) < 0)
     return NULL;
   fd = auv__fileobj_to_fd(loop->state, sock);
   if (fd < 0)

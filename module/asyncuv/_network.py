@@ -217,9 +217,11 @@ class Server(_events.AbstractServer):
         return tuple(_trsock.TransportSocket(s) for s in self._sockets)
 
     def close(self):
-        sockets, self._sockets = self._sockets, None
-        if sockets is None:
+        if self._sockets is None:
             return
+        # Before anything changes: the listeners are the loop's thread's.
+        self._loop._check_thread()
+        sockets, self._sockets = self._sockets, None
         for sock in sockets:
             self._loop._stop_serving(sock)
         if self._unix_cleanup:

@@ -773,6 +773,9 @@ class _SubprocessTransport(transports.SubprocessTransport):
     def close(self):
         if self._closed:
             return
+        # Before anything changes: the pipes are the loop's thread's.
+        if self._loop is not None:
+            self._loop._check_thread()
         self._closed = True
         for proto in self._pipes.values():
             if proto is None:
