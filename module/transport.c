@@ -984,8 +984,21 @@ static PyObject* transport_force_close_method(TransportObject* self, PyObject* e
 }
 
 
-static PyObject* transport_get_true(TransportObject* self, void* closure) {
-  Py_RETURN_TRUE;
+/* loop.start_tls() takes socket transports; asyncio's pipe transports
+ * lack the attribute. */
+static PyObject* transport_get_start_tls_compatible(TransportObject* self, void* closure) {
+  return PyBool_FromLong(!self->pipe);
+}
+
+
+/* A write pipe is asyncio's _UnixWritePipeTransport: a Transport whose
+ * reading methods are ReadTransport's, which raise NotImplementedError. */
+static int transport_check_reads(TransportObject* self) {
+  if (self->pipe) {
+    PyErr_SetNone(PyExc_NotImplementedError);
+    return -1;
+  }
+  return 0;
 }
 
 
@@ -1130,11 +1143,15 @@ static PyObject* transport_is_closing(TransportObject* self, PyObject* unused) {
 
 
 static PyObject* transport_is_reading(TransportObject* self, PyObject* unused) {
+  if (transport_check_reads(self) < 0)
+    return NULL;
   return PyBool_FromLong(!self->paused && !self->closing);
 }
 
 
 static PyObject* transport_pause_reading(TransportObject* self, PyObject* unused) {
+  if (transport_check_reads(self) < 0)
+    return NULL;
   if (auv__loop_check_thread(self->loop) < 0)
     return NULL;
   if (self->closing || self->paused)
@@ -1147,6 +1164,8 @@ static PyObject* transport_pause_reading(TransportObject* self, PyObject* unused
 
 
 static PyObject* transport_resume_reading(TransportObject* self, PyObject* unused) {
+  if (transport_check_reads(self) < 0)
+    return NULL;
   if (auv__loop_check_thread(self->loop) < 0)
     return NULL;
   if (self->closing || !self->paused)
@@ -1352,10 +1371,12 @@ static PyObject* transport_repr(TransportObject* self) {
     state = " closing";
   else
     state = "";
-  if (self->pipe)
-    res = PyUnicode_FromFormat("<WritePipeTransport fd=%d%s %s bufsize=%zu>",
-                               self->fd, self->sock != NULL ? state : "",
-                               self->sock != NULL ? "open" : "closed",
+  if (self->pipe && self->sock == NULL)  /* asyncio's _UnixWritePipeTransport */
+    res = PyUnicode_FromFormat("<WritePipeTransport closed fd=%d closed>", self->fd);
+  else if (self->pipe)
+    res = PyUnicode_FromFormat("<WritePipeTransport%s fd=%d %s bufsize=%zu>",
+                               state, self->fd,
+                               transport_buffer_size(self) ? "polling" : "idle",
                                transport_buffer_size(self));
   else if (self->sock == NULL)
     res = PyUnicode_FromFormat("<%U%s>", name, state);
@@ -1688,7 +1709,7 @@ static int transport_set_pipe(TransportObject* self, PyObject* value, void* clos
 static PyGetSetDef transport_getset[] = {
   {"_pipe", (getter) transport_get_pipe, (setter) transport_set_pipe, NULL, NULL},
   /* loop.start_tls() accepts transports that say so. */
-  {"_start_tls_compatible", (getter) transport_get_true, NULL, NULL, NULL},
+  {"_start_tls_compatible", (getter) transport_get_start_tls_compatible, NULL, NULL, NULL},
   /* loop.sendfile(): sendfile(2) first. */
   {"_sendfile_compatible", (getter) transport_get_sendfile_compatible, NULL, NULL, NULL},
   {NULL}

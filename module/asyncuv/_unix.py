@@ -520,7 +520,9 @@ class _ReadPipeTransport(_PipeTransportBase, transports.ReadTransport):
 
 
 class _PyWritePipeTransport(_FlowControl, _PipeTransportBase,
-                            transports.WriteTransport):
+                            transports.Transport):
+    # A Transport, as asyncio's _UnixWritePipeTransport: its reading
+    # methods raise NotImplementedError.
     """For what the loop cannot watch (/dev/null, a regular-file-like
     character device): writes that never block need no watcher."""
 

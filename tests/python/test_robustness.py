@@ -1019,3 +1019,52 @@ def test_transports_hammered_from_another_thread(asyncuv):
     # serving (asyncuv used to let them race with libuv's poll).
     (result,) = run_in_child("asyncuv", _THREAD_STRESS_CHILD)
     assert result == [300 * 10 * 3, True]
+
+
+# --- Write pipes: asyncio's write pipe transport API ---------------------------------
+
+@pytest.mark.parametrize("what", ["pipe", "subprocess stdin", "/dev/null"])
+def test_write_pipe_transport_api(loop, what):
+    # asyncuv's write pipes (the C stream transport, and its Python
+    # fallback for what epoll refuses) answered pause_reading() and
+    # resume_reading() as if they could read, and offered start_tls().
+    # asyncio's _UnixWritePipeTransport is a Transport whose reading
+    # methods raise NotImplementedError.
+    import ssl
+
+    async def main():
+        closers = []
+        if what == "pipe":
+            rfd, wfd = os.pipe()
+            closers.append(lambda: os.close(rfd))
+            transport, _ = await loop.connect_write_pipe(asyncio.Protocol,
+                                                         open(wfd, "wb", 0))
+        elif what == "/dev/null":
+            transport, _ = await loop.connect_write_pipe(asyncio.Protocol,
+                                                         open(os.devnull, "wb", 0))
+        else:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "import sys; sys.stdin.read()",
+                stdin=asyncio.subprocess.PIPE)
+            transport = proc._transport.get_pipe_transport(0)
+            closers.append(proc.wait)
+        try:
+            for name in ("pause_reading", "resume_reading", "is_reading"):
+                with pytest.raises(NotImplementedError):
+                    getattr(transport, name)()
+            if what != "/dev/null":  # asyncio's repr asks its selector
+                assert repr(transport).endswith(f" fd={transport.get_extra_info('pipe').fileno()}"
+                                                " idle bufsize=0>")
+            assert transport.can_write_eof()
+            with pytest.raises(TypeError, match="is not supported by start_tls"):
+                await loop.start_tls(transport, asyncio.Protocol(),
+                                     ssl.create_default_context())
+        finally:
+            transport.close()
+            for closer in closers:
+                result = closer()
+                if asyncio.iscoroutine(result):
+                    await result
+            await asyncio.sleep(0.01)
+
+    loop.run_until_complete(asyncio.wait_for(main(), 30))
