@@ -393,14 +393,24 @@ static auv_child_watch_t* watch(auv_loop_t* loop, int pid, watch_t* c) {
  * exits would be checked for leaks too, and valgrind's exit status would
  * replace the one under test. */
 static int fork_exec(const char* script) {
+  char byte;
+  int fds[2];
   int pid;
 
+  /* Returns once the child has exec'd (the close-on-exec pipe reads EOF):
+   * a signal sent earlier would reach the copy of this process (under
+   * valgrind, valgrind itself) instead of the script. */
+  ASSERT_OK(pipe2(fds, O_CLOEXEC));
   pid = fork();
   ASSERT(pid >= 0);
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", script, (char*) NULL);
     _exit(127);
   }
+  close(fds[1]);
+  while (read(fds[0], &byte, 1) < 0 && errno == EINTR)
+    ;
+  close(fds[0]);
   return pid;
 }
 
