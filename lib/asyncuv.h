@@ -106,7 +106,8 @@ typedef enum {
    * taken with auv_loop_ref(). */
   AUV_RUN_DEFAULT = 0,
   /* Run one iteration: poll for I/O (blocking only when nothing is ready),
-   * then run the calls and timers that are due. */
+   * then run the calls queued before the poll, the I/O callbacks of the
+   * poll and the timers due, in that order (asyncio's). */
   AUV_RUN_ONCE,
   /* Run one iteration without blocking. */
   AUV_RUN_NOWAIT

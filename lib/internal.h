@@ -37,6 +37,19 @@ typedef struct {
   void* arg;
 } auv__call_t;
 
+/* An engine handle's libuv poll.  I/O that a poll finds runs after the
+ * calls queued before that poll, as in asyncio, whose selector appends a
+ * poll's events to the ready queue behind them.  libuv runs poll callbacks
+ * inside uv_run(): this one only records the events, and the loop runs cb
+ * in its I/O step, after those calls (loop.c). */
+typedef struct {
+  uv_poll_t poll;          /* first: the libuv callback finds the rest */
+  uv_poll_cb cb;           /* run in the loop's I/O step */
+  int status;
+  int events;              /* recorded, not yet run */
+  size_t slot;             /* 1 + index in the loop's I/O queue, or 0 */
+} auv__io_t;
+
 /* A FIFO ring of calls; capacity is a power of two. */
 typedef struct {
   auv__call_t* items;
@@ -50,6 +63,13 @@ struct auv_loop_s {
   void* data;
 
   auv__ring_t ready;
+
+  /* Engine handles whose poll found I/O, in the order it found it; run
+   * after the ready queue's calls of the iteration (io_head onwards). */
+  auv__io_t** io_queue;
+  size_t io_head;
+  size_t io_count;
+  size_t io_cap;
 
   /* Timers: a binary min-heap on (deadline, seq) over one uv_timer_t. */
   auv_timer_t** heap;
@@ -94,6 +114,12 @@ static inline void auv__loop_unblock(auv_loop_t* loop) {
     loop->after_block(loop, loop->block_arg);
   }
 }
+
+AUV__INTERNAL int auv__io_init(auv_loop_t* loop, auv__io_t* io, int fd);
+AUV__INTERNAL int auv__io_start(auv__io_t* io, int events, uv_poll_cb cb);
+AUV__INTERNAL int auv__io_stop(auv__io_t* io);
+AUV__INTERNAL void auv__io_close(auv__io_t* io, uv_close_cb close_cb);
+AUV__INTERNAL void auv__io_forget(auv__io_t* io);
 
 AUV__INTERNAL void auv__timers_collect(auv_loop_t* loop);
 AUV__INTERNAL void auv__timers_fire(auv_loop_t* loop);

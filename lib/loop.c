@@ -3,11 +3,16 @@
  *
  * One iteration follows asyncio's _run_once():
  *   1. poll for I/O with libuv (without blocking when calls are queued or a
- *      stop is pending); I/O callbacks run inside uv_run();
+ *      stop is pending); the engine handles' poll callbacks only record what
+ *      they found (auv__io_t);
  *   2. take the timers whose deadline has passed off the heap (the due list);
  *   3. run the calls queued before this point, in FIFO order; what they
  *      queue waits for the next iteration;
- *   4. fire the due timers in (deadline, start order).
+ *   4. run the I/O callbacks recorded in step 1, in the order the poll
+ *      found them; what they queue waits for the next iteration too;
+ *   5. fire the due timers in (deadline, start order).
+ * asyncio's selector loop does the same: the events of a poll join its
+ * ready queue behind the calls already there, then the due timers.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -212,6 +217,7 @@ int auv_loop_close(auv_loop_t* loop) {
 
   pthread_mutex_destroy(&loop->ts_lock);
   free(loop->ready.items);
+  free(loop->io_queue);
   free(loop->ts_items);
   free(loop->heap);
   free(loop);
@@ -220,7 +226,114 @@ int auv_loop_close(auv_loop_t* loop) {
 
 
 static int auv__loop_has_calls(const auv_loop_t* loop) {
-  return loop->ready.count > 0 || loop->due_head != NULL;
+  return loop->ready.count > 0 || loop->due_head != NULL ||
+         loop->io_head < loop->io_count;
+}
+
+
+/* --- Recorded I/O (auv__io_t) ----------------------------------------------
+ * Step 1 records, step 4 runs.  A handle stopped or closed in between is
+ * forgotten (its slot emptied), so the queue never points at a freed one:
+ * libuv frees a closed handle only in a later uv_run(), by which time its
+ * slot is empty. */
+
+static void auv__io_record_cb(uv_poll_t* handle, int status, int events) {
+  auv__io_t* io;
+  auv__io_t** q;
+  auv_loop_t* loop;
+  size_t cap;
+
+  io = (auv__io_t*) handle;
+  loop = handle->loop->data;
+  if (status < 0)
+    io->status = status;
+  io->events |= events;
+  if (io->slot != 0)
+    return;  /* already waiting for step 4 */
+  if (loop->io_count == loop->io_cap) {
+    cap = loop->io_cap == 0 ? 64 : loop->io_cap * 2;
+    q = realloc(loop->io_queue, cap * sizeof(*q));
+    if (q == NULL) {
+      /* No memory to record it: run it now, out of asyncio's order. */
+      auv__loop_unblock(loop);
+      status = io->status;
+      events = io->events;
+      io->status = 0;
+      io->events = 0;
+      io->cb(handle, status, events);
+      return;
+    }
+    loop->io_queue = q;
+    loop->io_cap = cap;
+  }
+  loop->io_queue[loop->io_count++] = io;
+  io->slot = loop->io_count;
+}
+
+
+static void auv__io_run(auv_loop_t* loop) {
+  auv__io_t* io;
+  int status;
+  int events;
+
+  while (loop->io_head < loop->io_count) {
+    io = loop->io_queue[loop->io_head++];
+    if (io == NULL)
+      continue;  /* forgotten */
+    io->slot = 0;
+    status = io->status;
+    events = io->events;
+    io->status = 0;
+    io->events = 0;
+    io->cb(&io->poll, status, events);
+    /* After an interrupt the rest run in the next iteration's step 4. */
+    if (loop->interrupted)
+      return;
+  }
+  loop->io_head = 0;
+  loop->io_count = 0;
+}
+
+
+int auv__io_init(auv_loop_t* loop, auv__io_t* io, int fd) {
+  io->cb = NULL;
+  io->status = 0;
+  io->events = 0;
+  io->slot = 0;
+  return uv_poll_init(&loop->uv, &io->poll, fd);
+}
+
+
+int auv__io_start(auv__io_t* io, int events, uv_poll_cb cb) {
+  io->cb = cb;
+  return uv_poll_start(&io->poll, events, auv__io_record_cb);
+}
+
+
+void auv__io_forget(auv__io_t* io) {
+  auv_loop_t* loop;
+
+  if (io->slot == 0)
+    return;
+  loop = io->poll.loop->data;
+  loop->io_queue[io->slot - 1] = NULL;
+  io->slot = 0;
+  io->status = 0;
+  io->events = 0;
+}
+
+
+/* Stopped: what the last poll found for it no longer runs, as asyncio's
+ * remove_reader() cancels the handle already in its ready queue. */
+int auv__io_stop(auv__io_t* io) {
+  auv__io_forget(io);
+  return uv_poll_stop(&io->poll);
+}
+
+
+void auv__io_close(auv__io_t* io, uv_close_cb close_cb) {
+  auv__io_forget(io);
+  uv_close((uv_handle_t*) &io->poll, close_cb);
 }
 
 
@@ -274,6 +387,9 @@ static void auv__loop_iterate(auv_loop_t* loop, int nowait) {
 
   auv__timers_collect(loop);
   auv__ready_run(loop);
+  if (loop->interrupted)
+    return;
+  auv__io_run(loop);
   if (loop->interrupted)
     return;
   auv__timers_fire(loop);

@@ -4,7 +4,7 @@
 #include "internal.h"
 
 struct auv_poll_s {
-  uv_poll_t handle;
+  auv__io_t handle;           /* records its poll's I/O (internal.h) */
   auv_loop_t* loop;
   auv_poll_cb cb;
   auv_close_cb close_cb;
@@ -56,7 +56,7 @@ int auv_poll_new(auv_loop_t* loop, int fd, auv_poll_t** poll_out) {
   poll = calloc(1, sizeof(*poll));
   if (poll == NULL)
     return UV_ENOMEM;
-  err = uv_poll_init(&loop->uv, &poll->handle, fd);
+  err = auv__io_init(loop, &poll->handle, fd);
   if (err != 0) {
     free(poll);
     return err;
@@ -83,14 +83,14 @@ int auv_poll_start(auv_poll_t* poll, int events, auv_poll_cb cb) {
   if (events & AUV_DISCONNECT)
     uv_events |= UV_DISCONNECT;
   poll->cb = cb;
-  return uv_poll_start(&poll->handle, uv_events, auv__poll_cb);
+  return auv__io_start(&poll->handle, uv_events, auv__poll_cb);
 }
 
 
 int auv_poll_stop(auv_poll_t* poll) {
   if (poll == NULL || uv_is_closing((uv_handle_t*) &poll->handle))
     return UV_EINVAL;
-  return uv_poll_stop(&poll->handle);
+  return auv__io_stop(&poll->handle);
 }
 
 
@@ -98,7 +98,7 @@ void auv_poll_close(auv_poll_t* poll, auv_close_cb close_cb) {
   if (poll == NULL || uv_is_closing((uv_handle_t*) &poll->handle))
     return;
   poll->close_cb = close_cb;
-  uv_close((uv_handle_t*) &poll->handle, auv__poll_close_cb);
+  auv__io_close(&poll->handle, auv__poll_close_cb);
 }
 
 

@@ -44,7 +44,7 @@ enum {
 };
 
 struct auv_sendfile_s {
-  uv_poll_t handle;
+  auv__io_t handle;           /* records its poll's I/O (internal.h) */
   auv_loop_t* loop;
   auv_sendfile_cb cb;
   void* data;
@@ -81,7 +81,7 @@ static void auv__sendfile_free_cb(uv_handle_t* handle) {
 static void auv__sendfile_finish(auv_sendfile_t* req, int status) {
   req->flags |= AUV__SF_DONE;
   req->status = status;
-  uv_close((uv_handle_t*) &req->handle, auv__sendfile_close_cb);
+  auv__io_close(&req->handle, auv__sendfile_close_cb);
 }
 
 
@@ -218,7 +218,7 @@ static void auv__sendfile_io(uv_poll_t* handle, int status, int events) {
    * writes above met the real error, unless out_fd took bytes after all.
    * Either way, watch again. */
   if (status < 0) {
-    r = uv_poll_start(&req->handle, UV_WRITABLE, auv__sendfile_io);
+    r = auv__io_start(&req->handle, UV_WRITABLE, auv__sendfile_io);
     if (r != 0)
       auv__sendfile_finish(req, r);
   }
@@ -247,16 +247,16 @@ int auv_sendfile_start(auv_loop_t* loop,
   if (req == NULL)
     return UV_ENOMEM;
   /* uv_poll_init() also sets O_NONBLOCK. */
-  err = uv_poll_init(&loop->uv, &req->handle, out_fd);
+  err = auv__io_init(loop, &req->handle, out_fd);
   if (err != 0) {
     free(req);
     return err;
   }
-  req->handle.data = req;
-  err = uv_poll_start(&req->handle, UV_WRITABLE, auv__sendfile_io);
+  req->handle.poll.data = req;
+  err = auv__io_start(&req->handle, UV_WRITABLE, auv__sendfile_io);
   if (err != 0) {
     /* Nothing to report: free without calling cb. */
-    uv_close((uv_handle_t*) &req->handle, auv__sendfile_free_cb);
+    auv__io_close(&req->handle, auv__sendfile_free_cb);
     return err;
   }
   req->loop = loop;

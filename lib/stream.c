@@ -63,7 +63,7 @@ struct auv__chunk_s {
 };
 
 struct auv_stream_s {
-  uv_poll_t handle;
+  auv__io_t handle;           /* records its poll's I/O (internal.h) */
   /* Reports a shutdown on a later iteration when nothing is queued:
    * callbacks never run inside the call that asked for them.  Allocated
    * on first use: most streams never need it, and every idle connection
@@ -113,9 +113,9 @@ static int auv__stream_update(auv_stream_t* stream) {
   if (events == stream->events)
     return 0;
   if (events == 0)
-    err = uv_poll_stop(&stream->handle);
+    err = auv__io_stop(&stream->handle);
   else
-    err = uv_poll_start(&stream->handle, events, auv__stream_io);
+    err = auv__io_start(&stream->handle, events, auv__stream_io);
   if (err == 0)
     stream->events = events;
   return err;
@@ -486,12 +486,12 @@ int auv_stream_new(auv_loop_t* loop, int fd, auv_stream_t** stream_out) {
   if (stream == NULL)
     return UV_ENOMEM;
   /* uv_poll_init() also sets O_NONBLOCK. */
-  err = uv_poll_init(&loop->uv, &stream->handle, fd);
+  err = auv__io_init(loop, &stream->handle, fd);
   if (err != 0) {
     free(stream);
     return err;
   }
-  stream->handle.data = stream;
+  stream->handle.poll.data = stream;
   stream->loop = loop;
   stream->fd = fd;
   if (S_ISSOCK(st.st_mode))
@@ -655,7 +655,7 @@ void auv_stream_close(auv_stream_t* stream, auv_close_cb close_cb) {
   /* uv_close() takes the fd out of epoll at once: the caller may close it
    * as soon as this returns. */
   stream->close_pending = 1;
-  uv_close((uv_handle_t*) &stream->handle, auv__stream_close_cb);
+  auv__io_close(&stream->handle, auv__stream_close_cb);
   if (stream->flags & AUV__STREAM_IDLE) {
     stream->close_pending++;
     uv_close((uv_handle_t*) stream->idle, auv__stream_close_cb);

@@ -21,7 +21,7 @@
 #define AUV__ACCEPTS_PER_WAKEUP 128
 
 struct auv_listener_s {
-  uv_poll_t handle;
+  auv__io_t handle;           /* records its poll's I/O (internal.h) */
   auv_loop_t* loop;
   auv_connection_cb cb;
   auv_close_cb close_cb;
@@ -74,7 +74,7 @@ static void auv__listener_io(uv_poll_t* handle, int status, int events) {
       status = -soerr;
     listener->cb(listener, status, -1);
     if (!auv__listener_closing(listener) && listener->started)
-      uv_poll_start(&listener->handle, UV_READABLE, auv__listener_io);
+      auv__io_start(&listener->handle, UV_READABLE, auv__listener_io);
     return;
   }
 
@@ -126,12 +126,12 @@ int auv_listener_new(auv_loop_t* loop, int fd, auv_listener_t** listener_out) {
   listener = calloc(1, sizeof(*listener));
   if (listener == NULL)
     return UV_ENOMEM;
-  err = uv_poll_init(&loop->uv, &listener->handle, fd);
+  err = auv__io_init(loop, &listener->handle, fd);
   if (err != 0) {
     free(listener);
     return err;
   }
-  listener->handle.data = listener;
+  listener->handle.poll.data = listener;
   listener->loop = loop;
   listener->fd = fd;
   *listener_out = listener;
@@ -147,7 +147,7 @@ int auv_listener_start(auv_listener_t* listener, auv_connection_cb cb) {
   listener->cb = cb;
   if (listener->started)
     return 0;
-  err = uv_poll_start(&listener->handle, UV_READABLE, auv__listener_io);
+  err = auv__io_start(&listener->handle, UV_READABLE, auv__listener_io);
   if (err != 0)
     return err;
   listener->started = 1;
@@ -159,7 +159,7 @@ int auv_listener_stop(auv_listener_t* listener) {
   if (listener == NULL || auv__listener_closing(listener))
     return UV_EINVAL;
   listener->started = 0;
-  return uv_poll_stop(&listener->handle);
+  return auv__io_stop(&listener->handle);
 }
 
 
@@ -168,7 +168,7 @@ void auv_listener_close(auv_listener_t* listener, auv_close_cb close_cb) {
     return;
   listener->close_cb = close_cb;
   listener->started = 0;
-  uv_close((uv_handle_t*) &listener->handle, auv__listener_close_cb);
+  auv__io_close(&listener->handle, auv__listener_close_cb);
 }
 
 

@@ -53,7 +53,7 @@ struct auv__dgram_s {
 };
 
 struct auv_udp_s {
-  uv_poll_t handle;
+  auv__io_t handle;           /* records its poll's I/O (internal.h) */
   auv_loop_t* loop;
   auv_udp_alloc_cb alloc_cb;
   auv_udp_recv_cb recv_cb;
@@ -96,9 +96,9 @@ static int auv__udp_update(auv_udp_t* udp) {
   if (events == udp->events)
     return 0;
   if (events == 0)
-    err = uv_poll_stop(&udp->handle);
+    err = auv__io_stop(&udp->handle);
   else
-    err = uv_poll_start(&udp->handle, events, auv__udp_io);
+    err = auv__io_start(&udp->handle, events, auv__udp_io);
   if (err == 0)
     udp->events = events;
   return err;
@@ -325,12 +325,12 @@ int auv_udp_new(auv_loop_t* loop, int fd, auv_udp_t** udp_out) {
   if (udp == NULL)
     return UV_ENOMEM;
   /* uv_poll_init() also sets O_NONBLOCK. */
-  err = uv_poll_init(&loop->uv, &udp->handle, fd);
+  err = auv__io_init(loop, &udp->handle, fd);
   if (err != 0) {
     free(udp);
     return err;
   }
-  udp->handle.data = udp;
+  udp->handle.poll.data = udp;
   udp->loop = loop;
   udp->fd = fd;
   udp->burst = 1;  /* until a wake-up finds datagrams coming one by one */
@@ -491,7 +491,7 @@ void auv_udp_close(auv_udp_t* udp, auv_close_cb close_cb) {
   auv__udp_queue_free(udp);
   /* uv_close() takes the fd out of epoll at once: the caller may close it
    * as soon as this returns. */
-  uv_close((uv_handle_t*) &udp->handle, auv__udp_close_cb);
+  auv__io_close(&udp->handle, auv__udp_close_cb);
 }
 
 

@@ -167,34 +167,63 @@ static int check_no_transport(LoopObject* self, PyObject* fileobj, int fd) {
 }
 
 
-static void watcher_schedule(FdWatcherObject* w, uint32_t ev) {
+/* Take the handles that an event of fd w wakes, with a reference each.  As
+ * selectors.EpollSelector: an error or hang-up wakes both sides, and their
+ * own calls then see it. */
+static int watcher_take(FdWatcherObject* w, uint32_t ev, HandleObject** taken,
+                        int n) {
   HandleObject* h;
 
-  /* As selectors.EpollSelector: an error or hang-up wakes both sides, and
-   * their own calls then see it. */
-  if ((ev & ~(uint32_t) EPOLLOUT) && (h = w->reader) != NULL && !h->cancelled) {
-    Py_INCREF(h);
-    if (auv_loop_call_soon(w->loop->loop, auv__handle_call_cb, h) != 0)
-      Py_DECREF(h);
-  }
-  if ((ev & ~(uint32_t) EPOLLIN) && (h = w->writer) != NULL && !h->cancelled) {
-    Py_INCREF(h);
-    if (auv_loop_call_soon(w->loop->loop, auv__handle_call_cb, h) != 0)
-      Py_DECREF(h);
+  if ((ev & ~(uint32_t) EPOLLOUT) && (h = w->reader) != NULL && !h->cancelled)
+    taken[n++] = (HandleObject*) Py_NewRef(h);
+  if ((ev & ~(uint32_t) EPOLLIN) && (h = w->writer) != NULL && !h->cancelled)
+    taken[n++] = (HandleObject*) Py_NewRef(h);
+  return n;
+}
+
+
+/* Run the handles taken from one poll, now: this callback runs in the
+ * engine's I/O step, after the calls queued before the poll and before the
+ * due timers (lib/loop.c), which is where asyncio runs them.  (Queued as
+ * calls they would wait for the next iteration.)  All are taken before any
+ * runs, as asyncio's _process_events() does: a callback that removes
+ * another fd's reader cancels the handle taken for it, and a reader added
+ * meanwhile waits for the next poll.  After a KeyboardInterrupt or
+ * SystemExit the rest wait in the ready queue for the next run.
+ *
+ * The set itself is read here, in the I/O step, not during the engine's
+ * poll: an fd that a call of this iteration made ready shows up one
+ * iteration earlier than in asyncio when another fd of the set woke the
+ * poll.  The watcher set belongs in the engine, which can read it during
+ * its poll. */
+static void run_taken(LoopObject* self, HandleObject** taken, int n) {
+  int i;
+
+  for (i = 0; i < n; i++) {
+    if (self->pending_type != NULL) {
+      if (auv_loop_call_soon(self->loop, auv__handle_call_cb, taken[i]) != 0)
+        auv__handle_release(taken[i]);
+      continue;
+    }
+    auv__handle_call_cb(self->loop, taken[i]);  /* releases it */
   }
 }
 
 
-/* The loop's epoll set is readable: queue the handles of the ready fds. */
+/* The loop's epoll set is readable: run the handles of the ready fds. */
 static void loop_epoll_cb(auv_poll_t* poll, int status, int events) {
   struct epoll_event ev[EP_BATCH];
+  HandleObject* taken[2 * EP_BATCH];
   LoopObject* self;
   FdWatcherObject* w;
+  int ntaken;
   int fd;
   int i;
   int n;
 
   self = auv_poll_get_data(poll);
+  Py_INCREF(self);
+  ntaken = 0;
   /* One fd in the set, watched one way (a pipe transport's reader), and
    * the set unchanged since this callback last ran, so since before the
    * poll that found it readable: that fd is the ready one, no need to ask
@@ -205,19 +234,21 @@ static void loop_epoll_cb(auv_poll_t* poll, int status, int events) {
       self->ep_fd_sum < self->ep_size &&
       (w = self->ep_watchers[self->ep_fd_sum]) != NULL &&
       (w->events == EPOLLIN || w->events == EPOLLOUT)) {
-    watcher_schedule(w, w->events);
-    return;
+    ntaken = watcher_take(w, w->events, taken, 0);
+  } else {
+    self->ep_gen_seen = self->ep_gen;
+    do
+      n = epoll_wait(self->ep_fd, ev, EP_BATCH, 0);
+    while (n < 0 && errno == EINTR);
+    for (i = 0; i < n; i++) {
+      fd = ev[i].data.fd;
+      w = fd < self->ep_size ? self->ep_watchers[fd] : NULL;
+      if (w != NULL)
+        ntaken = watcher_take(w, ev[i].events, taken, ntaken);
+    }
   }
-  self->ep_gen_seen = self->ep_gen;
-  do
-    n = epoll_wait(self->ep_fd, ev, EP_BATCH, 0);
-  while (n < 0 && errno == EINTR);
-  for (i = 0; i < n; i++) {
-    fd = ev[i].data.fd;
-    w = fd < self->ep_size ? self->ep_watchers[fd] : NULL;
-    if (w != NULL)
-      watcher_schedule(w, ev[i].events);
-  }
+  run_taken(self, taken, ntaken);
+  Py_DECREF(self);
 }
 
 

@@ -39,6 +39,8 @@
   X(work_queue)                                                         \
   X(poll_readable)                                                       \
   X(poll_writable_and_close_in_callback)                                \
+  X(poll_io_after_queued_calls)                                         \
+  X(poll_stopped_before_its_io_runs)                                    \
   X(poll_einval)                                                        \
   X(poll_ebadf_huge_fds)                                                \
   X(stream_echo_socketpair)                                             \

@@ -1,4 +1,7 @@
 #include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,6 +62,111 @@ TEST_IMPL(poll_readable) {
   ASSERT_EQ(1, closed_calls);
   close(fds[0]);
   close(fds[1]);
+}
+
+
+/* The order of one iteration: the calls queued before the poll, then the
+ * poll's I/O, then the timers due (asyncio's _run_once()). */
+static char order[8];
+static int norder;
+
+static void order_io_cb(auv_poll_t* poll, int status, int events) {
+  char buf[16];
+
+  ASSERT_OK(status);
+  ASSERT_EQ(1, read(*(int*) auv_poll_get_data(poll), buf, sizeof(buf)));
+  order[norder++] = 'i';
+  ASSERT_OK(auv_poll_stop(poll));
+}
+
+
+static void order_call_cb(auv_loop_t* loop, void* arg) {
+  order[norder++] = (char) (intptr_t) arg;
+}
+
+
+static void order_timer_cb(auv_timer_t* timer) {
+  order[norder++] = 't';
+}
+
+
+TEST_IMPL(poll_io_after_queued_calls) {
+  auv_loop_t* loop;
+  auv_poll_t* poll;
+  auv_timer_t* timer;
+  int fds[2];
+
+  norder = 0;
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, fds));
+  ASSERT_EQ(1, write(fds[1], "x", 1));  /* readable before the iteration */
+  ASSERT_OK(auv_loop_new(&loop));
+  timer = malloc(auv_timer_size());
+  ASSERT_OK(auv_timer_init(loop, timer));
+  ASSERT_OK(auv_timer_start(timer, order_timer_cb, 0));
+  ASSERT_OK(auv_poll_new(loop, fds[0], &poll));
+  auv_poll_set_data(poll, &fds[0]);
+  ASSERT_OK(auv_poll_start(poll, AUV_READABLE, order_io_cb));
+  ASSERT_OK(auv_loop_call_soon(loop, order_call_cb, (void*) 'a'));
+  ASSERT_OK(auv_loop_call_soon(loop, order_call_cb, (void*) 'b'));
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_ONCE));  /* nothing left */
+  ASSERT_EQ(4, norder);
+  ASSERT_OK(memcmp(order, "abit", 4));
+  auv_poll_close(poll, NULL);
+  free(timer);
+  CLOSE_LOOP(loop);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+
+/* A watcher stopped by a call queued before the poll that found it ready
+ * does not run: as asyncio's remove_reader() cancelling its handle. */
+static void stop_poll_cb(auv_loop_t* loop, void* arg) {
+  order[norder++] = 's';
+  ASSERT_OK(auv_poll_stop(arg));
+}
+
+
+static void close_poll_cb(auv_loop_t* loop, void* arg) {
+  order[norder++] = 'c';
+  auv_poll_close(arg, on_close);
+}
+
+
+TEST_IMPL(poll_stopped_before_its_io_runs) {
+  auv_loop_t* loop;
+  auv_poll_t* a;
+  auv_poll_t* b;
+  int fds[2];
+  int fds2[2];
+
+  norder = 0;
+  closed_calls = 0;
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, fds));
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, fds2));
+  ASSERT_EQ(1, write(fds[1], "x", 1));
+  ASSERT_EQ(1, write(fds2[1], "x", 1));
+  ASSERT_OK(auv_loop_new(&loop));
+  ASSERT_OK(auv_poll_new(loop, fds[0], &a));
+  ASSERT_OK(auv_poll_new(loop, fds2[0], &b));
+  auv_poll_set_data(a, &fds[0]);
+  auv_poll_set_data(b, &fds2[0]);
+  ASSERT_OK(auv_poll_start(a, AUV_READABLE, order_io_cb));
+  ASSERT_OK(auv_poll_start(b, AUV_READABLE, order_io_cb));
+  /* The poll finds a and b ready; the calls queued before it stop one and
+   * close the other before the I/O step. */
+  ASSERT_OK(auv_loop_call_soon(loop, stop_poll_cb, a));
+  ASSERT_OK(auv_loop_call_soon(loop, close_poll_cb, b));
+  ASSERT_EQ(1, auv_loop_run(loop, AUV_RUN_NOWAIT));
+  ASSERT_EQ(2, norder);
+  ASSERT_OK(memcmp(order, "sc", 2));
+  auv_poll_close(a, on_close);
+  CLOSE_LOOP(loop);
+  ASSERT_EQ(2, closed_calls);
+  close(fds[0]);
+  close(fds[1]);
+  close(fds2[0]);
+  close(fds2[1]);
 }
 
 

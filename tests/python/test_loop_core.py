@@ -8,6 +8,7 @@ import contextvars
 import logging
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -83,6 +84,60 @@ class TestCallSoon:
         assert calls == ["first", "second"]
         run_briefly(loop)
         assert calls == ["first", "second", "queued-by-first"]
+
+    def test_io_callbacks_run_after_the_calls_queued_before_the_poll(self, loop):
+        """asyncio appends a poll's I/O callbacks to the ready queue, behind
+        the calls already there (a task started before the data arrived is
+        waiting for it when it comes)."""
+        a, b = socket.socketpair()
+        with a, b:
+            calls = []
+            b.send(b"x")
+            loop.add_reader(a, lambda: calls.append(("io", a.recv(1))))
+            loop.call_soon(calls.append, "first")
+            loop.call_soon(loop.stop)
+            try:
+                loop.run_forever()
+            finally:
+                loop.remove_reader(a)
+            assert calls == ["first", ("io", b"x")]
+
+    def test_calls_queued_by_io_callbacks_run_in_the_next_iteration(self, loop):
+        a, b = socket.socketpair()
+        with a, b:
+            calls = []
+
+            def on_readable():
+                calls.append(("io", a.recv(1)))
+                loop.call_soon(calls.append, "queued-by-io")
+                loop.call_at(loop.time() - 1, calls.append, "due-timer-by-io")
+
+            b.send(b"x")
+            loop.add_reader(a, on_readable)
+            loop.call_soon(loop.stop)
+            try:
+                loop.run_forever()
+                assert calls == [("io", b"x")]
+                loop.remove_reader(a)
+                run_briefly(loop)
+            finally:
+                loop.remove_reader(a)
+            assert calls == [("io", b"x"), "queued-by-io", "due-timer-by-io"]
+
+    def test_due_timer_started_by_a_call_waits_for_the_next_iteration(self, loop):
+        calls = []
+
+        def first():
+            calls.append("first")
+            loop.call_at(loop.time() - 1, calls.append, "timer")
+            loop.call_soon(calls.append, "queued")
+
+        loop.call_soon(first)
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert calls == ["first"]
+        run_briefly(loop)
+        assert calls == ["first", "queued", "timer"]
 
     def test_stop_lets_already_queued_callbacks_of_the_iteration_run(self, loop):
         calls = []
