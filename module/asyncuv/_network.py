@@ -163,6 +163,7 @@ class Server(_events.AbstractServer):
         # Weak references: an abandoned transport must still be collected
         # (and warn) as asyncio's are.
         self._clients = weakref.WeakSet()
+        self._uncounted = 0
         self._waiters = []
         self._protocol_factory = protocol_factory
         self._backlog = backlog
@@ -177,15 +178,26 @@ class Server(_events.AbstractServer):
     def __repr__(self):
         return f'<{self.__class__.__name__} sockets={self.sockets!r}>'
 
-    # The transports (module/transport.c, _unix.py) call these.
-    def _attach(self, transport):
+    # The transports (module/transport.c) call these with themselves.
+    # asyncio 3.11 and 3.12 take no argument and count: code written for
+    # them (CPython 3.12's test_wait_closed_race) is counted the same way.
+    def _attach(self, transport=None):
         assert self._sockets is not None
-        self._clients.add(transport)
+        if transport is None:
+            self._uncounted += 1
+        else:
+            self._clients.add(transport)
 
-    def _detach(self, transport):
-        self._clients.discard(transport)
-        if len(self._clients) == 0 and self._sockets is None:
+    def _detach(self, transport=None):
+        if transport is None:
+            self._uncounted -= 1
+        else:
+            self._clients.discard(transport)
+        if self._active() == 0 and self._sockets is None:
             self._wakeup()
+
+    def _active(self):
+        return len(self._clients) + self._uncounted
 
     def _wakeup(self):
         waiters, self._waiters = self._waiters, None
@@ -231,7 +243,7 @@ class Server(_events.AbstractServer):
         fut, self._serving_forever_fut = self._serving_forever_fut, None
         if fut is not None and not fut.done():
             fut.cancel()
-        if len(self._clients) == 0:
+        if self._active() == 0:
             self._wakeup()
 
     if _HAS_CLOSE_CLIENTS:

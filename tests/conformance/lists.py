@@ -400,20 +400,6 @@ UNSELECTED: tuple[Entry, ...] = (
 EXPECTED_FAIL: dict[str, dict[Version, tuple[tuple[str, str], ...]]] = {
     # keyed by --loop; the stock loop and uvloop are references, not targets.
     'asyncuv': {
-        (3, 12): (
-            ('test_server.TestServer2.test_wait_closed_basic',
-             'Server.wait_closed() returns while a client connection is still '
-             'open (3.12 waits for the connections to close; passes on 3.13)'),
-            ('test_server.TestServer2.test_wait_closed_race',
-             "calls the private Server._attach() with 3.12's signature (no "
-             "argument); asyncuv's Server takes 3.13's _attach(transport)"),
-        ),
-        (3, 13): (
-            ('test_events.EventLoopTests.'
-             'test_datagram_send_to_non_listening_address',
-             'the first datagram between two endpoints made with sock= '
-             'never arrives (TimeoutError after 10 s); new in 3.13'),
-        ),
     },
     'uvloop': {
     },
