@@ -33,6 +33,16 @@ static inline int PyDict_GetItemRef(PyObject* dict, PyObject* key,
 
 /* --- asyncio ----------------------------------------------------------------- */
 
+/* The TypeError of a stream transport's write() given something other than
+ * bytes, bytearray or memoryview: 3.14's asyncio names the three. */
+#if PY_VERSION_HEX >= 0x030E0000
+#  define AUV_WRITE_DATA_TYPE_ERROR \
+     "data argument must be a bytes, bytearray, or memoryview object, not '%.100s'"
+#else
+#  define AUV_WRITE_DATA_TYPE_ERROR \
+     "data argument must be a bytes-like object, not '%.100s'"
+#endif
+
 /* How loop.create_task() passes its keyword arguments on: what asyncio's
  * BaseEventLoop.create_task() does on the running interpreter (its asyncio
  * is the interpreter's, so 3.13's micro versions are told apart at run time

@@ -825,8 +825,7 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
   ssize_t n;
 
   if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
-    PyErr_Format(PyExc_TypeError,
-                 "data argument must be a bytes-like object, not '%.100s'",
+    PyErr_Format(PyExc_TypeError, AUV_WRITE_DATA_TYPE_ERROR,
                  Py_TYPE(data)->tp_name);
     return NULL;
   }

@@ -10,6 +10,7 @@ import logging
 import re
 import socket
 import struct
+import sys
 import warnings
 import weakref
 
@@ -398,7 +399,11 @@ class TestTransportBasics:
     def test_write_rejects_str(self, loop):
         async def main():
             async with connected_pair(loop) as (client, peer):
-                with pytest.raises(TypeError, match="bytes-like object"):
+                # 3.14's asyncio names the types it takes.
+                message = ("bytes, bytearray, or memoryview object, not 'str'"
+                           if sys.version_info >= (3, 14) else
+                           "bytes-like object, not 'str'")
+                with pytest.raises(TypeError, match=message):
                     client.transport.write("text")
 
         run_guarded(loop, main())
