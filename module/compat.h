@@ -33,6 +33,11 @@ static inline int PyDict_GetItemRef(PyObject* dict, PyObject* key,
 
 /* --- asyncio ----------------------------------------------------------------- */
 
+/* 3.13's format_helpers._format_callback_source(func, args, *, debug=False)
+ * shows the arguments only with debug=True; asyncio's Handle passes its
+ * loop's debug mode.  Before, it took no debug and always showed them. */
+#define AUV_FORMAT_CALLBACK_SOURCE_TAKES_DEBUG (PY_VERSION_HEX >= 0x030D0000)
+
 /* The TypeError of a stream transport's write() given something other than
  * bytes, bytearray or memoryview: 3.14's asyncio names the three. */
 #if PY_VERSION_HEX >= 0x030E0000

@@ -123,6 +123,24 @@ TimerHandleObject* auv__timer_handle_new(auv_state* st, LoopObject* loop,
 }
 
 
+/* format_helpers._format_callback_source() of the handle's callback, as
+ * asyncio's Handle calls it: from 3.13 on the arguments are shown in debug
+ * mode only (they may hold secrets), so it is told the loop's mode. */
+static PyObject* handle_format_source(HandleObject* h) {
+  auv_state* st = auv__object_state(h);
+  PyObject* stack[3];
+
+  stack[0] = h->callback != NULL ? h->callback : Py_None;
+  stack[1] = h->args != NULL ? h->args : Py_None;
+#if AUV_FORMAT_CALLBACK_SOURCE_TAKES_DEBUG
+  stack[2] = h->loop != NULL && h->loop->debug ? Py_True : Py_False;
+  return PyObject_Vectorcall(st->format_callback_source, stack, 2, st->kw_debug);
+#else
+  return PyObject_Vectorcall(st->format_callback_source, stack, 2, NULL);
+#endif
+}
+
+
 /* The error path of a callback, as asyncio's Handle._run(). */
 static void handle_report(HandleObject* h) {
   PyObject* value;
@@ -142,9 +160,7 @@ static void handle_report(HandleObject* h) {
 
   ctx = NULL;
   msg = NULL;
-  source = PyObject_CallFunctionObjArgs(st->format_callback_source,
-                                        h->callback ? h->callback : Py_None,
-                                        h->args ? h->args : Py_None, NULL);
+  source = handle_format_source(h);
   if (source != NULL) {
     msg = PyUnicode_FromFormat("Exception in callback %U", source);
     Py_DECREF(source);
@@ -307,8 +323,7 @@ static PyObject* handle_repr_info(HandleObject* h) {
     Py_DECREF(item);
   }
   if (h->callback != NULL) {
-    item = PyObject_CallFunctionObjArgs(auv__object_state(h)->format_callback_source,
-                                        h->callback, h->args, NULL);
+    item = handle_format_source(h);
     if (item == NULL || PyList_Append(parts, item) < 0)
       goto error;
     Py_DECREF(item);

@@ -197,6 +197,7 @@ static int auv_exec(PyObject* module) {
       (st->kw_loop_context = str_tuple(2, "loop", "context", NULL)) == NULL ||
       (st->kw_loop_name_context = str_tuple(3, "loop", "name", "context")) == NULL ||
       (st->kw_context = str_tuple(1, "context", NULL, NULL)) == NULL ||
+      (st->kw_debug = str_tuple(1, "debug", NULL, NULL)) == NULL ||
       (st->empty_tuple = PyTuple_New(0)) == NULL)
     return -1;
 
@@ -493,6 +494,7 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->kw_loop_context);
   Py_CLEAR(st->kw_loop_name_context);
   Py_CLEAR(st->kw_context);
+  Py_CLEAR(st->kw_debug);
   Py_CLEAR(st->str_call_exception_handler);
   Py_CLEAR(st->str_set_name);
   Py_CLEAR(st->str_message);

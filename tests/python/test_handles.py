@@ -97,6 +97,43 @@ class TestHandle:
         handle.cancel()
         assert "cancelled" in repr(handle)
 
+    @pytest.mark.parametrize("debug", [False, True])
+    @pytest.mark.parametrize("method", ["call_soon", "call_later", "call_soon_threadsafe"])
+    def test_repr_shows_the_arguments_as_asyncio_does(self, loop, method, debug):
+        # From 3.13 on asyncio shows a callback's arguments in debug mode
+        # only (they may hold secrets); before, always.
+        loop.set_debug(debug)
+        schedule = {"call_soon": loop.call_soon,
+                    "call_later": lambda *a: loop.call_later(3600, *a),
+                    "call_soon_threadsafe": loop.call_soon_threadsafe}[method]
+        handle = schedule(my_callback_fn, "secret", 42)
+        shown = debug or sys.version_info < (3, 13)
+        expected = "my_callback_fn('secret', 42)" if shown else "my_callback_fn()"
+        assert f" {expected} at " in repr(handle)
+        handle.cancel()
+        loop.set_debug(False)
+
+    @pytest.mark.allow_loop_errors
+    @pytest.mark.parametrize("debug", [False, True])
+    def test_exception_message_shows_the_arguments_as_asyncio_does(self, loop, debug):
+        contexts = []
+        loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+        loop.set_debug(debug)
+
+        def fail(*args):
+            raise ZeroDivisionError
+
+        loop.call_soon(fail, "secret")
+        run_briefly(loop)
+        loop.set_debug(False)
+        shown = debug or sys.version_info < (3, 13)
+        [ctx] = contexts
+        assert ctx["message"].startswith(
+            "Exception in callback " + ("TestHandle.test_exception_message_shows_the_"
+                                        "arguments_as_asyncio_does.<locals>.fail"))
+        assert ctx["message"].split(" at ")[0].endswith(
+            "('secret')" if shown else "()")
+
 
 def handle_context(handle):
     """The handle's context: get_context() (asyncio 3.12+, asyncuv), else
