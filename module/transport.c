@@ -1372,6 +1372,9 @@ static PyObject* transport_repr(TransportObject* self) {
     state = "";
   if (self->pipe && self->sock == NULL)  /* asyncio's _UnixWritePipeTransport */
     res = PyUnicode_FromFormat("<WritePipeTransport closed fd=%d closed>", self->fd);
+  else if (self->pipe && (self->loop == NULL || self->loop->closed))
+    /* asyncio's loop has no selector to ask any more. */
+    res = PyUnicode_FromFormat("<WritePipeTransport%s fd=%d open>", state, self->fd);
   else if (self->pipe)
     res = PyUnicode_FromFormat("<WritePipeTransport%s fd=%d %s bufsize=%zu>",
                                state, self->fd,

@@ -298,9 +298,10 @@ NOT_HELD: tuple[Entry, ...] = (
           "fills the write backlog through asyncio's private test hook "
           'transport._test__append_write_backlog()'),
     entry('test_ssl.TestSSL.test_remote_shutdown_receives_trailing_data_on_slow_socket',
-          "fakes a full socket buffer by replacing the selector transport's "
+          "fills the write backlog through transport._test__append_write_backlog() "
+          "and fakes a full socket buffer by replacing the selector transport's "
           'private _sock (and reading its _read_ready_cb) from a mock of '
-          'its write()', since=(3, 14)),
+          'its write() (3.14 and later 3.13 releases)', since=(3, 13)),
     entry('test_unix_events.UnixSocketTests.test_create_unix_server_bind_error',
           'mocks asyncio.unix_events.socket'),
     entry('test_unix_events.SelectorEventLoopUnixSockSendfileTests.*',

@@ -665,6 +665,29 @@ class TestResourceWarning:
         assert wf.closed
 
 
+    def test_repr_of_transports_left_open_by_a_closed_loop(self, loop_kind, loop_factory,
+                                                            loop_errors, pipe):
+        """repr() still works once the loop is closed, and says 'open'
+        (CPython's test_unclosed_pipe_transport, uvloop issue #314)."""
+        rf, wf = pipe
+        lp = new_loop(loop_kind)
+
+        async def main():
+            rt, _ = await lp.connect_read_pipe(asyncio.Protocol, rf)
+            wt, _ = await lp.connect_write_pipe(asyncio.Protocol, wf)
+            return rt, wt
+
+        try:
+            rt, wt = run_guarded(lp, main())
+        finally:
+            lp.close()
+        assert "open" in repr(rt)
+        assert "open" in repr(wt)
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            del rt, wt, lp
+            gc.collect()
+
+
 class TestReadPipeDetails:
     def test_eof_closes_even_if_eof_received_returns_true(self, loop):
         r, w = os.pipe()
