@@ -355,10 +355,14 @@ AUV_MOD_INTERNAL extern size_t auv__transport_pad_end;
 AUV_MOD_INTERNAL PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args, PyObject* kwargs);
 AUV_MOD_INTERNAL PyObject* auv__loop_make_write_pipe_transport(LoopObject* loop, PyObject* args);
 AUV_MOD_INTERNAL void auv__transport_close_stream(PyObject* transport);
+AUV_MOD_INTERNAL int auv__transport_visit_engine_ref(PyObject* transport, visitproc visit,
+                                                     void* arg);
 
 /* udp.c: datagram transports */
 AUV_MOD_INTERNAL extern PyType_Spec auv__datagram_spec;
 AUV_MOD_INTERNAL extern size_t auv__datagram_pad_end;
+AUV_MOD_INTERNAL int auv__datagram_visit_engine_ref(PyObject* datagram, visitproc visit,
+                                                    void* arg);
 AUV_MOD_INTERNAL PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
                                                              PyObject* kwargs);
 

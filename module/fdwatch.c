@@ -24,6 +24,8 @@
  * reported again in the next iteration. */
 #define EP_BATCH 128
 
+static int listener_visit_engine_ref(PyObject* listener, visitproc visit, void* arg);
+
 struct FdWatcherObject {
   PyObject_HEAD
   LoopObject* loop;
@@ -647,10 +649,35 @@ void auv__loop_clear_watchers(LoopObject* self) {
 
 
 int auv__loop_visit_watchers(LoopObject* self, visitproc visit, void* arg) {
+  PyObject* key;
+  PyObject* value;
+  Py_ssize_t pos;
   int fd;
+  int r;
 
   for (fd = 0; fd < self->ep_size; fd++)
     Py_VISIT(self->ep_watchers[fd]);
+  /* The engine holds a reference to each transport and listener with an
+   * open handle, and the engine is the loop's: the collector must see
+   * those references too, or a loop left unclosed with an open transport
+   * or server (they hold the loop) is never freed and never warns. */
+  pos = 0;
+  while (self->fd_owners != NULL && PyDict_Next(self->fd_owners, &pos, &key, &value)) {
+    if (Py_IS_TYPE(value, self->state->DatagramType))
+      r = auv__datagram_visit_engine_ref(value, visit, arg);
+    else if (Py_IS_TYPE(value, self->state->TransportType))
+      r = auv__transport_visit_engine_ref(value, visit, arg);
+    else
+      r = 0;
+    if (r != 0)
+      return r;
+  }
+  pos = 0;
+  while (self->listeners != NULL && PyDict_Next(self->listeners, &pos, &key, &value)) {
+    r = listener_visit_engine_ref(value, visit, arg);
+    if (r != 0)
+      return r;
+  }
   return 0;
 }
 
@@ -744,6 +771,15 @@ struct ListenerObject {
 };
 
 typedef struct ListenerObject ListenerObject;
+
+
+/* The engine's reference, while the listener is open (see
+ * auv__loop_visit_watchers()). */
+static int listener_visit_engine_ref(PyObject* listener, visitproc visit, void* arg) {
+  if (((ListenerObject*) listener)->listener != NULL)
+    Py_VISIT(listener);
+  return 0;
+}
 
 
 static void listener_connection_cb(auv_listener_t* l, int status, int fd) {

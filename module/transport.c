@@ -1608,8 +1608,20 @@ static int transport_clear(TransportObject* self) {
 }
 
 
+/* A transport left unclosed to the collector (with its loop, which is
+ * closed next) lets go of its engine stream too. */
 static void transport_release_unclosed(PyObject* self) {
+  transport_close_stream((TransportObject*) self);
   transport_forget_fd((TransportObject*) self);
+}
+
+
+/* For the loop's traversal: the engine's reference, while the stream is
+ * open (the loop's close callback drops it). */
+int auv__transport_visit_engine_ref(PyObject* transport, visitproc visit, void* arg) {
+  if (((TransportObject*) transport)->stream != NULL)
+    Py_VISIT(transport);
+  return 0;
 }
 
 

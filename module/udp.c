@@ -846,6 +846,15 @@ error:
 }
 
 
+/* For the loop's traversal: the engine's reference, while the handle is
+ * open (its close callback drops it). */
+int auv__datagram_visit_engine_ref(PyObject* datagram, visitproc visit, void* arg) {
+  if (((DatagramObject*) datagram)->udp != NULL)
+    Py_VISIT(datagram);
+  return 0;
+}
+
+
 /* At loop close: the engine handle must not outlive the engine. */
 void auv__datagram_close_engine(PyObject* datagram) {
   datagram_close_udp((DatagramObject*) datagram);

@@ -1068,3 +1068,105 @@ def test_write_pipe_transport_api(loop, what):
             await asyncio.sleep(0.01)
 
     loop.run_until_complete(asyncio.wait_for(main(), 30))
+
+
+# --- Unclosed objects left to the collector ----------------------------------------
+
+_UNCLOSED_CHILD = """
+import gc, os, socket, warnings
+
+def warned(scenario):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scenario()
+        gc.collect()
+        gc.collect()
+    kinds = []
+    for w in caught:
+        text = str(w.message)
+        for prefix in ("unclosed event loop", "unclosed transport", "unclosed <socket"):
+            if w.category is ResourceWarning and text.startswith(prefix):
+                kinds.append(prefix)
+    return sorted(set(kinds))
+
+def server_loop_closed():
+    loop = new_loop(LOOP_KIND)
+    server = loop.run_until_complete(loop.create_server(asyncio.Protocol, "127.0.0.1", 0))
+    del server
+    loop.close()
+
+def server_and_loop():
+    loop = new_loop(LOOP_KIND)
+    server = loop.run_until_complete(loop.create_server(asyncio.Protocol, "127.0.0.1", 0))
+    del server, loop
+
+def transports_and_loop():
+    loop = new_loop(LOOP_KIND)
+    a, b = socket.socketpair()
+    tr, pr = loop.run_until_complete(loop.connect_accepted_socket(asyncio.Protocol, a))
+    tr.write(b"x" * 10_000_000)  # queued
+    dg, dp = loop.run_until_complete(loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)))
+    del tr, pr, dg, dp, loop
+    gc.collect()
+    b.close()
+
+def transport_loop_closed():
+    loop = new_loop(LOOP_KIND)
+    a, b = socket.socketpair()
+    tr, pr = loop.run_until_complete(loop.connect_accepted_socket(asyncio.Protocol, a))
+    del tr, pr
+    loop.close()
+    b.close()
+
+def pipes_loop_closed():
+    loop = new_loop(LOOP_KIND)
+    r, w = os.pipe()
+    tr, pr = loop.run_until_complete(loop.connect_write_pipe(asyncio.Protocol, open(w, "wb", 0)))
+    tr2, pr2 = loop.run_until_complete(loop.connect_read_pipe(asyncio.Protocol, open(r, "rb", 0)))
+    del tr, pr, tr2, pr2
+    loop.close()
+
+def subprocess_loop_closed():
+    loop = new_loop(LOOP_KIND)
+    async def main():
+        await loop.subprocess_exec(asyncio.SubprocessProtocol, sys.executable, "-c", "pass")
+        await asyncio.sleep(0.3)
+    loop.run_until_complete(main())
+    loop.close()
+
+def loop_alone():
+    loop = new_loop(LOOP_KIND)
+    del loop
+
+new_loop(LOOP_KIND).close()  # libuv's process-wide pipe comes with the first
+fds = len(os.listdir("/proc/self/fd"))
+for scenario in (server_loop_closed, server_and_loop, transports_and_loop,
+                 transport_loop_closed, pipes_loop_closed, subprocess_loop_closed,
+                 loop_alone):
+    report([scenario.__name__, warned(scenario)])
+report(["fds left", len(os.listdir("/proc/self/fd")) - fds])
+"""
+
+
+def test_unclosed_objects_warn_and_are_freed(loop_kind):
+    # A loop left unclosed with an open server or transport was never
+    # freed (the engine's references to them were invisible to the
+    # collector, and they hold the loop): no ResourceWarning, the
+    # sockets leaked.  asyncio warns of the loop, each transport and the
+    # listening sockets, and closes them.
+    results = dict(run_in_child(loop_kind, _UNCLOSED_CHILD))
+    # The order of finalizers decides whether a transport's socket warns
+    # on its own before its transport does: not part of the contract.
+    for name in ("transports_and_loop", "transport_loop_closed"):
+        results[name] = [k for k in results[name] if k != "unclosed <socket"]
+    assert results == {
+        "server_loop_closed": ["unclosed <socket"],
+        "server_and_loop": ["unclosed <socket", "unclosed event loop"],
+        "transports_and_loop": ["unclosed event loop", "unclosed transport"],
+        "transport_loop_closed": ["unclosed transport"],
+        "pipes_loop_closed": ["unclosed transport"],
+        "subprocess_loop_closed": ["unclosed transport"],
+        "loop_alone": ["unclosed event loop"],
+        "fds left": 0,
+    }
