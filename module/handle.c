@@ -498,7 +498,8 @@ static void handle_dealloc(HandleObject* h) {
   auv_state* st;
 
   tp = Py_TYPE(h);
-  st = h->loop != NULL ? auv__object_state(h) : NULL;
+  /* The loop's copy of the module state: cheaper than asking the type. */
+  st = h->loop != NULL ? h->loop->state : NULL;
   PyObject_GC_UnTrack(h);
   if (*(PyObject**) ((char*) h + tp->tp_weaklistoffset) != NULL)
     PyObject_ClearWeakRefs((PyObject*) h);
