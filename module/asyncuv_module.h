@@ -397,6 +397,8 @@ AUV_MOD_INTERNAL void auv__report_transport_error(LoopObject* loop, PyObject* tr
 AUV_MOD_INTERNAL int auv__parse_write_limits(PyObject* high_obj, PyObject* low_obj,
                                              size_t default_high, size_t* high,
                                              size_t* low, PyObject** limits);
+AUV_MOD_INTERNAL const char* auv__type_name(PyObject* obj);
+AUV_MOD_INTERNAL int auv__get_data_buffer(PyObject* data, Py_buffer* view, PyObject** copy);
 AUV_MOD_INTERNAL int auv__parse_extra_info_args(PyObject* const* args, Py_ssize_t nargs,
                                                 PyObject* kwnames, PyObject** name,
                                                 PyObject** dflt);

@@ -819,14 +819,45 @@ static void transport_drain_cb(auv_stream_t* stream, int status) {
 }
 
 
+/* type(obj).__name__, as asyncio's messages show it (tp_name without its
+ * module, for the types of C). */
+const char* auv__type_name(PyObject* obj) {
+  const char* name = Py_TYPE(obj)->tp_name;
+  const char* dot = strrchr(name, '.');
+  return dot != NULL ? dot + 1 : name;
+}
+
+
+/* The bytes of what asyncio's write() and sendto() take (bytes, bytearray,
+ * memoryview) in *view.  A memoryview that is not C-contiguous (a slice
+ * with a step) is copied into *copy first: asyncio takes it too.  -1 with
+ * an exception set; else the caller releases view and copy. */
+int auv__get_data_buffer(PyObject* data, Py_buffer* view, PyObject** copy) {
+  *copy = NULL;
+  if (PyObject_GetBuffer(data, view, PyBUF_SIMPLE) == 0)
+    return 0;
+  if (!PyMemoryView_Check(data) || !PyErr_ExceptionMatches(PyExc_BufferError))
+    return -1;
+  PyErr_Clear();
+  *copy = PyBytes_FromObject(data);
+  if (*copy == NULL)
+    return -1;
+  if (PyObject_GetBuffer(*copy, view, PyBUF_SIMPLE) < 0) {
+    Py_CLEAR(*copy);
+    return -1;
+  }
+  return 0;
+}
+
+
 static PyObject* transport_write(TransportObject* self, PyObject* data) {
   Py_buffer view;
+  PyObject* copy;
   auv_buf_t buf;
   ssize_t n;
 
   if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
-    PyErr_Format(PyExc_TypeError, AUV_WRITE_DATA_TYPE_ERROR,
-                 Py_TYPE(data)->tp_name);
+    PyErr_Format(PyExc_TypeError, AUV_WRITE_DATA_TYPE_ERROR, auv__type_name(data));
     return NULL;
   }
   if (auv__loop_check_thread(self->loop) < 0)
@@ -839,12 +870,13 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
     PyErr_SetString(PyExc_RuntimeError, "unable to write; sendfile is in progress");
     return NULL;
   }
+  copy = NULL;
   if (PyBytes_Check(data)) {
     buf.base = PyBytes_AS_STRING(data);
     buf.len = (size_t) PyBytes_GET_SIZE(data);
     view.obj = NULL;
   } else {
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+    if (auv__get_data_buffer(data, &view, &copy) < 0)
       return NULL;
     buf.base = view.buf;
     buf.len = (size_t) view.len;
@@ -874,6 +906,7 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
 out:
   if (view.obj != NULL)
     PyBuffer_Release(&view);
+  Py_XDECREF(copy);
   if (self->loop != NULL && self->loop->pending_type != NULL) {
     /* A KeyboardInterrupt in a protocol callback: raise it here. */
     PyErr_Restore(self->loop->pending_type, self->loop->pending_value,

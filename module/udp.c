@@ -384,6 +384,7 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   static const char* const kwlist[] = { "data", "addr", NULL };
   PyObject* data;
   PyObject* addr;
+  PyObject* copy;
   Py_buffer view;
   auv_buf_t buf;
   const struct sockaddr* sa;
@@ -417,13 +418,16 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
     PyErr_Format(PyExc_TypeError,
                  "data argument must be a bytes-like object, not '%.100s'",
-                 Py_TYPE(data)->tp_name);
+                 auv__type_name(data));
     return NULL;
   }
-  if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+  if (auv__get_data_buffer(data, &view, &copy) < 0)
     return NULL;
+  if (copy != NULL)
+    data = copy;  /* the socket module's fallback sends it too */
   if (auv__loop_check_thread(self->loop) < 0) {
     PyBuffer_Release(&view);
+    Py_XDECREF(copy);
     return NULL;
   }
 #if PY_VERSION_HEX < 0x030D0000
@@ -544,9 +548,11 @@ send_failed:
   }
 error:
   PyBuffer_Release(&view);
+  Py_XDECREF(copy);
   return NULL;
 done:
   PyBuffer_Release(&view);
+  Py_XDECREF(copy);
   Py_RETURN_NONE;
 }
 

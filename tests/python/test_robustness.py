@@ -1170,3 +1170,45 @@ def test_unclosed_objects_warn_and_are_freed(loop_kind):
         "loop_alone": ["unclosed event loop"],
         "fds left": 0,
     }
+
+
+# --- What write() and sendto() take ---------------------------------------------------
+
+def test_write_and_sendto_take_any_memoryview(loop, loop_kind):
+    # A memoryview that is not C-contiguous (a slice with a step) was
+    # refused by asyncuv's write() and sendto() with BufferError; asyncio's
+    # take it (and then fail to send it: asyncuv sends it).  A type that is
+    # refused is named as asyncio names it (type(data).__name__).
+    import array
+
+    async def main():
+        a, b = socket.socketpair()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        dgram, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=peer.getsockname())
+        errors = []
+        loop.set_exception_handler(lambda l, ctx: errors.append(ctx))
+        try:
+            for tr, call in ((transport, transport.write), (dgram, dgram.sendto)):
+                call(memoryview(b"")[::2])  # empty: nothing at all
+                call(memoryview(b"abcdef")[::2])
+                with pytest.raises(TypeError, match="not 'array'$"):
+                    call(array.array("b", b"xy"))
+            await asyncio.sleep(0.01)
+            if loop_kind == "asyncuv":
+                assert errors == []
+                assert await loop.run_in_executor(None, _recv_exactly, b, 3) == b"ace"
+                peer.settimeout(10)
+                if sys.version_info >= (3, 13):  # empty datagrams are sent
+                    assert peer.recv(10) == b""
+                assert peer.recv(10) == b"ace"
+        finally:
+            transport.close()
+            dgram.close()
+            await asyncio.sleep(0.01)
+            b.close()
+            peer.close()
+
+    loop.run_until_complete(main())
