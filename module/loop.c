@@ -133,8 +133,9 @@ static int loop_check_callback(LoopObject* self, PyObject* cb, const char* metho
 
 
 /* Parse the keyword-only `context=` that every call_* method takes. */
-static int loop_parse_context(PyObject* kwnames, PyObject* const* kwvalues,
-                              PyObject** context, const char* method) {
+static int loop_parse_context(auv_state* st, PyObject* kwnames,
+                              PyObject* const* kwvalues, PyObject** context,
+                              const char* method) {
   Py_ssize_t i;
   Py_ssize_t n;
   PyObject* key;
@@ -145,7 +146,9 @@ static int loop_parse_context(PyObject* kwnames, PyObject* const* kwvalues,
   n = PyTuple_GET_SIZE(kwnames);
   for (i = 0; i < n; i++) {
     key = PyTuple_GET_ITEM(kwnames, i);
-    if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "context") != 0) {
+    /* Callers pass the interned name (asyncio's C Task does). */
+    if (key != st->str_context &&
+        (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "context") != 0)) {
       PyErr_Format(PyExc_TypeError,
                    "%s() got an unexpected keyword argument '%S'", method, key);
       return -1;
@@ -164,7 +167,7 @@ static PyObject* loop_schedule_soon(LoopObject* self, PyObject* const* args,
   auv_call_cb call_cb;
   int err;
 
-  if (loop_parse_context(kwnames, args + nargs, &context, method) < 0)
+  if (loop_parse_context(self->state, kwnames, args + nargs, &context, method) < 0)
     return NULL;
   if (nargs < 1) {
     PyErr_Format(PyExc_TypeError,
@@ -268,7 +271,7 @@ static PyObject* loop_schedule_timer(LoopObject* self, PyObject* const* args,
   PyObject* context;
   double t;
 
-  if (loop_parse_context(kwnames, args + nargs, &context, method) < 0)
+  if (loop_parse_context(self->state, kwnames, args + nargs, &context, method) < 0)
     return NULL;
   if (nargs < 2) {
     if (nargs == 1)
@@ -446,12 +449,23 @@ static PyObject* loop_create_future(LoopObject* self, PyObject* unused) {
   PyObject* stack[1] = { (PyObject*) self };
   PyObject* cls;
   PyObject* fut;
+  PyObject* running;
 
   cls = loop_asyncio_class(self->state->futures_dict, self->state->str_Future,
                            "asyncio.futures");
   if (cls == NULL)
     return NULL;
-  fut = PyObject_Vectorcall(cls, stack, 0, self->state->kw_loop);
+  /* Future() takes the running loop itself, at half the cost of
+   * Future(loop=...), whose keyword makes the type call build a dict. */
+  running = self->thread_id != 0 ?
+      PyObject_CallNoArgs(self->state->get_running_loop) : NULL;
+  if (running == (PyObject*) self)
+    fut = PyObject_CallNoArgs(cls);
+  else if (running == NULL && PyErr_Occurred())
+    fut = NULL;
+  else
+    fut = PyObject_Vectorcall(cls, stack, 0, self->state->kw_loop);
+  Py_XDECREF(running);
   Py_DECREF(cls);
   return fut;
 }

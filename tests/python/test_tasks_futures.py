@@ -285,6 +285,26 @@ class TestFutures:
         assert not fut.done()
         fut.cancel()
 
+    def test_create_future_is_bound_to_its_loop_wherever_it_is_called(
+            self, loop, loop_factory):
+        """From inside the loop, and from a callback of another running
+        loop of the same kind: the future belongs to the loop asked."""
+        other = loop_factory()
+        got = {}
+
+        async def inside():
+            got["inside"] = loop.create_future()
+
+        def from_other():
+            got["from other"] = loop.create_future()
+
+        loop.run_until_complete(inside())
+        other.call_soon(from_other)
+        other.call_soon(other.stop)
+        other.run_forever()
+        assert got["inside"].get_loop() is loop
+        assert got["from other"].get_loop() is loop
+
     def test_done_callbacks_are_scheduled_not_called_inline(self, loop):
         fut = loop.create_future()
         calls = []
