@@ -84,6 +84,7 @@ typedef struct {
   PyObject* kw_loop_context;        /* ("loop", "context") */
   PyObject* kw_loop_name_context;   /* ("loop", "name", "context") */
   PyObject* kw_context;             /* ("context",) */
+  PyObject* seen_context_key;       /* the last "context" keyword seen */
   PyObject* kw_debug;               /* ("debug",) */
   PyObject* str_call_exception_handler;
   PyObject* str_set_name;

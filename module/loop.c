@@ -146,12 +146,16 @@ static int loop_parse_context(auv_state* st, PyObject* kwnames,
   n = PyTuple_GET_SIZE(kwnames);
   for (i = 0; i < n; i++) {
     key = PyTuple_GET_ITEM(kwnames, i);
-    /* Callers pass the interned name (asyncio's C Task does). */
-    if (key != st->str_context &&
-        (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "context") != 0)) {
-      PyErr_Format(PyExc_TypeError,
-                   "%s() got an unexpected keyword argument '%S'", method, key);
-      return -1;
+    /* asyncio's C Task passes CPython's own "context" string, which is not
+     * the one interned in module state on every version: remember the
+     * last name object that matched. */
+    if (key != st->str_context && key != st->seen_context_key) {
+      if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "context") != 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() got an unexpected keyword argument '%S'", method, key);
+        return -1;
+      }
+      Py_XSETREF(st->seen_context_key, Py_NewRef(key));
     }
     *context = kwvalues[i];
   }

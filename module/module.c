@@ -447,6 +447,7 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->str_task);
   Py_CLEAR(st->str_future);
   Py_CLEAR(st->str_context);
+  Py_CLEAR(st->seen_context_key);
   Py_CLEAR(st->str_name);
   Py_CLEAR(st->str_loop);
   Py_CLEAR(st->str_Future);
