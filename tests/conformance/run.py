@@ -452,10 +452,12 @@ def summarize(reporter: Reporter, args: argparse.Namespace,
           f'{len(bad) + unaccounted} failed')
     if args.summary_json:
         with open(args.summary_json, 'w') as out:
+            # bad: what fails the run (failures, errors, timeouts,
+            # crashes and unaccounted classes); then each status's count.
             json.dump({'python': '.'.join(map(str, args.version)),
                        'loop': args.loop, 'group': args.group,
                        'tests': len(outcomes),
-                       'failed': len(bad) + unaccounted,
+                       'bad': len(bad) + unaccounted,
                        'unaccounted_classes': unaccounted,
                        'seconds': round(elapsed, 1),
                        **{s: counts[s] for s in STATUSES}}, out)
