@@ -37,6 +37,14 @@ def _known_failures():
     return KNOWN_FAILURES.get(sys.version_info[:2], {})
 
 
+def _matches(nodeid, pattern):
+    """A node id, or a pattern with * and ? (brackets, as in parameter ids,
+    stand for themselves)."""
+    if "*" not in pattern and "?" not in pattern:
+        return nodeid == pattern
+    return fnmatch.fnmatchcase(nodeid, pattern.replace("[", "[[]"))
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark the tests known_failures.py lists for this Python as xfail."""
     known = _known_failures()
@@ -45,7 +53,7 @@ def pytest_collection_modifyitems(config, items):
     matched = config.stash[_KNOWN_MATCHED] = {}
     for item in items:
         for pattern, reason in known.items():
-            if fnmatch.fnmatchcase(item.nodeid, pattern):
+            if _matches(item.nodeid, pattern):
                 item.add_marker(pytest.mark.xfail(
                     reason=f"known failure on {sys.version_info[0]}."
                            f"{sys.version_info[1]}: {reason}",
