@@ -198,9 +198,7 @@ struct LoopObject {
   auv_state* state;
   PyThreadState* tstate;       /* saved while blocked in the poll */
   PyObject* task_factory;
-  PyObject* pending_type;      /* a KeyboardInterrupt/SystemExit to re-raise */
-  PyObject* pending_value;
-  PyObject* pending_tb;
+  PyObject* pending_exc;       /* a KeyboardInterrupt/SystemExit to re-raise */
   PyObject* exception_handler;
   PyObject* default_executor;
   PyObject* asyncgens;         /* weakref.WeakSet of live async generators */
@@ -295,6 +293,9 @@ static inline int auv__is_handle_call(auv_call_cb cb) {
 /* loop.c */
 AUV_MOD_INTERNAL extern PyType_Spec auv__loop_spec;
 AUV_MOD_INTERNAL void auv__loop_set_pending(LoopObject* loop);
+/* Raise the loop's pending KeyboardInterrupt/SystemExit, if any: 1 if it
+ * did (it is the current exception then), else 0. */
+AUV_MOD_INTERNAL int auv__loop_raise_pending(LoopObject* loop);
 AUV_MOD_INTERNAL int auv__loop_check_closed(LoopObject* loop);
 /* RuntimeError unless the loop is idle or runs in this thread. */
 AUV_MOD_INTERNAL int auv__loop_check_thread(LoopObject* loop);

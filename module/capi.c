@@ -11,20 +11,18 @@
 
 
 static int capi_loop_check(PyObject* obj) {
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
+  PyObject* exc;
   auv_state* st;
   int r;
 
   if (obj == NULL)
     return 0;
   /* Never fails: keep whatever exception the caller has. */
-  PyErr_Fetch(&type, &value, &tb);
+  exc = PyErr_GetRaisedException();
   st = auv__state_from_type(Py_TYPE(obj));
   r = st != NULL && st->LoopType != NULL && PyObject_TypeCheck(obj, st->LoopType);
   PyErr_Clear();
-  PyErr_Restore(type, value, tb);
+  PyErr_SetRaisedException(exc);
   return r;
 }
 
@@ -51,16 +49,13 @@ static void capi_loop_release(PyObject* obj) {
 
   if (!capi_loop_check(obj) || ((LoopObject*) obj)->engine_holders == 0) {
     /* A bug in the caller; say so rather than corrupt the count. */
-    PyObject* type;
-    PyObject* value;
-    PyObject* tb;
+    PyObject* exc = PyErr_GetRaisedException();
 
-    PyErr_Fetch(&type, &value, &tb);
     PyErr_Format(PyExc_SystemError,
                  "asyncuv loop_release() of %.200s that was not acquired",
                  obj == NULL ? "NULL" : Py_TYPE(obj)->tp_name);
     PyErr_WriteUnraisable(obj);
-    PyErr_Restore(type, value, tb);
+    PyErr_SetRaisedException(exc);
     return;
   }
   self = (LoopObject*) obj;

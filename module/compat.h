@@ -15,6 +15,38 @@
 
 /* --- C API ---------------------------------------------------------------- */
 
+/* 3.12 replaces PyErr_Fetch(), PyErr_Restore() and
+ * PyErr_NormalizeException() (deprecated) with one exception object:
+ * PyErr_GetRaisedException() takes the current exception, normalized,
+ * its traceback attached; PyErr_SetRaisedException() raises one (NULL
+ * clears).  Before 3.12 they are made of the old three. */
+#if PY_VERSION_HEX < 0x030C0000
+static inline PyObject* PyErr_GetRaisedException(void) {
+  PyObject* type;
+  PyObject* value;
+  PyObject* tb;
+
+  PyErr_Fetch(&type, &value, &tb);
+  if (type == NULL)
+    return NULL;
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != NULL && value != NULL)
+    PyException_SetTraceback(value, tb);
+  Py_DECREF(type);
+  Py_XDECREF(tb);
+  return value;
+}
+
+static inline void PyErr_SetRaisedException(PyObject* exc) {
+  if (exc == NULL) {
+    PyErr_Clear();
+    return;
+  }
+  PyErr_Restore(Py_NewRef((PyObject*) Py_TYPE(exc)), exc,
+                PyException_GetTraceback(exc));
+}
+#endif
+
 /* 3.13 adds PyDict_GetItemRef(): a strong reference, and -1 (error), 0
  * (missing) or 1 (found).  Before, PyDict_GetItemWithError() and an
  * incref. */
@@ -29,7 +61,6 @@ static inline int PyDict_GetItemRef(PyObject* dict, PyObject* key,
   return PyErr_Occurred() ? -1 : 0;
 }
 #endif
-
 
 /* --- asyncio ----------------------------------------------------------------- */
 

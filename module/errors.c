@@ -13,17 +13,7 @@ int auv__is_exit_exception(void) {
 
 
 PyObject* auv__take_exception(void) {
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
-
-  PyErr_Fetch(&type, &value, &tb);
-  PyErr_NormalizeException(&type, &value, &tb);
-  if (tb != NULL && value != NULL)
-    PyException_SetTraceback(value, tb);
-  Py_XDECREF(type);
-  Py_XDECREF(tb);
-  return value;
+  return PyErr_GetRaisedException();
 }
 
 
@@ -343,14 +333,12 @@ PyObject* auv__loop_get_exception_handler(LoopObject* self, PyObject* unused) {
 
 /* An unclosed loop warns when collected, and is closed if it can be. */
 void auv__loop_finalize(LoopObject* self) {
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
+  PyObject* exc;
   PyObject* r;
 
   if (self->closed)
     return;
-  PyErr_Fetch(&type, &value, &tb);
+  exc = PyErr_GetRaisedException();
   if (PyErr_ResourceWarning((PyObject*) self, 1, "unclosed event loop %R", self) < 0)
     PyErr_WriteUnraisable((PyObject*) self);
   if (self->thread_id == 0) {
@@ -359,7 +347,7 @@ void auv__loop_finalize(LoopObject* self) {
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(r);
   }
-  PyErr_Restore(type, value, tb);
+  PyErr_SetRaisedException(exc);
 }
 
 
@@ -369,14 +357,12 @@ void auv__loop_finalize(LoopObject* self) {
  * is kept. */
 void auv__finalize_unclosed(PyObject* transport, PyObject** sock,
                             void (*release)(PyObject* transport)) {
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
+  PyObject* exc;
   PyObject* r;
 
   if (*sock == NULL)
     return;
-  PyErr_Fetch(&type, &value, &tb);
+  exc = PyErr_GetRaisedException();
   if (PyErr_ResourceWarning(transport, 1, "unclosed transport %R", transport) < 0)
     PyErr_WriteUnraisable(transport);
   if (release != NULL)
@@ -386,7 +372,7 @@ void auv__finalize_unclosed(PyObject* transport, PyObject** sock,
     PyErr_WriteUnraisable(transport);
   Py_XDECREF(r);
   Py_CLEAR(*sock);
-  PyErr_Restore(type, value, tb);
+  PyErr_SetRaisedException(exc);
 }
 
 

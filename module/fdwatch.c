@@ -120,20 +120,18 @@ int auv__loop_own_fd(LoopObject* self, int fd, PyObject* owner) {
 
 /* Drop fd_owners[fd] if owner still has it; never raises. */
 void auv__loop_disown_fd(LoopObject* self, int fd, PyObject* owner) {
-  PyObject* exc_type;
-  PyObject* exc_value;
-  PyObject* exc_tb;
+  PyObject* exc;
   PyObject* key;
 
   if (self == NULL || self->fd_owners == NULL)
     return;
-  PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+  exc = PyErr_GetRaisedException();
   key = PyLong_FromLong(fd);
   if (key != NULL && PyDict_GetItemWithError(self->fd_owners, key) == owner)
     (void) PyDict_DelItem(self->fd_owners, key);
   Py_XDECREF(key);
   PyErr_Clear();
-  PyErr_Restore(exc_type, exc_value, exc_tb);
+  PyErr_SetRaisedException(exc);
 }
 
 
@@ -202,7 +200,7 @@ static void run_taken(LoopObject* self, HandleObject** taken, int n) {
   int i;
 
   for (i = 0; i < n; i++) {
-    if (self->pending_type != NULL) {
+    if (self->pending_exc != NULL) {
       if (auv_loop_call_soon(self->loop, auv__handle_call_cb, taken[i]) != 0)
         auv__handle_release(taken[i]);
       continue;
@@ -444,13 +442,11 @@ static void watcher_unregister(FdWatcherObject* w) {
 
 /* Out of the loop altogether; an exception already set stays set. */
 static void watcher_forget(FdWatcherObject* w) {
-  PyObject* exc_type;
-  PyObject* exc_value;
-  PyObject* exc_tb;
+  PyObject* exc;
 
-  PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+  exc = PyErr_GetRaisedException();
   watcher_unregister(w);
-  PyErr_Restore(exc_type, exc_value, exc_tb);
+  PyErr_SetRaisedException(exc);
 }
 
 

@@ -427,12 +427,8 @@ static PyObject* handle_run_method(HandleObject* h, PyObject* unused) {
     Py_DECREF(cb);
     Py_DECREF(args);
   }
-  if (h->loop != NULL && h->loop->pending_type != NULL) {
-    PyErr_Restore(h->loop->pending_type, h->loop->pending_value,
-                  h->loop->pending_tb);
-    h->loop->pending_type = h->loop->pending_value = h->loop->pending_tb = NULL;
+  if (auv__loop_raise_pending(h->loop))
     return NULL;
-  }
   Py_RETURN_NONE;
 }
 

@@ -24,26 +24,25 @@ static void loop_after_block(auv_loop_t* loop, void* arg) {
 
 
 void auv__loop_set_pending(LoopObject* self) {
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
+  PyObject* exc;
 
-  PyErr_Fetch(&type, &value, &tb);
-  if (self->pending_type == NULL) {
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL)
-      PyException_SetTraceback(value, tb);
-    self->pending_type = type;
-    self->pending_value = value;
-    self->pending_tb = tb;
-  } else {
-    /* A second KeyboardInterrupt while unwinding: the first one wins. */
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
-  }
+  exc = PyErr_GetRaisedException();
+  if (self->pending_exc == NULL)
+    self->pending_exc = exc;
+  else
+    Py_XDECREF(exc);  /* a second KeyboardInterrupt while unwinding: the
+                         first one wins */
   if (self->loop != NULL)
     auv_loop_interrupt(self->loop);
+}
+
+
+int auv__loop_raise_pending(LoopObject* self) {
+  if (self == NULL || self->pending_exc == NULL)
+    return 0;
+  PyErr_SetRaisedException(self->pending_exc);
+  self->pending_exc = NULL;
+  return 1;
 }
 
 
@@ -947,9 +946,7 @@ static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
   Py_VISIT(self->last_peer_host);
   Py_VISIT(self->listeners);
   Py_VISIT(self->signal_handlers);
-  Py_VISIT(self->pending_type);
-  Py_VISIT(self->pending_value);
-  Py_VISIT(self->pending_tb);
+  Py_VISIT(self->pending_exc);
   if (self->loop != NULL) {
     r = auv_loop_walk_calls(self->loop, loop_visit_call, ctx);
     if (r != 0)
@@ -975,9 +972,7 @@ static int loop_clear(LoopObject* self) {
   Py_CLEAR(self->last_peer_host);
   Py_CLEAR(self->listeners);
   Py_CLEAR(self->signal_handlers);
-  Py_CLEAR(self->pending_type);
-  Py_CLEAR(self->pending_value);
-  Py_CLEAR(self->pending_tb);
+  Py_CLEAR(self->pending_exc);
   if (self->thread_id == 0)
     auv__loop_drop_callbacks(self);
   return 0;

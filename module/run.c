@@ -399,30 +399,21 @@ static PyObject* loop_run_engine(LoopObject* self) {
   auv_loop_unref(loop);
   self->thread_id = 0;
 
-  if (self->pending_type != NULL) {
-    PyErr_Restore(self->pending_type, self->pending_value, self->pending_tb);
-    self->pending_type = self->pending_value = self->pending_tb = NULL;
+  if (auv__loop_raise_pending(self))
     return NULL;
-  }
   Py_RETURN_NONE;
 }
 
 
 /* After the run: undo what it set up, whatever happened, keeping the first
  * error (the run's own, if any) and reporting later ones as unraisable. */
-typedef struct {
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
-} saved_error_t;
-
-static void keep_first_error(LoopObject* self, saved_error_t* e, PyObject* r) {
+static void keep_first_error(LoopObject* self, PyObject** first, PyObject* r) {
   if (r != NULL) {
     Py_DECREF(r);
     return;
   }
-  if (e->type == NULL)
-    PyErr_Fetch(&e->type, &e->value, &e->tb);
+  if (*first == NULL)
+    *first = PyErr_GetRaisedException();
   else
     PyErr_WriteUnraisable((PyObject*) self);
 }
@@ -430,7 +421,7 @@ static void keep_first_error(LoopObject* self, saved_error_t* e, PyObject* r) {
 
 PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused) {
   auv_state* st;
-  saved_error_t err = { NULL, NULL, NULL };
+  PyObject* err = NULL;
   PyObject* old_hooks;
   PyObject* old_fd;
   PyObject* result;
@@ -455,7 +446,7 @@ PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused) {
   }
 
   if (result == NULL)
-    PyErr_Fetch(&err.type, &err.value, &err.tb);
+    err = PyErr_GetRaisedException();
   keep_first_error(self, &err, PyObject_CallOneArg(st->set_running_loop, Py_None));
   if (old_fd != NULL) {
     auv__loop_stop_signal_wakeup(self);
@@ -484,9 +475,9 @@ PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused) {
     Py_DECREF(old_hooks);
   }
 
-  if (err.type != NULL) {
+  if (err != NULL) {
     Py_XDECREF(result);
-    PyErr_Restore(err.type, err.value, err.tb);
+    PyErr_SetRaisedException(err);
     return NULL;
   }
   return result;
@@ -547,7 +538,7 @@ static int call_truth(PyObject* obj, PyObject* method) {
 
 PyObject* auv__loop_run_until_complete(LoopObject* self, PyObject* future) {
   auv_state* st;
-  saved_error_t err = { NULL, NULL, NULL };
+  PyObject* err = NULL;
   PyObject* stack[2];
   PyObject* fut;
   PyObject* r;
@@ -580,7 +571,7 @@ PyObject* auv__loop_run_until_complete(LoopObject* self, PyObject* future) {
 
   r = PyObject_CallMethodNoArgs((PyObject*) self, st->str_run_forever);
   if (r == NULL) {
-    PyErr_Fetch(&err.type, &err.value, &err.tb);
+    err = PyErr_GetRaisedException();
     /* The coroutine raised a BaseException: consume it so that it is not
      * logged, the caller never saw the task. */
     if (new_task && call_truth(fut, st->str_done) > 0 &&
@@ -595,8 +586,8 @@ PyObject* auv__loop_run_until_complete(LoopObject* self, PyObject* future) {
   keep_first_error(self, &err,
                    PyObject_CallMethodOneArg(fut, st->str_remove_done_callback,
                                              st->stop_when_done));
-  if (err.type != NULL) {
-    PyErr_Restore(err.type, err.value, err.tb);
+  if (err != NULL) {
+    PyErr_SetRaisedException(err);
     goto error;
   }
 
@@ -677,10 +668,7 @@ PyObject* auv__loop_close(LoopObject* self, PyObject* unused) {
   self->executor_shutdown_called = 1;
   executor = self->default_executor;
   if (executor != NULL) {
-    PyObject* type;
-    PyObject* value;
-    PyObject* tb;
-    PyErr_Fetch(&type, &value, &tb);  /* the engine's error, if any */
+    PyObject* exc = PyErr_GetRaisedException();  /* the engine's error, if any */
     self->default_executor = NULL;
     PyObject* kwargs = Py_BuildValue("{OO}", self->state->str_wait, Py_False);
     PyObject* shutdown = PyObject_GetAttr(executor, self->state->str_shutdown);
@@ -691,13 +679,13 @@ PyObject* auv__loop_close(LoopObject* self, PyObject* unused) {
     Py_XDECREF(shutdown);
     Py_DECREF(executor);
     if (r == NULL) {
-      if (type != NULL)
+      if (exc != NULL)
         PyErr_WriteUnraisable((PyObject*) self);  /* the engine's wins */
       else
         return NULL;
     }
     Py_XDECREF(r);
-    PyErr_Restore(type, value, tb);
+    PyErr_SetRaisedException(exc);
   }
   if (engine_failed)
     return NULL;

@@ -294,14 +294,11 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
   r = PyObject_CallMethodOneArg(fut, st->str_add_done_callback, (PyObject*) op);
   if (r == NULL) {
     /* Take the watch back: nothing would ever remove it. */
-    PyObject* exc_type;
-    PyObject* exc_value;
-    PyObject* exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject* exc = PyErr_GetRaisedException();
     r = sockop_done(op, fut);
     Py_XDECREF(r);
     PyErr_Clear();
-    PyErr_Restore(exc_type, exc_value, exc_tb);
+    PyErr_SetRaisedException(exc);
     goto error_fut;
   }
   Py_DECREF(r);

@@ -907,13 +907,9 @@ out:
   if (view.obj != NULL)
     PyBuffer_Release(&view);
   Py_XDECREF(copy);
-  if (self->loop != NULL && self->loop->pending_type != NULL) {
-    /* A KeyboardInterrupt in a protocol callback: raise it here. */
-    PyErr_Restore(self->loop->pending_type, self->loop->pending_value,
-                  self->loop->pending_tb);
-    self->loop->pending_type = self->loop->pending_value = self->loop->pending_tb = NULL;
+  /* A KeyboardInterrupt in a protocol callback: raise it here. */
+  if (auv__loop_raise_pending(self->loop))
     return NULL;
-  }
   Py_RETURN_NONE;
 }
 
@@ -1041,9 +1037,7 @@ static void transport_forget_fd(TransportObject* self) {
 
 static PyObject* transport_call_connection_lost(TransportObject* self, PyObject* exc) {
   PyObject* r;
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
+  PyObject* error;
   PyObject* server;
 
   if (auv__loop_check_thread(self->loop) < 0)
@@ -1054,7 +1048,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
     r = call_protocol(self, auv__object_state(self)->str_connection_lost, exc);
   else
     r = Py_NewRef(Py_None);
-  PyErr_Fetch(&type, &value, &tb);
+  error = PyErr_GetRaisedException();
 
   /* A sendfile waiting for the queue or the socket learns of the end. */
   if (self->empty_waiter != NULL || self->sf != NULL) {
@@ -1102,9 +1096,9 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
     self->conn_lost = 1;
   Py_CLEAR(self->loop);
 
-  if (type != NULL) {
+  if (error != NULL) {
     Py_XDECREF(r);
-    PyErr_Restore(type, value, tb);
+    PyErr_SetRaisedException(error);
     return NULL;
   }
   return r;
@@ -1582,16 +1576,13 @@ names_done:
 
 error:
   {
-    PyObject* type;
-    PyObject* exc_value;
-    PyObject* tb;
-    PyErr_Fetch(&type, &exc_value, &tb);  /* the clean-up must not eat it */
+    PyObject* exc = PyErr_GetRaisedException();  /* the clean-up must not eat it */
     transport_close_stream(self);
     transport_forget_fd(self);
     if (pipe)
       Py_CLEAR(self->sock);  /* still the caller's, as with asyncio */
     Py_DECREF(self);
-    PyErr_Restore(type, exc_value, tb);
+    PyErr_SetRaisedException(exc);
   }
   return NULL;
 }

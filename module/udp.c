@@ -584,9 +584,7 @@ static PyObject* datagram_abort(DatagramObject* self, PyObject* unused) {
 
 static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* exc) {
   PyObject* r;
-  PyObject* type;
-  PyObject* value;
-  PyObject* tb;
+  PyObject* error;
 
   if (auv__loop_check_thread(self->loop) < 0)
     return NULL;
@@ -598,7 +596,7 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
     Py_DECREF(protocol);
   } else
     r = Py_NewRef(Py_None);
-  PyErr_Fetch(&type, &value, &tb);
+  error = PyErr_GetRaisedException();
   datagram_close_udp(self);
   auv__loop_disown_fd(self->loop, self->fd, (PyObject*) self);
   if (self->sock != NULL) {
@@ -616,9 +614,9 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
   if (self->conn_lost == 0)
     self->conn_lost = 1;
   Py_CLEAR(self->loop);
-  if (type != NULL) {
+  if (error != NULL) {
     Py_XDECREF(r);
-    PyErr_Restore(type, value, tb);
+    PyErr_SetRaisedException(error);
     return NULL;
   }
   return r;
