@@ -47,6 +47,24 @@ static inline void PyErr_SetRaisedException(PyObject* exc) {
 }
 #endif
 
+/* 3.12 moves the PyMemberDef type codes and flags into Python.h:
+ * Py_T_BOOL, Py_T_INT, Py_T_PYSSIZET, Py_T_OBJECT_EX, Py_READONLY;
+ * structmember.h's T_* and READONLY are deprecated.  3.11 has only those.
+ *
+ * Weak references to our own types (transports) stay a field named by a
+ * __weaklistoffset__ member (Py_T_PYSSIZET, Py_READONLY) on every version,
+ * as CPython's documentation allows for code that supports Pythons before
+ * 3.12: Py_TPFLAGS_MANAGED_WEAKREF would add a two-pointer pre-header to
+ * each transport for the one pointer it saves (+8 bytes per connection). */
+#if PY_VERSION_HEX < 0x030C0000
+#  include <structmember.h>
+#  define Py_T_BOOL T_BOOL
+#  define Py_T_INT T_INT
+#  define Py_T_PYSSIZET T_PYSSIZET
+#  define Py_T_OBJECT_EX T_OBJECT_EX
+#  define Py_READONLY READONLY
+#endif
+
 /* 3.13 adds PyDict_GetItemRef(): a strong reference, and -1 (error), 0
  * (missing) or 1 (found).  Before, PyDict_GetItemWithError() and an
  * incref. */

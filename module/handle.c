@@ -577,7 +577,7 @@ static PyMethodDef handle_methods[] = {
 };
 
 static PyMemberDef handle_members[] = {
-  {"_cancelled", T_BOOL, offsetof(HandleObject, cancelled), READONLY, NULL},
+  {"_cancelled", Py_T_BOOL, offsetof(HandleObject, cancelled), Py_READONLY, NULL},
   {NULL}
 };
 

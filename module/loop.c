@@ -1112,10 +1112,10 @@ static PyGetSetDef loop_getset[] = {
 };
 
 static PyMemberDef loop_members[] = {
-  {"_signal_handlers", T_OBJECT, offsetof(LoopObject, signal_handlers), READONLY, NULL},
-  {"_executor_shutdown_called", T_BOOL,
+  {"_signal_handlers", Py_T_OBJECT_EX, offsetof(LoopObject, signal_handlers), Py_READONLY, NULL},
+  {"_executor_shutdown_called", Py_T_BOOL,
    offsetof(LoopObject, executor_shutdown_called), 0, NULL},
-  {"_asyncgens_shutdown_called", T_BOOL,
+  {"_asyncgens_shutdown_called", Py_T_BOOL,
    offsetof(LoopObject, asyncgens_shutdown_called), 0, NULL},
   {NULL}
 };

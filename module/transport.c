@@ -1717,10 +1717,10 @@ static PyMethodDef transport_methods[] = {
 };
 
 static PyMemberDef transport_members[] = {
-  {"__weaklistoffset__", T_PYSSIZET, offsetof(TransportObject, weakreflist), READONLY, NULL},
-  {"_closing", T_BOOL, offsetof(TransportObject, closing), READONLY, NULL},
-  {"_sock_fd", T_INT, offsetof(TransportObject, fd), READONLY, NULL},
-  {"_protocol_paused", T_BOOL, offsetof(TransportObject, protocol_paused), READONLY, NULL},
+  {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(TransportObject, weakreflist), Py_READONLY, NULL},
+  {"_closing", Py_T_BOOL, offsetof(TransportObject, closing), Py_READONLY, NULL},
+  {"_sock_fd", Py_T_INT, offsetof(TransportObject, fd), Py_READONLY, NULL},
+  {"_protocol_paused", Py_T_BOOL, offsetof(TransportObject, protocol_paused), Py_READONLY, NULL},
   {NULL}
 };
 

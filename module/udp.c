@@ -939,10 +939,10 @@ static PyMethodDef datagram_methods[] = {
 };
 
 static PyMemberDef datagram_members[] = {
-  {"__weaklistoffset__", T_PYSSIZET, offsetof(DatagramObject, weakreflist), READONLY, NULL},
-  {"_closing", T_BOOL, offsetof(DatagramObject, closing), READONLY, NULL},
-  {"_sock_fd", T_INT, offsetof(DatagramObject, fd), READONLY, NULL},
-  {"_protocol_paused", T_BOOL, offsetof(DatagramObject, protocol_paused), READONLY, NULL},
+  {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(DatagramObject, weakreflist), Py_READONLY, NULL},
+  {"_closing", Py_T_BOOL, offsetof(DatagramObject, closing), Py_READONLY, NULL},
+  {"_sock_fd", Py_T_INT, offsetof(DatagramObject, fd), Py_READONLY, NULL},
+  {"_protocol_paused", Py_T_BOOL, offsetof(DatagramObject, protocol_paused), Py_READONLY, NULL},
   {NULL}
 };
 
