@@ -77,13 +77,12 @@ static const asyncuv_capi_t capi = {
 
 int auv__capi_add(PyObject* module) {
   PyObject* capsule;
+  int r;
 
   capsule = PyCapsule_New((void*) &capi, ASYNCUV_CAPI_NAME, NULL);
   if (capsule == NULL)
     return -1;
-  if (PyModule_AddObject(module, "_C_API", capsule) < 0) {
-    Py_DECREF(capsule);
-    return -1;
-  }
-  return 0;
+  r = PyModule_AddObjectRef(module, "_C_API", capsule);
+  Py_DECREF(capsule);
+  return r;
 }

@@ -80,6 +80,42 @@ static inline int PyDict_GetItemRef(PyObject* dict, PyObject* key,
 }
 #endif
 
+/* 3.13 adds PyDict_GetItemStringRef() (PyDict_GetItemString() returns a
+ * borrowed reference and hides errors) and PyObject_HasAttrWithError()
+ * (Python's hasattr(): -1 for an error other than AttributeError, which
+ * PyObject_HasAttr() hides).  Before, made of older calls. */
+#if PY_VERSION_HEX < 0x030D0000
+static inline int PyDict_GetItemStringRef(PyObject* dict, const char* key,
+                                          PyObject** result) {
+  PyObject* name;
+  int r;
+
+  name = PyUnicode_FromString(key);
+  if (name == NULL) {
+    *result = NULL;
+    return -1;
+  }
+  r = PyDict_GetItemRef(dict, name, result);
+  Py_DECREF(name);
+  return r;
+}
+
+static inline int PyObject_HasAttrWithError(PyObject* obj, PyObject* name) {
+  PyObject* value;
+
+  value = PyObject_GetAttr(obj, name);
+  if (value != NULL) {
+    Py_DECREF(value);
+    return 1;
+  }
+  if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+    return -1;
+  PyErr_Clear();
+  return 0;
+}
+#endif
+
+
 /* --- asyncio ----------------------------------------------------------------- */
 
 /* 3.13's format_helpers._format_callback_source(func, args, *, debug=False)

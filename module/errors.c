@@ -92,10 +92,12 @@ static int call_custom_handler(LoopObject* self, PyObject* handler, PyObject* co
 
   ctx = NULL;
   if (thing != NULL) {
-    if (PyObject_HasAttr(thing, st->str_get_context))
+    /* hasattr(): an error other than AttributeError propagates. */
+    int has = PyObject_HasAttrWithError(thing, st->str_get_context);
+    if (has > 0)
       ctx = PyObject_CallMethodNoArgs(thing, st->str_get_context);
     Py_DECREF(thing);
-    if (ctx == NULL && PyErr_Occurred())
+    if (has < 0 || (ctx == NULL && PyErr_Occurred()))
       return -1;
   }
 

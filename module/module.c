@@ -327,10 +327,11 @@ static int auv_exec(PyObject* module) {
     return -1;
 
   base = PyUnicode_FromString(auv_version_string());
-  if (base == NULL || PyModule_AddObject(module, "libasyncuv_version", base) < 0) {
+  if (base == NULL || PyModule_AddObjectRef(module, "libasyncuv_version", base) < 0) {
     Py_XDECREF(base);
     return -1;
   }
+  Py_DECREF(base);
   return 0;
 }
 

@@ -1526,11 +1526,11 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
     self->sockname = Py_NewRef(Py_None);
   }
   share_sockname(loop, &self->sockname);
-  self->peername = self->extra == NULL ? NULL :
-                   PyDict_GetItemString(self->extra, "peername");
-  if (self->peername != NULL) {
-    Py_INCREF(self->peername);
-  } else {
+  self->peername = NULL;
+  if (self->extra != NULL &&
+      PyDict_GetItemStringRef(self->extra, "peername", &self->peername) < 0)
+    goto error;
+  if (self->peername == NULL) {
     self->peername = PyObject_CallMethodNoArgs(sock, loop->state->str_getpeername);
     if (self->peername == NULL) {
       if (!PyErr_ExceptionMatches(PyExc_OSError))

@@ -803,7 +803,8 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
   Py_DECREF(value);
   if (err < 0)
     goto error;
-  value = PyDict_GetItemString(self->extra, "peername");
+  if (PyDict_GetItemStringRef(self->extra, "peername", &value) < 0)
+    goto error;
   if (value == NULL) {
     value = PyObject_CallMethodNoArgs(sock, loop->state->str_getpeername);
     if (value == NULL) {
@@ -812,13 +813,13 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
       PyErr_Clear();
       value = Py_NewRef(Py_None);
     }
-    err = PyDict_SetItemString(self->extra, "peername", value);
-    Py_DECREF(value);
-    if (err < 0)
+    if (PyDict_SetItemString(self->extra, "peername", value) < 0) {
+      Py_DECREF(value);
       goto error;
-    value = PyDict_GetItemString(self->extra, "peername");
+    }
   }
-  self->connected = (char) (value != NULL && PyObject_IsTrue(value) > 0);
+  self->connected = (char) (PyObject_IsTrue(value) > 0);
+  Py_DECREF(value);
 
   err = auv_udp_new(loop->loop, fd, &self->udp);
   if (err != 0) {
