@@ -1,4 +1,6 @@
-/* Private declarations of the asyncuv._asyncuv extension module. */
+/* Private declarations of the asyncuv._asyncuv extension module.  Every
+ * module file includes this header first: Python.h must come before the
+ * standard headers (it sets feature macros such as _POSIX_C_SOURCE). */
 #ifndef ASYNCUV_MODULE_H
 #define ASYNCUV_MODULE_H
 

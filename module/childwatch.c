@@ -7,10 +7,10 @@
  * loop._watch_child_exit(pid, callback) returns a _ChildWatch; its
  * cancel() stops it and says whether it was still waiting (the loop hands
  * such children to a thread when it closes). */
+#include "asyncuv_module.h"
+
 #include <errno.h>
 #include <limits.h>
-
-#include "asyncuv_module.h"
 
 typedef struct {
   PyObject_HEAD

@@ -11,14 +11,14 @@
  * When an fd is ready its handle goes to the ready queue, as asyncio's
  * selector loop does, so a reader runs after the callbacks queued before
  * it. */
+#include "asyncuv_module.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
-
-#include "asyncuv_module.h"
 
 /* Events taken from the set per wake-up; the rest (level-triggered) are
  * reported again in the next iteration. */

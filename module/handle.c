@@ -3,9 +3,9 @@
  * The engine's ready queue holds (auv__handle_call_cb, handle) and owns one
  * reference to the handle.  A scheduled TimerHandle embeds its engine timer
  * and owns a reference to itself while the timer is in the heap. */
-#include <string.h>
-
 #include "asyncuv_module.h"
+
+#include <string.h>
 
 size_t auv__timer_offset;
 

@@ -2,12 +2,12 @@
  * Python class in asyncuv/__init__.py adds asyncio's cold paths (the
  * exception handler chain, async generator and executor shutdown) and
  * makes it an asyncio.AbstractEventLoop. */
+#include "asyncuv_module.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "asyncuv_module.h"
 
 
 static void loop_before_block(auv_loop_t* loop, void* arg) {

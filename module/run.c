@@ -2,11 +2,11 @@
  * debug mode, the async generator hooks and the signal wake-up fd.  These run
  * once per run, not per callback, but they carry asyncio's semantics that
  * applications rely on: what a running loop installs and restores. */
+#include "asyncuv_module.h"
+
 #include <errno.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include "asyncuv_module.h"
 
 /* asyncio.constants.DEBUG_STACK_DEPTH: coroutine origin frames kept in
  * debug mode. */

@@ -7,11 +7,11 @@
  * exception is raised for EAGAIN.  asyncio.Loop's async def wrappers
  * (sock_* must stay coroutine functions) await the future when they get
  * one. */
+#include "asyncuv_module.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <sys/socket.h>
-
-#include "asyncuv_module.h"
 
 enum { OP_RECV, OP_RECV_INTO, OP_SENDALL };
 

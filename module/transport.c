@@ -7,13 +7,13 @@
  * the protocol is set, not per call.  The rest follows asyncio's socket
  * transport: the order of connection_made / reading / the waiter, flow
  * control at the water marks, half-close, connection_lost exactly once. */
+#include "asyncuv_module.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
-
-#include "asyncuv_module.h"
 
 #define AUV_HIGH_WATER (64 * 1024)
 /* asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */

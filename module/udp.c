@@ -8,6 +8,8 @@
  * path: a datagram is read into the loop's buffer, handed over as bytes
  * with its address converted in C; sendto() parses a numeric address in C
  * (and remembers the last one), sending without a Python-level call. */
+#include "asyncuv_module.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
@@ -17,8 +19,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-
-#include "asyncuv_module.h"
 
 #define AUV_UDP_HIGH_WATER (64 * 1024)
 #define AUV_CONNLOST_WRITES_LOG 5
