@@ -485,15 +485,21 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
                               ? "Fatal error: protocol.buffer_updated() call failed."
                               : "Fatal error: protocol.data_received() call failed.");
     } else {
-      if (self->rbytes != NULL && base == PyBytes_AS_STRING(self->rbytes)) {
+      if (self->rbytes != NULL && base == PyBytes_AS_STRING(self->rbytes) &&
+          nread == PyBytes_GET_SIZE(self->rbytes)) {
+        /* The read filled it: it is the data as it is. */
         data = self->rbytes;
         self->rbytes = NULL;
-        if (nread < AUV_READ_BUF_SIZE)
-          (void) _PyBytes_Resize(&data, nread);  /* shrinks in place */
       } else {
+        /* From the loop's buffer, or a short read into rbytes: one exact
+         * copy.  rbytes stays for the next read: a bytes object cannot be
+         * shrunk with the public API, and shrinking it (then allocating a
+         * new one) cost an mremap and fresh pages per read. */
         data = auv__bytes_copy(base, nread);
       }
       self->bulk = nread >= AUV_READ_BUF_SIZE / 2;
+      if (!self->bulk)
+        Py_CLEAR(self->rbytes);  /* the bulk transfer is over */
       r = data == NULL ? NULL : call_cached(self->data_received, data);
       Py_XDECREF(data);
       if (r == NULL)

@@ -786,6 +786,30 @@ class TestReading:
 
         run_guarded(loop, main())
 
+    def test_repeated_large_messages_that_do_not_fill_a_read(self, loop):
+        # 200 KiB messages, one at a time: reads large enough for asyncuv's
+        # bulk reads but shorter than its 256 KiB buffer.  Every delivered
+        # bytes object keeps its content while later reads come in.
+        chunks = []
+
+        class Collector(RecordingProtocol):
+            def data_received(self, data):
+                chunks.append(data)
+                super().data_received(data)
+
+        async def main():
+            async with connected_pair(loop, client_protocol=Collector) as (client, peer):
+                expected = b""
+                for i in range(12):
+                    message = pattern(200 * 1024, seed=i)
+                    peer.transport.write(message)
+                    expected += message
+                    assert await client.read_at_least(len(expected)) == expected
+                assert all(type(c) is bytes and c for c in chunks)
+                assert b"".join(chunks) == expected
+
+        run_guarded(loop, main())
+
 
 class FlowProtocol(RecordingProtocol):
     """Records the write buffer size when pause/resume_writing are called."""
