@@ -123,11 +123,18 @@ TimerHandleObject* auv__timer_handle_new(auv_state* st, LoopObject* loop,
 }
 
 
+/* The module state: the loop's copy (cheaper than asking the type, on
+ * cancel()'s path), or the type's once the collector cleared the loop. */
+static inline auv_state* handle_state(HandleObject* h) {
+  return h->loop != NULL ? h->loop->state : auv__object_state(h);
+}
+
+
 /* format_helpers._format_callback_source() of the handle's callback, as
  * asyncio's Handle calls it: from 3.13 on the arguments are shown in debug
  * mode only (they may hold secrets), so it is told the loop's mode. */
 static PyObject* handle_format_source(HandleObject* h) {
-  auv_state* st = auv__object_state(h);
+  auv_state* st = handle_state(h);
   PyObject* stack[3];
 
   stack[0] = h->callback != NULL ? h->callback : Py_None;
@@ -155,7 +162,7 @@ static void handle_report(HandleObject* h) {
     return;
   }
 
-  st = auv__object_state(h);
+  st = handle_state(h);
   value = auv__take_exception();
 
   ctx = NULL;
@@ -314,7 +321,7 @@ static PyObject* handle_repr_info(HandleObject* h) {
       goto error;
     Py_DECREF(item);
   }
-  if (PyObject_TypeCheck(h, auv__object_state(h)->TimerHandleType)) {
+  if (PyObject_TypeCheck(h, handle_state(h)->TimerHandleType)) {
     PyObject* when = PyFloat_FromDouble(((TimerHandleObject*) h)->when);
     item = when == NULL ? NULL : PyUnicode_FromFormat("when=%R", when);
     Py_XDECREF(when);
@@ -393,7 +400,7 @@ static PyObject* handle_cancel(HandleObject* h, PyObject* unused) {
   if (h->cancelled)
     Py_RETURN_NONE;
   h->cancelled = 1;
-  if (PyObject_TypeCheck(h, auv__object_state(h)->TimerHandleType)) {
+  if (PyObject_TypeCheck(h, handle_state(h)->TimerHandleType)) {
     th = (TimerHandleObject*) h;
     if (th->scheduled) {
       th->scheduled = 0;

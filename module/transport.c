@@ -121,6 +121,13 @@ static void share_peer_host(LoopObject* loop, PyObject* name) {
 }
 
 
+/* The module state: the loop's copy, or the type's once the loop is gone
+ * (released at connection_lost(), or cleared by the collector). */
+static inline auv_state* transport_state(TransportObject* self) {
+  return self->loop != NULL ? self->loop->state : auv__object_state(self);
+}
+
+
 static PyObject* oserror_from(int err) {
   errno = -err;
   return PyErr_SetFromErrno(PyExc_OSError);
@@ -166,7 +173,7 @@ static void transport_force_close(TransportObject* self, PyObject* exc) {
   transport_close_stream(self);
   self->closing = 1;
   self->conn_lost++;
-  if (transport_call_soon_method(self, auv__object_state(self)->str_call_connection_lost,
+  if (transport_call_soon_method(self, transport_state(self)->str_call_connection_lost,
                                  exc != NULL ? exc : Py_None) < 0)
     PyErr_WriteUnraisable((PyObject*) self);
 }
@@ -188,7 +195,7 @@ static void transport_fatal_error(TransportObject* self, const char* message) {
   exc = auv__take_exception();
   if (self->loop != NULL && PyObject_TypeCheck(exc, (PyTypeObject*) PyExc_OSError)) {
     if (self->loop->debug) {
-      PyObject* r = PyObject_CallMethod(auv__object_state(self)->logger, "debug", "sOs",
+      PyObject* r = PyObject_CallMethod(transport_state(self)->logger, "debug", "sOs",
                                         "%r: %s", self, message);
       if (r == NULL)
         PyErr_Clear();
@@ -267,7 +274,7 @@ static void transport_maybe_pause_protocol(TransportObject* self) {
   if (transport_buffer_size(self) <= self->high_water || self->protocol_paused)
     return;
   self->protocol_paused = 1;
-  transport_call_flow(self, auv__object_state(self)->str_pause_writing,
+  transport_call_flow(self, transport_state(self)->str_pause_writing,
                       "protocol.pause_writing() failed");
 }
 
@@ -276,7 +283,7 @@ static void transport_maybe_resume_protocol(TransportObject* self) {
   if (!self->protocol_paused || transport_buffer_size(self) > self->low_water)
     return;
   self->protocol_paused = 0;
-  transport_call_flow(self, auv__object_state(self)->str_resume_writing,
+  transport_call_flow(self, transport_state(self)->str_resume_writing,
                       "protocol.resume_writing() failed");
 }
 
@@ -342,13 +349,13 @@ static void transport_eof_received(TransportObject* self) {
   int keep_open;
 
   if (self->loop->debug) {
-    r = PyObject_CallMethod(auv__object_state(self)->logger, "debug", "sO",
+    r = PyObject_CallMethod(transport_state(self)->logger, "debug", "sO",
                             "%r received EOF", self);
     if (r == NULL)
       PyErr_Clear();
     Py_XDECREF(r);
   }
-  r = call_protocol(self, auv__object_state(self)->str_eof_received, NULL);
+  r = call_protocol(self, transport_state(self)->str_eof_received, NULL);
   if (r == NULL) {
     transport_fatal_error(self, "Fatal error: protocol.eof_received() call failed.");
     return;
@@ -361,7 +368,7 @@ static void transport_eof_received(TransportObject* self) {
   }
   /* Kept open: the engine already stopped reading; writing goes on. */
   if (!keep_open) {
-    r = PyObject_CallMethodNoArgs((PyObject*) self, auv__object_state(self)->str_close);
+    r = PyObject_CallMethodNoArgs((PyObject*) self, transport_state(self)->str_close);
     if (r == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(r);
@@ -579,8 +586,8 @@ static void transport_sendfile_fail(TransportObject* self) {
 
   exc = auv__take_exception();
   if (exc != NULL && self->sf != NULL)
-    future_set(auv__object_state(self), self->sf->fut,
-               auv__object_state(self)->str_set_exception, exc);
+    future_set(transport_state(self), self->sf->fut,
+               transport_state(self)->str_set_exception, exc);
   Py_XDECREF(exc);
 }
 
@@ -602,7 +609,7 @@ static void transport_sendfile_step(TransportObject* self) {
   if (sf == NULL || self->stream == NULL)
     return;
   /* cancelled? */
-  done = PyObject_CallMethodNoArgs(sf->fut, auv__object_state(self)->str_done);
+  done = PyObject_CallMethodNoArgs(sf->fut, transport_state(self)->str_done);
   is_done = done == NULL ? -1 : PyObject_IsTrue(done);
   Py_XDECREF(done);
   if (is_done != 0) {
@@ -664,7 +671,7 @@ static void transport_sendfile_step(TransportObject* self) {
     transport_sendfile_fail(self);
     return;
   }
-  future_set(auv__object_state(self), sf->fut, auv__object_state(self)->str_set_result, r);
+  future_set(transport_state(self), sf->fut, transport_state(self)->str_set_result, r);
   Py_DECREF(r);
 }
 
@@ -710,8 +717,8 @@ static PyObject* transport_sendfile(TransportObject* self, PyObject* args) {
   if (sf == NULL)
     return PyErr_NoMemory();
   stack[0] = (PyObject*) self->loop;
-  sf->fut = PyObject_Vectorcall(auv__object_state(self)->Future, stack, 0,
-                                auv__object_state(self)->kw_loop);
+  sf->fut = PyObject_Vectorcall(transport_state(self)->Future, stack, 0,
+                                transport_state(self)->kw_loop);
   if (sf->fut == NULL) {
     PyMem_Free(sf);
     return NULL;
@@ -763,13 +770,13 @@ static PyObject* transport_make_empty_waiter(TransportObject* self, PyObject* un
     return NULL;
   }
   stack[0] = (PyObject*) self->loop;
-  self->empty_waiter = PyObject_Vectorcall(auv__object_state(self)->Future, stack, 0,
-                                           auv__object_state(self)->kw_loop);
+  self->empty_waiter = PyObject_Vectorcall(transport_state(self)->Future, stack, 0,
+                                           transport_state(self)->kw_loop);
   if (self->empty_waiter == NULL)
     return NULL;
   if (transport_buffer_size(self) == 0)
-    future_set(auv__object_state(self), self->empty_waiter,
-               auv__object_state(self)->str_set_result, Py_None);
+    future_set(transport_state(self), self->empty_waiter,
+               transport_state(self)->str_set_result, Py_None);
   return Py_NewRef(self->empty_waiter);
 }
 
@@ -810,13 +817,13 @@ static void transport_drain_cb(auv_stream_t* stream, int status) {
   } else {
     transport_maybe_resume_protocol(self);
     if (self->empty_waiter != NULL)
-      future_set(auv__object_state(self), self->empty_waiter,
-                 auv__object_state(self)->str_set_result, Py_None);
+      future_set(transport_state(self), self->empty_waiter,
+                 transport_state(self)->str_set_result, Py_None);
     /* close() waited for the queue to empty. */
     if (self->closing && !self->conn_lost && transport_buffer_size(self) == 0) {
       self->conn_lost++;
       transport_close_stream(self);
-      if (transport_call_soon_method(self, auv__object_state(self)->str_call_connection_lost,
+      if (transport_call_soon_method(self, transport_state(self)->str_call_connection_lost,
                                      Py_None) < 0)
         PyErr_WriteUnraisable((PyObject*) self);
     }
@@ -891,7 +898,7 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
     goto out;
   if (self->conn_lost || self->stream == NULL) {
     if (self->conn_lost >= AUV_CONNLOST_WRITES_LOG && self->loop != NULL) {
-      PyObject* r = PyObject_CallMethod(auv__object_state(self)->logger,
+      PyObject* r = PyObject_CallMethod(transport_state(self)->logger,
                                         "warning", "s", "socket.send() raised exception.");
       if (r == NULL)
         PyErr_Clear();
@@ -993,7 +1000,7 @@ static PyObject* transport_close(TransportObject* self, PyObject* unused) {
   if (transport_buffer_size(self) == 0) {
     self->conn_lost++;
     transport_close_stream(self);
-    if (transport_call_soon_method(self, auv__object_state(self)->str_call_connection_lost,
+    if (transport_call_soon_method(self, transport_state(self)->str_call_connection_lost,
                                    Py_None) < 0)
       return NULL;
   }
@@ -1051,7 +1058,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   if (self->loop == NULL)  /* done before: everything is released */
     Py_RETURN_NONE;
   if (self->protocol != NULL)
-    r = call_protocol(self, auv__object_state(self)->str_connection_lost, exc);
+    r = call_protocol(self, transport_state(self)->str_connection_lost, exc);
   else
     r = Py_NewRef(Py_None);
   error = PyErr_GetRaisedException();
@@ -1063,11 +1070,11 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
       PyErr_WriteUnraisable((PyObject*) self);
     } else {
       if (self->empty_waiter != NULL)
-        future_set(auv__object_state(self), self->empty_waiter,
-                   auv__object_state(self)->str_set_exception, lost);
+        future_set(transport_state(self), self->empty_waiter,
+                   transport_state(self)->str_set_exception, lost);
       if (self->sf != NULL)
-        future_set(auv__object_state(self), self->sf->fut,
-                   auv__object_state(self)->str_set_exception, lost);
+        future_set(transport_state(self), self->sf->fut,
+                   transport_state(self)->str_set_exception, lost);
       Py_DECREF(lost);
     }
   }
@@ -1076,7 +1083,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   transport_close_stream(self);
   transport_forget_fd(self);
   if (self->sock != NULL) {
-    PyObject* c = PyObject_CallMethodNoArgs(self->sock, auv__object_state(self)->str_close);
+    PyObject* c = PyObject_CallMethodNoArgs(self->sock, transport_state(self)->str_close);
     if (c == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(c);
@@ -1089,7 +1096,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   server = self->server;
   self->server = NULL;
   if (server != NULL) {
-    PyObject* d = PyObject_CallMethodOneArg(server, auv__object_state(self)->str_detach,
+    PyObject* d = PyObject_CallMethodOneArg(server, transport_state(self)->str_detach,
                                             (PyObject*) self);
     if (d == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
@@ -1124,7 +1131,7 @@ static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol
     Py_XSETREF(self->protocol, Py_NewRef(protocol));
     return 0;
   }
-  buffered_type = auv__object_state(self)->BufferedProtocol;
+  buffered_type = transport_state(self)->BufferedProtocol;
   buffered = PyObject_IsInstance(protocol, buffered_type);
   if (buffered < 0)
     return -1;
@@ -1132,15 +1139,15 @@ static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol
    * transport with its old protocol, never with no methods at all. */
   data_received = get_buffer = buffer_updated = NULL;
   if (buffered) {
-    get_buffer = PyObject_GetAttr(protocol, auv__object_state(self)->str_get_buffer);
+    get_buffer = PyObject_GetAttr(protocol, transport_state(self)->str_get_buffer);
     buffer_updated = get_buffer == NULL ? NULL :
-                     PyObject_GetAttr(protocol, auv__object_state(self)->str_buffer_updated);
+                     PyObject_GetAttr(protocol, transport_state(self)->str_buffer_updated);
     if (buffer_updated == NULL) {
       Py_XDECREF(get_buffer);
       return -1;
     }
   } else {
-    data_received = PyObject_GetAttr(protocol, auv__object_state(self)->str_data_received);
+    data_received = PyObject_GetAttr(protocol, transport_state(self)->str_data_received);
     if (data_received == NULL)
       return -1;
   }
@@ -1371,7 +1378,7 @@ static PyObject* transport_get_extra_info(TransportObject* self, PyObject* const
     if (PyUnicode_CompareWithASCIIString(name, "socket") == 0 && self->sock != NULL &&
         !self->pipe) {
       if (self->tsock == NULL && self->loop != NULL) {
-        self->tsock = PyObject_CallOneArg(auv__object_state(self)->TransportSocket, self->sock);
+        self->tsock = PyObject_CallOneArg(transport_state(self)->TransportSocket, self->sock);
         if (self->tsock == NULL)
           return NULL;
       }

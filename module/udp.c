@@ -51,6 +51,13 @@ typedef struct {
 } DatagramObject;
 
 
+/* The module state: the loop's copy, or the type's once the loop is gone
+ * (released at connection_lost(), or cleared by the collector). */
+static inline auv_state* datagram_state(DatagramObject* self) {
+  return self->loop != NULL ? self->loop->state : auv__object_state(self);
+}
+
+
 static void udp_close_cb(void* data) {
   Py_DECREF((PyObject*) data);  /* the engine's reference */
 }
@@ -106,7 +113,7 @@ static int datagram_force_close(DatagramObject* self, PyObject* exc) {
   self->closing = 1;
   self->conn_lost++;
   datagram_close_udp(self);
-  return datagram_call_soon_method(self, auv__object_state(self)->str_call_connection_lost,
+  return datagram_call_soon_method(self, datagram_state(self)->str_call_connection_lost,
                                    exc ? exc : Py_None);
 }
 
@@ -175,7 +182,7 @@ static void datagram_maybe_pause(DatagramObject* self) {
   if (datagram_buffer_size(self) <= self->high_water || self->protocol_paused)
     return;
   self->protocol_paused = 1;
-  datagram_call_flow(self, auv__object_state(self)->str_pause_writing,
+  datagram_call_flow(self, datagram_state(self)->str_pause_writing,
                      "protocol.pause_writing() failed");
 }
 
@@ -184,7 +191,7 @@ static void datagram_maybe_resume(DatagramObject* self) {
   if (!self->protocol_paused || datagram_buffer_size(self) > self->low_water)
     return;
   self->protocol_paused = 0;
-  datagram_call_flow(self, auv__object_state(self)->str_resume_writing,
+  datagram_call_flow(self, datagram_state(self)->str_resume_writing,
                      "protocol.resume_writing() failed");
 }
 
@@ -451,7 +458,7 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   if (self->conn_lost || self->udp == NULL) {
     if (self->address != NULL || self->conn_lost) {
       if (self->conn_lost >= AUV_CONNLOST_WRITES_LOG && self->loop != NULL) {
-        PyObject* w = PyObject_CallMethod(auv__object_state(self)->logger, "warning", "s",
+        PyObject* w = PyObject_CallMethod(datagram_state(self)->logger, "warning", "s",
                                           "socket.send() raised exception.");
         if (w == NULL)
           PyErr_Clear();
@@ -469,7 +476,7 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   if (!self->connected) {
     if (addr == Py_None) {
       /* No address on an unconnected socket: the socket module's error. */
-      PyObject* res = PyObject_CallMethodObjArgs(self->sock, auv__object_state(self)->str_sendto,
+      PyObject* res = PyObject_CallMethodObjArgs(self->sock, datagram_state(self)->str_sendto,
                                                  data, addr, NULL);
       if (res == NULL)
         goto send_failed;
@@ -496,7 +503,7 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
                             "address that is not numeric");
             goto error;
           }
-          res = PyObject_CallMethodObjArgs(self->sock, auv__object_state(self)->str_sendto,
+          res = PyObject_CallMethodObjArgs(self->sock, datagram_state(self)->str_sendto,
                                            data, addr, NULL);
           if (res == NULL)
             goto send_failed;
@@ -592,7 +599,7 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
     Py_RETURN_NONE;
   if (self->protocol != NULL) {
     PyObject* protocol = Py_NewRef(self->protocol);
-    r = PyObject_CallMethodOneArg(protocol, auv__object_state(self)->str_connection_lost, exc);
+    r = PyObject_CallMethodOneArg(protocol, datagram_state(self)->str_connection_lost, exc);
     Py_DECREF(protocol);
   } else
     r = Py_NewRef(Py_None);
@@ -600,7 +607,7 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
   datagram_close_udp(self);
   auv__loop_disown_fd(self->loop, self->fd, (PyObject*) self);
   if (self->sock != NULL) {
-    PyObject* c = PyObject_CallMethodNoArgs(self->sock, auv__object_state(self)->str_close);
+    PyObject* c = PyObject_CallMethodNoArgs(self->sock, datagram_state(self)->str_close);
     if (c == NULL)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(c);
@@ -629,10 +636,10 @@ static int datagram_set_protocol_impl(DatagramObject* self, PyObject* protocol) 
   PyObject* dr;
   PyObject* er;
 
-  dr = PyObject_GetAttr(protocol, auv__object_state(self)->str_datagram_received);
+  dr = PyObject_GetAttr(protocol, datagram_state(self)->str_datagram_received);
   if (dr == NULL)
     return -1;
-  er = PyObject_GetAttr(protocol, auv__object_state(self)->str_error_received);
+  er = PyObject_GetAttr(protocol, datagram_state(self)->str_error_received);
   if (er == NULL) {
     Py_DECREF(dr);
     return -1;
