@@ -386,6 +386,9 @@ AUV_MOD_INTERNAL PyObject* auv__loop_sock_sendall(LoopObject* self, PyObject* co
 AUV_MOD_INTERNAL int auv__is_exit_exception(void);
 /* Take the current exception: normalized, its traceback attached. */
 AUV_MOD_INTERNAL PyObject* auv__take_exception(void);
+/* logger.<level>(*args, exc_info=True), the current exception (taken)
+ * being handled meanwhile, as asyncio logs from an except clause. */
+AUV_MOD_INTERNAL void auv__log_with_exc_info(auv_state* st, PyObject* level, PyObject* args);
 AUV_MOD_INTERNAL PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context);
 AUV_MOD_INTERNAL PyObject* auv__loop_default_exception_handler(LoopObject* self, PyObject* context);
 AUV_MOD_INTERNAL PyObject* auv__loop_set_exception_handler(LoopObject* self, PyObject* handler);

@@ -17,35 +17,46 @@ PyObject* auv__take_exception(void) {
 }
 
 
-/* logger.error(message, exc_info=<the current exception>), which is then
- * cleared.  Its own failure is unraisable. */
-static void log_current_error(LoopObject* self, const char* message) {
+/* logger.<level>(*args, exc_info=True) with the current exception (which
+ * is taken) as the one being handled, as asyncio logs from its except
+ * clauses: tests and applications that capture the call see the same
+ * arguments.  A failure of the call itself is unraisable. */
+void auv__log_with_exc_info(auv_state* st, PyObject* level, PyObject* args) {
   PyObject* value;
-  PyObject* tb;
-  PyObject* exc_info;
+  PyObject* saved_type;
+  PyObject* saved_value;
+  PyObject* saved_tb;
+  PyObject* method;
+  PyObject* kwargs;
   PyObject* r;
 
   value = auv__take_exception();
-  tb = value != NULL ? PyException_GetTraceback(value) : NULL;
-  exc_info = PyTuple_Pack(3, value ? (PyObject*) Py_TYPE(value) : Py_None,
-                          value ? value : Py_None, tb ? tb : Py_None);
-  Py_XDECREF(value);
-  Py_XDECREF(tb);
-  r = NULL;
-  if (exc_info != NULL) {
-    PyObject* kwargs = Py_BuildValue("{OO}", self->state->str_exc_info, exc_info);
-    PyObject* error = PyObject_GetAttr(self->state->logger, self->state->str_error);
-    PyObject* args = Py_BuildValue("(s)", message);
-    if (kwargs != NULL && error != NULL && args != NULL)
-      r = PyObject_Call(error, args, kwargs);
-    Py_XDECREF(kwargs);
-    Py_XDECREF(error);
-    Py_XDECREF(args);
-    Py_DECREF(exc_info);
-  }
+  PyErr_GetExcInfo(&saved_type, &saved_value, &saved_tb);
+  if (value != NULL)  /* steals the three */
+    PyErr_SetExcInfo(Py_NewRef((PyObject*) Py_TYPE(value)), value,
+                     PyException_GetTraceback(value));
+  method = PyObject_GetAttr(st->logger, level);
+  kwargs = method == NULL ? NULL : Py_BuildValue("{OO}", st->str_exc_info, Py_True);
+  r = kwargs == NULL ? NULL : PyObject_Call(method, args, kwargs);
+  Py_XDECREF(method);
+  Py_XDECREF(kwargs);
   if (r == NULL)
-    PyErr_WriteUnraisable((PyObject*) self);
+    PyErr_WriteUnraisable(st->logger);
   Py_XDECREF(r);
+  PyErr_SetExcInfo(saved_type, saved_value, saved_tb);
+}
+
+
+static void log_current_error(LoopObject* self, const char* message) {
+  PyObject* args;
+
+  args = Py_BuildValue("(s)", message);
+  if (args == NULL) {
+    PyErr_WriteUnraisable((PyObject*) self);
+    return;
+  }
+  auv__log_with_exc_info(self->state, self->state->str_error, args);
+  Py_DECREF(args);
 }
 
 

@@ -195,11 +195,15 @@ static void transport_fatal_error(TransportObject* self, const char* message) {
   exc = auv__take_exception();
   if (self->loop != NULL && PyObject_TypeCheck(exc, (PyTypeObject*) PyExc_OSError)) {
     if (self->loop->debug) {
-      PyObject* r = PyObject_CallMethod(transport_state(self)->logger, "debug", "sOs",
-                                        "%r: %s", self, message);
-      if (r == NULL)
-        PyErr_Clear();
-      Py_XDECREF(r);
+      /* asyncio: logger.debug("%r: %s", self, message, exc_info=True). */
+      PyObject* args = Py_BuildValue("(sOs)", "%r: %s", self, message);
+      if (args == NULL) {
+        PyErr_WriteUnraisable((PyObject*) self);
+      } else {
+        PyErr_SetObject((PyObject*) Py_TYPE(exc), exc);
+        auv__log_with_exc_info(transport_state(self), transport_state(self)->str_debug, args);
+        Py_DECREF(args);
+      }
     }
   } else {
     report_protocol_error(self, message, exc);
@@ -1188,6 +1192,18 @@ static PyObject* transport_is_reading(TransportObject* self, PyObject* unused) {
 }
 
 
+/* asyncio's logger.debug("%r pauses reading", self) in debug mode. */
+static int transport_log_debug(TransportObject* self, const char* fmt) {
+  PyObject* r;
+
+  if (self->loop == NULL || !self->loop->debug)
+    return 0;
+  r = PyObject_CallMethod(transport_state(self)->logger, "debug", "sO", fmt, self);
+  Py_XDECREF(r);
+  return r == NULL ? -1 : 0;
+}
+
+
 static PyObject* transport_pause_reading(TransportObject* self, PyObject* unused) {
   if (transport_check_reads(self) < 0)
     return NULL;
@@ -1198,6 +1214,8 @@ static PyObject* transport_pause_reading(TransportObject* self, PyObject* unused
   self->paused = 1;
   if (self->stream != NULL)
     auv_stream_read_stop(self->stream);
+  if (transport_log_debug(self, "%r pauses reading") < 0)
+    return NULL;
   Py_RETURN_NONE;
 }
 
@@ -1211,6 +1229,8 @@ static PyObject* transport_resume_reading(TransportObject* self, PyObject* unuse
     Py_RETURN_NONE;
   self->paused = 0;
   transport_start_reading(self);
+  if (transport_log_debug(self, "%r resumes reading") < 0)
+    return NULL;
   Py_RETURN_NONE;
 }
 

@@ -309,8 +309,13 @@ class NetworkMixin:
 
     async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0,
                           flags=0):
+        # In debug mode asyncio logs each lookup and its time.
+        getaddrinfo = (self._getaddrinfo_debug if self.get_debug()
+                       else socket.getaddrinfo)
         return await self.run_in_executor(
-            None, socket.getaddrinfo, host, port, family, type, proto, flags)
+            None, getaddrinfo, host, port, family, type, proto, flags)
+
+    _getaddrinfo_debug = _base_events.BaseEventLoop._getaddrinfo_debug
 
     async def getnameinfo(self, sockaddr, flags=0):
         return await self.run_in_executor(
@@ -720,10 +725,16 @@ class NetworkMixin:
             raise ValueError(
                 'ssl_shutdown_timeout is only meaningful with ssl')
         _refuse_ssl_socket(sock)
-        return await self._connection_transport(
+        transport, protocol = await self._connection_transport(
             sock, protocol_factory, ssl, '', server_side=True,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
+        if self.get_debug():
+            # The transport's socket: a TLS one replaces the old.
+            _logger.debug("%r handled: (%r, %r)",
+                          transport.get_extra_info('socket'), transport,
+                          protocol)
+        return transport, protocol
 
     # -- servers --------------------------------------------------------------
 
@@ -736,6 +747,13 @@ class NetworkMixin:
                                     server, backlog, ssl_handshake_timeout,
                                     ssl_shutdown_timeout)
                 return
+            if self.get_debug():
+                try:
+                    addr = conn.getpeername()
+                except OSError:
+                    addr = None
+                _logger.debug("%r got a new connection from %r: %r",
+                              server, addr, conn)
             self._accepted(conn, protocol_factory, sslcontext, server,
                            ssl_handshake_timeout, ssl_shutdown_timeout)
 

@@ -152,6 +152,9 @@ class UnixMixin:
         except BaseException:
             transport.close()
             raise
+        if self.get_debug():
+            logger.debug('Read pipe %r connected: (%r, %r)',
+                         pipe.fileno(), transport, protocol)
         return transport, protocol
 
     async def connect_write_pipe(self, protocol_factory, pipe):
@@ -177,6 +180,9 @@ class UnixMixin:
         except BaseException:
             transport.close()
             raise
+        if self.get_debug():
+            logger.debug('Write pipe %r connected: (%r, %r)',
+                         pipe.fileno(), transport, protocol)
         return transport, protocol
 
     # --- Subprocesses ------------------------------------------------------
@@ -195,8 +201,15 @@ class UnixMixin:
             raise ValueError('shell must be True')
         _check_popen_args(bufsize, text, encoding, errors)
         protocol = protocol_factory()
+        debug_log = None
+        if self.get_debug():
+            # As asyncio: no arguments (they may hold secrets).
+            debug_log = 'run shell command %r' % cmd
+            self._log_subprocess(debug_log, stdin, stdout, stderr)
         transport = await self._make_subprocess_transport(
             protocol, cmd, True, stdin, stdout, stderr, bufsize, **kwargs)
+        if debug_log is not None:
+            logger.info('%s: %r', debug_log, transport)
         return transport, protocol
 
     async def subprocess_exec(self, protocol_factory, program, *args,
@@ -211,10 +224,19 @@ class UnixMixin:
             raise ValueError('shell must be False')
         _check_popen_args(bufsize, text, encoding, errors)
         protocol = protocol_factory()
+        debug_log = None
+        if self.get_debug():
+            debug_log = f'execute program {program!r}'
+            self._log_subprocess(debug_log, stdin, stdout, stderr)
         transport = await self._make_subprocess_transport(
             protocol, (program,) + args, False, stdin, stdout, stderr,
             bufsize, **kwargs)
+        if debug_log is not None:
+            logger.info('%s: %r', debug_log, transport)
         return transport, protocol
+
+    # asyncio's own, for the same debug log line.
+    _log_subprocess = asyncio.BaseEventLoop._log_subprocess
 
     async def _make_subprocess_transport(self, protocol, args, shell, stdin,
                                          stdout, stderr, bufsize, extra=None,
@@ -498,12 +520,16 @@ class _ReadPipeTransport(_PipeTransportBase, transports.ReadTransport):
             return
         self._paused = True
         self._loop.remove_reader(self._fileno)
+        if self._loop.get_debug():
+            logger.debug('%r pauses reading', self)
 
     def resume_reading(self):
         if self._closing or not self._paused:
             return
         self._paused = False
         self._loop.add_reader(self._fileno, self._read_ready)
+        if self._loop.get_debug():
+            logger.debug('%r resumes reading', self)
 
     def is_reading(self):
         return not self._paused and not self._closing
