@@ -840,17 +840,27 @@ class _SubprocessTransport(transports.SubprocessTransport):
         if self._proc is None:
             raise ProcessLookupError()
 
-    def send_signal(self, signal):
+    def send_signal(self, sig):
+        # os.kill() rather than Popen.send_signal(), as asyncio does from
+        # 3.13 on (gh-87744), on every version: Popen's poll() could reap
+        # the child before the loop's child watch, which then reported
+        # returncode 255 (test_subprocess_send_signal_race).  Until the
+        # loop has reaped the child its pid cannot be reused; once it has,
+        # _returncode is set and nothing is sent (3.14.7's check,
+        # gh-127049; Popen.send_signal() skips such a child too).
         self._check_proc()
-        self._proc.send_signal(signal)
+        if self._returncode is not None:
+            return
+        try:
+            os.kill(self._proc.pid, sig)
+        except ProcessLookupError:
+            pass
 
     def terminate(self):
-        self._check_proc()
-        self._proc.terminate()
+        self.send_signal(signal.SIGTERM)
 
     def kill(self):
-        self._check_proc()
-        self._proc.kill()
+        self.send_signal(signal.SIGKILL)
 
     async def _connect_pipes(self, waiter):
         try:

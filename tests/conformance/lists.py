@@ -398,22 +398,9 @@ UNSELECTED: tuple[Entry, ...] = (
 # entry says why it fails.
 # ---------------------------------------------------------------------------
 
-_SEND_SIGNAL_RACE = (
-    'test_subprocess.SubprocessTests.test_subprocess_send_signal_race',
-    "fails now and then: the transport's send_signal() goes through "
-    "Popen.send_signal(), whose poll() can reap the child before the loop's "
-    'watcher, which then reports returncode 255 (asyncio sends with os.kill() '
-    'where it watches with pidfds); the test is new in 3.13')
-
 EXPECTED_FAIL: dict[str, dict[Version, tuple[tuple[str, str], ...]]] = {
     # keyed by --loop; the stock loop and uvloop are references, not targets.
     'asyncuv': {
-        (3, 13): (
-            _SEND_SIGNAL_RACE,
-        ),
-        (3, 14): (
-            _SEND_SIGNAL_RACE,
-        ),
     },
     'uvloop': {
     },

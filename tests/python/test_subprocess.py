@@ -881,6 +881,70 @@ class TestReturncode:
 
         run_guarded(loop, main())
 
+    def test_signalling_from_process_exited_does_nothing(self, loop, children):
+        # In process_exited() the loop has reaped the child and the
+        # transport still holds it: send_signal(), terminate() and kill()
+        # send nothing and raise nothing (3.11/3.12: Popen.send_signal()
+        # polls and skips the child; 3.13: os.kill() and ProcessLookupError
+        # ignored; 3.14.7+: skipped because the returncode is known).
+        outcomes = []
+
+        class Signaller(SubprocessRecorder):
+            def process_exited(self):
+                for signal_it in (lambda: self.transport.send_signal(signal.SIGTERM),
+                                  self.transport.terminate, self.transport.kill):
+                    try:
+                        outcomes.append(signal_it())
+                    except Exception as exc:  # recorded, asserted below
+                        outcomes.append(exc)
+                super().process_exited()
+
+        async def main():
+            tr, proto = await loop.subprocess_exec(
+                lambda: Signaller(loop), *py("import sys; sys.exit(5)"),
+                stdin=None, stdout=None, stderr=None)
+            children.started.append((tr, proto))
+            assert await proto.exited == 5
+            assert outcomes == [None, None, None]
+            await proto.lost
+            assert tr.get_returncode() == 5
+            tr.close()
+
+        run_guarded(loop, main())
+
+    def test_signal_to_an_exited_child_not_yet_reaped(self, loop_kind, loop, children):
+        # The child has exited but the loop has not reaped it yet (no
+        # iteration in between): send_signal() must not reap it behind the
+        # loop's back, or the loop reports returncode 255 (CPython's
+        # test_subprocess_send_signal_race, made deterministic).
+        if loop_kind == "asyncio" and sys.version_info < (3, 13):
+            # Measured: 3.12's pidfd watcher then reports 255 ("exit status
+            # already read"), 3.11's watcher thread has reaped the child
+            # before waitid() (ChildProcessError).  asyncuv signals with
+            # os.kill() on every version, as 3.13 does: the bug fix
+            # (gh-87744) was not backported.
+            pytest.skip("before 3.13 asyncio signals through Popen.send_signal(), "
+                        "whose poll() reaps the child behind its watcher "
+                        "(gh-87744, fixed in 3.13)")
+
+        # The child exits when told to, with SIGUSR2 (blocked until then).
+        code = ("import signal, sys\n"
+                "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})\n"
+                "print('ready', flush=True)\n"
+                "signal.sigwait({signal.SIGUSR2})\n")
+
+        async def main():
+            proc = await children.exec(*py(code), stdout=PIPE)
+            assert await proc.stdout.readline() == b"ready\n"
+            # From here the loop does not run until wait(): the child exits,
+            # and waitid() waits for that and leaves it a zombie.
+            os.kill(proc.pid, signal.SIGUSR2)
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+            proc.send_signal(signal.SIGUSR1)
+            assert await proc.wait() == 0
+
+        run_guarded(loop, main())
+
     def test_cancelled_wait_leaves_the_process_waitable(self, loop, children):
         async def main():
             proc = await children.exec(*py(SLEEP))
