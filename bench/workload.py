@@ -6,10 +6,13 @@ runs: producers feed bounded asyncio.Queues, worker tasks take jobs under a
 Semaphore, each job awaits a few sub-steps (futures completed by callbacks,
 sleep(0) hand-offs, short timers under asyncio.timeout), results are
 gathered and checked.  Every loop runs the same jobs and must produce the
-same checksum; the figures printed are jobs per second (median of the
-repetitions, loops interleaved so machine noise hits all of them alike).
+same checksum; the figures printed are jobs per second of wall time and
+jobs per second of the process's CPU time (medians of the repetitions,
+loops interleaved so machine noise hits all of them alike).  On a busy
+machine the CPU-time figures are the steadier ones: the workload is one
+thread, and CPU time leaves out the time other processes held the CPU.
 
-    /usr/bin/python3 bench/workload.py [--jobs N] [--repeat R]
+    /usr/bin/python3 bench/workload.py [--jobs N] [--repeat R] [--json FILE]
 
 It grows with the loop: network and process stages join it as asyncuv
 implements them.
@@ -17,6 +20,7 @@ implements them.
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -81,38 +85,61 @@ def run_once(factory, njobs):
     loop = factory()
     try:
         t0 = time.perf_counter()
+        c0 = time.process_time()
         count, checksum = loop.run_until_complete(pipeline(njobs))
+        cpu = time.process_time() - c0
         dt = time.perf_counter() - t0
     finally:
         loop.close()
-    return dt, count, checksum
+    return dt, cpu, count, checksum
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--jobs', type=int, default=20000)
     parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--json', metavar='FILE',
+                        help='also write the figures to FILE')
     args = parser.parse_args(argv)
 
     factories = _loop_factories()
     expected = (args.jobs, sum(2 * n + 1 for n in range(args.jobs)))
     times = {name: [] for name in factories}
+    cpus = {name: [] for name in factories}
     for _ in range(args.repeat):
         for name, factory in factories.items():
-            dt, count, checksum = run_once(factory, args.jobs)
+            dt, cpu, count, checksum = run_once(factory, args.jobs)
             if (count, checksum) != expected:
                 sys.exit(f'{name}: wrong result {(count, checksum)}, '
                          f'expected {expected}')
             times[name].append(dt)
+            cpus[name].append(cpu)
 
     rate = {name: args.jobs / statistics.median(ts) for name, ts in times.items()}
+    cpu_rate = {name: args.jobs / statistics.median(cs)
+                for name, cs in cpus.items()}
     print(f'job pipeline: {args.jobs} jobs, median of {args.repeat} runs '
           f'(Python {sys.version.split()[0]})')
-    print(f'{"loop":<10}{"jobs/s":>12}{"vs asyncio":>12}')
+    print(f'{"loop":<10}{"jobs/s":>12}{"vs asyncio":>12}'
+          f'{"jobs/CPU-s":>14}{"vs asyncio":>12}')
     for name, r in rate.items():
-        print(f'{name:<10}{r:>12,.0f}{r / rate["asyncio"]:>11.2f}x')
+        c = cpu_rate[name]
+        print(f'{name:<10}{r:>12,.0f}{r / rate["asyncio"]:>11.2f}x'
+              f'{c:>14,.0f}{c / cpu_rate["asyncio"]:>11.2f}x')
     if 'uvloop' in rate:
-        print(f'asyncuv / uvloop: {rate["asyncuv"] / rate["uvloop"]:.2f}x')
+        print(f'asyncuv / uvloop: {rate["asyncuv"] / rate["uvloop"]:.2f}x '
+              f'(wall), {cpu_rate["asyncuv"] / cpu_rate["uvloop"]:.2f}x (CPU)')
+    if args.json:
+        versions = {'python': sys.version.split()[0]}
+        for name in factories:
+            mod = sys.modules.get(name)
+            versions[name] = getattr(mod, '__version__', None)
+        with open(args.json, 'w') as f:
+            json.dump({'benchmark': 'workload', 'jobs': args.jobs,
+                       'repeat': args.repeat, 'versions': versions,
+                       'wall_s': times, 'cpu_s': cpus,
+                       'jobs_per_s': rate, 'jobs_per_cpu_s': cpu_rate},
+                      f, indent=1)
 
 
 if __name__ == '__main__':

@@ -459,9 +459,16 @@ static PyObject* loop_create_future(LoopObject* self, PyObject* unused) {
   if (cls == NULL)
     return NULL;
   /* Future() takes the running loop itself, at half the cost of
-   * Future(loop=...), whose keyword makes the type call build a dict. */
+   * Future(loop=...), whose keyword makes the type call build a dict.
+   * Before 3.12 asyncio's running-loop check calls getpid(2) each time
+   * (fork safety): two system calls per future there, so always pass
+   * loop= on those versions. */
+#if PY_VERSION_HEX >= 0x030C0000
   running = self->thread_id != 0 ?
       PyObject_CallNoArgs(self->state->get_running_loop) : NULL;
+#else
+  running = NULL;
+#endif
   if (running == (PyObject*) self)
     fut = PyObject_CallNoArgs(cls);
   else if (running == NULL && PyErr_Occurred())
