@@ -169,7 +169,7 @@ typedef struct LoopObject LoopObject;
  * returns those, and code checks isinstance).  Their __slots__ storage comes
  * first; asyncuv keeps its own fields after it, at the same offset in both
  * types.  Import fails cleanly if a future asyncio outgrows the pad. */
-#define AUV_ASYNCIO_HANDLE_PAD 12
+#define AUV_ASYNCIO_HANDLE_PAD 12   /* a multiple of 4: see handle_clear_pad() */
 
 struct HandleObject {
   PyObject_HEAD

@@ -54,6 +54,8 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
     }
   }
 
+  /* A handle from the free list has its pad zeroed already (dealloc
+   * clears it); fresh memory does not. */
   st = loop->state;
   if (tp == st->HandleType && st->handle_nfree > 0) {
     h = st->handle_free[--st->handle_nfree];
@@ -63,12 +65,13 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
     PyObject_Init((PyObject*) h, tp);
   } else {
     h = PyObject_GC_New(HandleObject, tp);
-  }
-  if (h == NULL) {
-    Py_DECREF(argtuple);
-    Py_DECREF(context);
-    Py_XDECREF(source_traceback);
-    return NULL;
+    if (h == NULL) {
+      Py_DECREF(argtuple);
+      Py_DECREF(context);
+      Py_XDECREF(source_traceback);
+      return NULL;
+    }
+    memset(h->asyncio_slots, 0, sizeof(h->asyncio_slots));
   }
   /* Nothing fails from here on: the caller completes subtypes' fields
    * before anything can deallocate the handle. */
@@ -78,7 +81,6 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
   h->context = context;
   h->source_traceback = source_traceback;
   h->repr = NULL;
-  memset(h->asyncio_slots, 0, sizeof(h->asyncio_slots));
   h->cancelled = 0;
   /* A plain Handle starts untracked: while only the ready queue holds it,
    * the loop's traversal visits its references (see loop.c), so queued
@@ -469,14 +471,19 @@ static int handle_traverse(HandleObject* h, visitproc visit, void* arg) {
 }
 
 
+_Static_assert(AUV_ASYNCIO_HANDLE_PAD % 4 == 0,
+               "handle_clear_pad() tests the pad four slots a step");
+
 static void handle_clear_pad(HandleObject* h) {
   uintptr_t any;
   int i;
 
-  /* Almost always all NULL: test that cheaply first. */
+  /* Almost always all NULL: test that cheaply first, four slots a step
+   * (the pad's size is a multiple of four). */
   any = 0;
-  for (i = 0; i < AUV_ASYNCIO_HANDLE_PAD; i++)
-    any |= (uintptr_t) h->asyncio_slots[i];
+  for (i = 0; i < AUV_ASYNCIO_HANDLE_PAD; i += 4)
+    any |= (uintptr_t) h->asyncio_slots[i] | (uintptr_t) h->asyncio_slots[i + 1] |
+           (uintptr_t) h->asyncio_slots[i + 2] | (uintptr_t) h->asyncio_slots[i + 3];
   if (any == 0)
     return;
   FOR_EACH_ASYNCIO_SLOT(h, p)

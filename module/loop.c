@@ -132,16 +132,13 @@ static int loop_check_callback(LoopObject* self, PyObject* cb, const char* metho
 
 
 /* Parse the keyword-only `context=` that every call_* method takes. */
-static int loop_parse_context(auv_state* st, PyObject* kwnames,
-                              PyObject* const* kwvalues, PyObject** context,
-                              const char* method) {
+static int loop_parse_context_kw(auv_state* st, PyObject* kwnames,
+                                 PyObject* const* kwvalues, PyObject** context,
+                                 const char* method) {
   Py_ssize_t i;
   Py_ssize_t n;
   PyObject* key;
 
-  *context = NULL;
-  if (kwnames == NULL)
-    return 0;
   n = PyTuple_GET_SIZE(kwnames);
   for (i = 0; i < n; i++) {
     key = PyTuple_GET_ITEM(kwnames, i);
@@ -159,6 +156,17 @@ static int loop_parse_context(auv_state* st, PyObject* kwnames,
     *context = kwvalues[i];
   }
   return 0;
+}
+
+
+/* Most calls pass no keyword: that test stays in the caller. */
+static inline int loop_parse_context(auv_state* st, PyObject* kwnames,
+                                     PyObject* const* kwvalues,
+                                     PyObject** context, const char* method) {
+  *context = NULL;
+  if (kwnames == NULL)
+    return 0;
+  return loop_parse_context_kw(st, kwnames, kwvalues, context, method);
 }
 
 

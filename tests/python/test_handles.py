@@ -407,3 +407,29 @@ class TestCyclesThroughHandles:
             del lp
             gc.collect()
         assert ref() is None, "an unclosed loop with pending callbacks leaked"
+
+
+@pytest.mark.parametrize("kind", ["call_soon", "call_later"])
+def test_asyncio_slot_written_directly_is_released(loop, kind):
+    # asyncio's own slot descriptors, called directly, store into a handle
+    # (asyncuv shadows the attribute names, but the base class's storage is
+    # there): what they store is released with the handle, and a handle
+    # made from the same memory afterwards holds none of it.
+    base = asyncio.TimerHandle if kind == "call_later" else asyncio.Handle
+    slot = asyncio.Handle.__dict__["_repr"]
+    for _ in range(3):
+        payload = Payload()
+        ref = weakref.ref(payload)
+        if kind == "call_later":
+            h = loop.call_later(3600, noop)
+            h.cancel()
+        else:
+            h = loop.call_soon(noop)
+        assert isinstance(h, base)
+        slot.__set__(h, payload)
+        del payload
+        run_briefly(loop)
+        assert ref() is not None
+        del h
+        gc.collect()
+        assert ref() is None
