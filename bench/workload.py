@@ -34,9 +34,12 @@ async def _job(loop, n, sem):
         value = await fut
         # A hand-off to other tasks, then a short timer under a deadline.
         await asyncio.sleep(0)
+        # 1 ms, not less: uvloop truncates delays below 1 ms to zero (there
+        # asyncio.sleep(0.0005) returns after ~6 us, on asyncio and asyncuv
+        # after ~1.1 ms), and the loops would not run the same job.
         async with asyncio.timeout(1.0):
             if n % 50 == 0:
-                await asyncio.sleep(0.0005)
+                await asyncio.sleep(0.001)
         return value * 2 + 1
 
 
