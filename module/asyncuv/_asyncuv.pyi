@@ -1,0 +1,116 @@
+# Types of asyncuv's C extension (module/*.c).  LoopBase is the C half of
+# asyncuv.Loop: its methods have the signatures of asyncio.AbstractEventLoop
+# in typeshed (3.11 to 3.14), with the keywords asyncuv accepts on every
+# version.
+import asyncio
+import sys
+from _typeshed import FileDescriptorLike
+from asyncio.events import _Context, _ExceptionHandler, _TaskFactory
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from contextvars import Context
+from typing import Any, TypeVar, overload
+
+_T = TypeVar("_T")
+
+if sys.version_info >= (3, 12):
+    # The callbacks' arguments are checked against the callback, as in
+    # the typeshed of the type checkers of Python 3.12 and later.
+    from typing_extensions import TypeVarTuple, Unpack
+
+    _Ts = TypeVarTuple("_Ts")
+
+libasyncuv_version: str
+
+class Handle(asyncio.Handle): ...
+class TimerHandle(asyncio.TimerHandle): ...
+
+class LoopBase:
+    slow_callback_duration: float
+    # Running and stopping.
+    def run_forever(self) -> None: ...
+    @overload
+    def run_until_complete(self, future: Generator[Any, None, _T]) -> _T: ...
+    @overload
+    def run_until_complete(self, future: Awaitable[_T]) -> _T: ...
+    def stop(self) -> None: ...
+    def is_running(self) -> bool: ...
+    def is_closed(self) -> bool: ...
+    def close(self) -> None: ...
+    # Scheduling callbacks.
+    if sys.version_info >= (3, 12):
+        def call_soon(
+            self, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts], context: Context | None = None
+        ) -> Handle: ...
+        def call_later(
+            self,
+            delay: float,
+            callback: Callable[[Unpack[_Ts]], object],
+            *args: Unpack[_Ts],
+            context: Context | None = None,
+        ) -> TimerHandle: ...
+        def call_at(
+            self,
+            when: float,
+            callback: Callable[[Unpack[_Ts]], object],
+            *args: Unpack[_Ts],
+            context: Context | None = None,
+        ) -> TimerHandle: ...
+        def call_soon_threadsafe(
+            self, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts], context: Context | None = None
+        ) -> asyncio.Handle: ...
+    else:
+        def call_soon(
+            self, callback: Callable[..., object], *args: Any, context: Context | None = None
+        ) -> Handle: ...
+        def call_later(
+            self, delay: float, callback: Callable[..., object], *args: Any, context: Context | None = None
+        ) -> TimerHandle: ...
+        def call_at(
+            self, when: float, callback: Callable[..., object], *args: Any, context: Context | None = None
+        ) -> TimerHandle: ...
+        def call_soon_threadsafe(
+            self, callback: Callable[..., object], *args: Any, context: Context | None = None
+        ) -> asyncio.Handle: ...
+    def time(self) -> float: ...
+    # Futures and tasks.
+    def create_future(self) -> asyncio.Future[Any]: ...
+    if sys.version_info >= (3, 13):
+        # eager_start= is passed on from 3.13.3 on (3.14 documents it).
+        def create_task(
+            self,
+            coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+            *,
+            name: str | None = None,
+            context: Context | None = None,
+            eager_start: bool | None = None,
+        ) -> asyncio.Task[_T]: ...
+    else:
+        def create_task(
+            self,
+            coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+            *,
+            name: str | None = None,
+            context: Context | None = None,
+        ) -> asyncio.Task[_T]: ...
+    def set_task_factory(self, factory: _TaskFactory | None) -> None: ...
+    def get_task_factory(self) -> _TaskFactory | None: ...
+    # File descriptors.
+    if sys.version_info >= (3, 12):
+        def add_reader(
+            self, fd: FileDescriptorLike, callback: Callable[[Unpack[_Ts]], Any], *args: Unpack[_Ts]
+        ) -> None: ...
+        def add_writer(
+            self, fd: FileDescriptorLike, callback: Callable[[Unpack[_Ts]], Any], *args: Unpack[_Ts]
+        ) -> None: ...
+    else:
+        def add_reader(self, fd: FileDescriptorLike, callback: Callable[..., Any], *args: Any) -> None: ...
+        def add_writer(self, fd: FileDescriptorLike, callback: Callable[..., Any], *args: Any) -> None: ...
+    def remove_reader(self, fd: FileDescriptorLike) -> bool: ...
+    def remove_writer(self, fd: FileDescriptorLike) -> bool: ...
+    # Errors and debug mode.
+    def set_exception_handler(self, handler: _ExceptionHandler | None) -> None: ...
+    def get_exception_handler(self) -> _ExceptionHandler | None: ...
+    def default_exception_handler(self, context: _Context) -> None: ...
+    def call_exception_handler(self, context: _Context) -> None: ...
+    def get_debug(self) -> bool: ...
+    def set_debug(self, enabled: bool) -> None: ...
