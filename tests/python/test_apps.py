@@ -1,18 +1,28 @@
 """Real applications on the loop: aiohttp (server, client, WebSocket, TLS),
-uvicorn serving a Starlette app to httpx, and the websockets library.
+uvicorn serving a Starlette app to httpx (in process, from its command line,
+uvicorn.run() and gunicorn's worker), the websockets library, asyncpg on a
+private PostgreSQL server, redis-py on a private redis-server, and anyio.
 
 These are the programs asyncuv's users run; each test drives one of them
 through its public API only, end to end over loopback, and checks what
 comes back byte for byte.  Every test runs on asyncuv and on the stock
-asyncio loop (the reference).  The libraries come from Debian
-(python3-aiohttp, python3-uvicorn, python3-starlette, python3-httpx,
-python3-websockets); .ci/install installs them.
+asyncio loop (the reference), and checks that it really ran on the loop
+it was given (the class of the running loop, seen from inside the
+application).  The libraries come from Debian (python3-aiohttp,
+python3-uvicorn, python3-starlette, python3-httpx, python3-websockets,
+python3-asyncpg, python3-redis, python3-anyio, gunicorn, postgresql,
+redis-server); .ci/install installs them on Debian 12, .ci/matrix in its
+forky chroot.  The suite runs on what the distribution ships: uvicorn 0.17
+(Debian 12) picks its loop through an event loop policy, uvicorn 0.36 and
+later (forky: 0.53) through a loop factory, and each is started the way its
+users start it.
 """
 
 import asyncio
 import glob
 import hashlib
 import http.client
+import importlib.metadata
 import io
 import os
 import shutil
@@ -26,6 +36,9 @@ import tempfile
 import pytest
 
 import aiohttp
+import anyio
+import anyio.abc
+import anyio.streams.tls
 import asyncpg
 import httpx
 import starlette.applications
@@ -37,10 +50,42 @@ from aiohttp import web
 
 from support import run_guarded
 
+try:
+    import redis
+    import redis.asyncio
+except ImportError:      # a distribution without python3-redis
+    redis = None
+
+# uvicorn 0.36 replaced event loop policies with loop factories: --loop
+# takes "module:function" and Config.get_loop_factory() exists.
+UVICORN_LOOP_FACTORY = hasattr(uvicorn.Config, "get_loop_factory")
+# uvicorn's WebSocket protocol on the websockets library: its Sans-I/O
+# one where uvicorn has it (websockets 14 deprecates the legacy API).
+UVICORN_WS = ("websockets-sansio" if "websockets-sansio" in getattr(
+    uvicorn.config, "WS_PROTOCOLS", {}) else "websockets")
+# uvicorn 0.29 and later re-raise the signal that stopped them once they
+# have shut down: SIGTERM then ends the process (SIGINT's KeyboardInterrupt
+# is caught by uvicorn.run()).
+UVICORN_RERAISES = hasattr(uvicorn.Server, "capture_signals")
+# anyio.run() takes a loop factory from anyio 4 on, a policy before.
+ANYIO_MAJOR = int(importlib.metadata.version("anyio").split(".")[0])
+
+# The class of the running loop, as the applications see it.
+LOOP_CLASS = {"asyncuv": "asyncuv.Loop",
+              "asyncio": "asyncio.unix_events._UnixSelectorEventLoop"}
+
+
+def running_loop_class():
+    cls = type(asyncio.get_running_loop())
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 # The CA and server certificate of CPython's own test suite
-# (libpython3.11-testsuite): keycert3.pem is signed by pycacert.pem and
-# names "localhost".
+# (libpython3.X-testsuite): keycert3.pem is signed by pycacert.pem and
+# names "localhost".  They moved to test/certdata in Python 3.12.
 _CERTS = os.path.join(os.path.dirname(os.__file__), "test")
+if os.path.isdir(os.path.join(_CERTS, "certdata")):
+    _CERTS = os.path.join(_CERTS, "certdata")
 SERVER_CERT = os.path.join(_CERTS, "keycert3.pem")
 CA_CERT = os.path.join(_CERTS, "pycacert.pem")
 
@@ -61,7 +106,8 @@ def tls_contexts():
 # aiohttp
 
 async def _hello(request):
-    return web.Response(text="hello " + request.match_info["name"])
+    return web.Response(text="hello " + request.match_info["name"],
+                        headers={"X-Loop": running_loop_class()})
 
 
 async def _echo(request):
@@ -101,15 +147,20 @@ async def _tls_version(request):
     return web.Response(text=ssl_object.version())
 
 
+# aiohttp 3.9 and later warn of string keys (NotAppKeyWarning).
+RELEASE_SLOW = (web.AppKey("release_slow", asyncio.Event)
+                if hasattr(web, "AppKey") else "release_slow")
+
+
 async def _slow(request):
     # Answers only once the test lets it, long after the client gave up.
-    await request.app["release_slow"].wait()
+    await request.app[RELEASE_SLOW].wait()
     return web.Response(text="late")
 
 
 def _aiohttp_app():
     app = web.Application(client_max_size=64 << 20)
-    app["release_slow"] = asyncio.Event()
+    app[RELEASE_SLOW] = asyncio.Event()
     app.router.add_get("/hello/{name}", _hello)
     app.router.add_post("/echo", _echo)
     app.router.add_get("/stream", _stream)
@@ -151,12 +202,13 @@ def client_session(**kwargs):
     return aiohttp.ClientSession(connector=connector, **kwargs)
 
 
-def test_aiohttp_requests(loop):
+def test_aiohttp_requests(loop, loop_kind):
     async def main():
         async with AiohttpServer() as server, client_session() as s:
             async with s.get(server.url + "/hello/world") as r:
                 assert r.status == 200
                 assert await r.text() == "hello world"
+                assert r.headers["X-Loop"] == LOOP_CLASS[loop_kind]
             async with s.get(server.url + "/missing") as r:
                 assert r.status == 404
             # 200 requests at once share the session's connection pool.
@@ -264,7 +316,7 @@ def test_aiohttp_client_timeout_then_server_shutdown(loop):
             async with client_session(timeout=timeout) as s:
                 with pytest.raises(asyncio.TimeoutError):
                     await s.get(server.url + "/slow")
-                server.runner.app["release_slow"].set()
+                server.runner.app[RELEASE_SLOW].set()
                 # The connection it left is gone; the next request works.
                 async with s.get(server.url + "/hello/again") as r:
                     assert await r.text() == "hello again"
@@ -281,7 +333,8 @@ def test_aiohttp_client_timeout_then_server_shutdown(loop):
 
 async def _st_hello(request):
     return starlette.responses.PlainTextResponse(
-        "hi " + request.path_params["name"])
+        "hi " + request.path_params["name"],
+        headers={"X-Loop": running_loop_class()})
 
 
 async def _st_sum(request):
@@ -336,7 +389,7 @@ class UvicornServer:
     """uvicorn serving the Starlette app on a socket bound beforehand."""
 
     def __init__(self, http):
-        config = uvicorn.Config(_starlette_app(), http=http, ws="websockets",
+        config = uvicorn.Config(_starlette_app(), http=http, ws=UVICORN_WS,
                                 lifespan="off", log_level="warning",
                                 access_log=False)
         self.server = _ReadyServer(config)
@@ -374,13 +427,14 @@ class UvicornServer:
 
 
 @pytest.mark.parametrize("http", ["h11", "httptools"])
-def test_uvicorn_starlette_httpx(loop, http):
+def test_uvicorn_starlette_httpx(loop, loop_kind, http):
     body = os.urandom(3 << 20)
 
     async def main():
         async with UvicornServer(http) as server, httpx.AsyncClient() as client:
             r = await client.get(server.url + "/hi/there")
             assert (r.status_code, r.text) == (200, "hi there")
+            assert r.headers["X-Loop"] == LOOP_CLASS[loop_kind]
             results = await asyncio.gather(
                 *[client.get(f"{server.url}/hi/{i}") for i in range(100)])
             assert [r.text for r in results] == [f"hi {i}" for i in range(100)]
@@ -411,8 +465,9 @@ def test_uvicorn_websocket(loop):
 # ---------------------------------------------------------------------------
 # websockets (server and client)
 
-def test_websockets_server_and_client(loop):
+def test_websockets_server_and_client(loop, loop_kind):
     async def handler(ws):
+        assert running_loop_class() == LOOP_CLASS[loop_kind]
         async for message in ws:
             if isinstance(message, bytes):
                 await ws.send(hashlib.sha256(message).digest())
@@ -529,11 +584,12 @@ async def copy_and_read_back(conn, table, rows):
 
 
 @pytest.mark.parametrize("via", ["tcp", "unix"])
-def test_asyncpg_queries(loop, postgres, via):
+def test_asyncpg_queries(loop, loop_kind, postgres, via):
     sockdir, port = postgres
     host = "127.0.0.1" if via == "tcp" else sockdir
 
     async def main():
+        assert running_loop_class() == LOOP_CLASS[loop_kind]
         conn = await asyncpg.connect(host=host, port=port, user="test",
                                      database="postgres")
         try:
@@ -612,13 +668,22 @@ def test_asyncpg_pool_and_notifications(loop, postgres):
 
 
 # ---------------------------------------------------------------------------
-# uvicorn.run() in its own process, as a user starts it, stopped by a signal
+# uvicorn and gunicorn in their own processes, started as users start them,
+# stopped by a signal
 
-_UVICORN_MAIN = r'''
-import asyncio, sys
-import uvicorn
+# The ASGI application: answers with the class of the loop it runs on.
+_ASGI_APP = r"""
+import asyncio
 
 async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
     if scope["type"] != "http":
         return
     loop = type(asyncio.get_running_loop())
@@ -626,36 +691,80 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
+"""
 
-if sys.argv[1] == "asyncuv":
+# uvicorn.run() in a program of its own: on uvicorn 0.36 and later with the
+# loop factory as its loop= argument; on every uvicorn with asyncuv's
+# policy (asyncuv.install()) and loop="none", uvicorn 0.17's way.
+_UVICORN_RUN = r"""
+import sys, warnings
+import uvicorn
+from app import app
+
+how, port = sys.argv[1], int(sys.argv[2])
+if how == "install":
+    import asyncuv
+    with warnings.catch_warnings():
+        # Python 3.14 deprecates event loop policies.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncuv.install()
+    loop = "none"
+elif how == "factory":
+    loop = "asyncuv:new_event_loop"
+else:
+    loop = how
+uvicorn.run(app, host="127.0.0.1", port=port, loop=loop,
+            log_level="info", access_log=False)
+"""
+
+# A gunicorn worker class on asyncuv, as the README shows it (the stock
+# loop's is uvicorn's own UvicornH11Worker).
+_GUNICORN_WORKERS = r"""
+import warnings
+
+with warnings.catch_warnings():
+    # uvicorn 0.53 says to use the uvicorn-worker package, which Debian
+    # does not ship; its module still works.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import uvicorn.config
+    from uvicorn.workers import UvicornWorker
+
+if hasattr(uvicorn.config.Config, "get_loop_factory"):
+    class AsyncuvWorker(UvicornWorker):
+        CONFIG_KWARGS = {"loop": "asyncuv:new_event_loop", "http": "auto"}
+else:
+    # uvicorn before 0.36: the worker's loop comes from the policy.
     import asyncuv
     asyncuv.install()
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="none",
-            log_level="info", access_log=False)
-'''
+
+    class AsyncuvWorker(UvicornWorker):
+        CONFIG_KWARGS = {"loop": "none", "http": "auto"}
+"""
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM],
-                         ids=["SIGINT", "SIGTERM"])
-def test_uvicorn_run_stops_gracefully_on_signal(loop_kind, signum):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-c", _UVICORN_MAIN, loop_kind,
-                             str(port)], stderr=subprocess.PIPE, text=True)
+def _serve_and_stop(argv, cwd, port, ready_line, signum, expected_loop,
+                    stopped_lines, returncode=0):
+    """Start argv, wait for ready_line in its log, GET / and check the loop
+    class the application answers with, send signum; it must exit with
+    returncode and stopped_lines in its log.  Returns the log."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [cwd] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stderr=subprocess.PIPE,
+                            text=True)
+    log, rest = [], ""
     try:
-        # uvicorn logs this line once it listens.
-        log = []
         for line in proc.stderr:
             log.append(line)
-            if "Uvicorn running on" in line:
+            if ready_line in line:
                 break
         else:
-            pytest.fail("uvicorn stopped before listening:\n" + "".join(log))
+            pytest.fail(f"{argv[:4]} stopped before listening:\n"
+                        + "".join(log))
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.request("GET", "/")
         response = conn.getresponse()
-        expected = ("asyncuv.Loop" if loop_kind == "asyncuv"
-                    else "asyncio.unix_events._UnixSelectorEventLoop")
-        assert (response.status, response.read().decode()) == (200, expected)
+        answer = (response.status, response.read().decode())
         conn.close()
         proc.send_signal(signum)
         _, rest = proc.communicate(timeout=30)
@@ -664,5 +773,294 @@ def test_uvicorn_run_stops_gracefully_on_signal(loop_kind, signum):
             proc.kill()
             proc.wait()
     log = "".join(log) + rest
-    assert proc.returncode == 0, log
-    assert "Shutting down" in log and "Finished server process" in log, log
+    assert answer == (200, expected_loop), log
+    assert proc.returncode == returncode, log
+    for line in stopped_lines:
+        assert line in log, log
+    return log
+
+
+@pytest.fixture
+def app_dir(tmp_path):
+    """A directory with app.py (the ASGI application), run.py (uvicorn.run)
+    and workers.py (gunicorn worker classes)."""
+    (tmp_path / "app.py").write_text(_ASGI_APP)
+    (tmp_path / "run.py").write_text(_UVICORN_RUN)
+    (tmp_path / "workers.py").write_text(_GUNICORN_WORKERS)
+    return str(tmp_path)
+
+
+_UVICORN_STOPPED = ("Shutting down", "Finished server process")
+
+
+def _uvicorn_returncode(signum):
+    """How uvicorn exits after a graceful shutdown on signum."""
+    if UVICORN_RERAISES and signum == signal.SIGTERM:
+        return -signal.SIGTERM
+    return 0
+
+
+@pytest.mark.parametrize("how", ["install", "factory"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM],
+                         ids=["SIGINT", "SIGTERM"])
+def test_uvicorn_run_stops_gracefully_on_signal(loop_kind, app_dir, how,
+                                                signum):
+    if how == "factory" and not UVICORN_LOOP_FACTORY:
+        pytest.skip(f"uvicorn {uvicorn.__version__} takes no loop factory "
+                    "(0.36 and later do); the install scenario covers it")
+    if loop_kind == "asyncuv":
+        arg = how
+    else:
+        arg = "none" if how == "install" else "asyncio"
+    port = _free_port()
+    _serve_and_stop([sys.executable, "run.py", arg, str(port)], app_dir,
+                    port, "Uvicorn running on", signum,
+                    LOOP_CLASS[loop_kind], _UVICORN_STOPPED,
+                    _uvicorn_returncode(signum))
+
+
+def test_uvicorn_command_line(loop_kind, app_dir):
+    """uvicorn --loop asyncuv:new_event_loop app:app"""
+    if not UVICORN_LOOP_FACTORY:
+        pytest.skip(f"uvicorn {uvicorn.__version__}'s --loop takes only "
+                    "auto|asyncio|uvloop|none (a loop factory from 0.36 on)")
+    port = _free_port()
+    loop = "asyncuv:new_event_loop" if loop_kind == "asyncuv" else "asyncio"
+    _serve_and_stop([sys.executable, "-m", "uvicorn", "--loop", loop,
+                     "--host", "127.0.0.1", "--port", str(port),
+                     "--no-access-log", "app:app"], app_dir, port,
+                    "Uvicorn running on", signal.SIGTERM,
+                    LOOP_CLASS[loop_kind], _UVICORN_STOPPED,
+                    _uvicorn_returncode(signal.SIGTERM))
+
+
+def test_gunicorn_uvicorn_worker(loop_kind, app_dir):
+    """gunicorn -k workers.AsyncuvWorker app:app"""
+    try:
+        import gunicorn  # noqa: F401 - a program of its own here
+    except ImportError:
+        pytest.skip("gunicorn is not installed (this distribution lacks "
+                    "it: Debian's package is gunicorn)")
+    port = _free_port()
+    worker = ("workers.AsyncuvWorker" if loop_kind == "asyncuv"
+              else "uvicorn.workers.UvicornH11Worker")
+    # The worker logs its application's start-up once it serves.
+    _serve_and_stop(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-m", "gunicorn",
+         "-k", worker, "-w", "1", "-b", f"127.0.0.1:{port}",
+         "--graceful-timeout", "20", "app:app"], app_dir, port,
+        "Application startup complete", signal.SIGTERM,
+        LOOP_CLASS[loop_kind], ("Finished server process",
+                                "Shutting down: Master"))
+
+
+# ---------------------------------------------------------------------------
+# redis-py (redis.asyncio), against a private redis-server
+
+needs_redis = pytest.mark.skipif(
+    redis is None, reason="python3-redis is not installed "
+    "(this distribution lacks it)")
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    """A redis-server (Debian's redis-server package) on 127.0.0.1 and a
+    Unix socket, nothing saved; yields (socket path, TCP port)."""
+    server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(server):
+        pytest.fail("redis-server is not installed (apt-get install "
+                    "redis-server); .ci/install installs it", pytrace=False)
+    top = tempfile.mkdtemp(prefix="asyncuv-redis-")
+    sock = os.path.join(top, "redis.sock")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1",
+         "--unixsocket", sock, "--save", "", "--appendonly", "no",
+         "--dir", top, "--loglevel", "notice"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        log = []
+        for line in proc.stdout:
+            log.append(line)
+            if "Ready to accept connections" in line:
+                break
+        else:
+            pytest.fail("redis-server stopped:\n" + "".join(log),
+                        pytrace=False)
+        yield sock, port
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+async def _aclose(obj):
+    # redis-py 5 renamed close() aclose().
+    await (getattr(obj, "aclose", None) or obj.close)()
+
+
+@needs_redis
+@pytest.mark.parametrize("via", ["tcp", "unix"])
+def test_redis_commands_and_pipeline(loop, loop_kind, redis_server, via):
+    sock, port = redis_server
+
+    async def main():
+        assert running_loop_class() == LOOP_CLASS[loop_kind]
+        if via == "tcp":
+            r = redis.asyncio.Redis(host="127.0.0.1", port=port)
+        else:
+            r = redis.asyncio.Redis(unix_socket_path=sock)
+        prefix = f"{via}:{loop_kind}:{os.getpid()}"
+        try:
+            assert await r.ping()
+            await r.set(f"{prefix}:k", "v")
+            assert await r.get(f"{prefix}:k") == b"v"
+            # A big value both ways.
+            blob = pattern(5 << 20, 3)
+            await r.set(f"{prefix}:blob", blob)
+            assert await r.get(f"{prefix}:blob") == blob
+            # 300 commands at once share the connection pool.
+            await asyncio.gather(*[r.incr(f"{prefix}:n") for _ in range(300)])
+            assert int(await r.get(f"{prefix}:n")) == 300
+            # A MULTI/EXEC pipeline.
+            async with r.pipeline(transaction=True) as pipe:
+                for i in range(100):
+                    pipe.rpush(f"{prefix}:list", i)
+                pipe.lrange(f"{prefix}:list", 0, -1)
+                results = await pipe.execute()
+            assert results[-1] == [str(i).encode() for i in range(100)]
+            # A blocking pop given up by the client: the pool stays usable.
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(r.blpop(f"{prefix}:empty", 0), 0.2)
+            assert await r.get(f"{prefix}:k") == b"v"
+        finally:
+            await _aclose(r)
+            await r.connection_pool.disconnect()
+
+    run_guarded(loop, main())
+
+
+@needs_redis
+def test_redis_pubsub(loop, loop_kind, redis_server):
+    sock, port = redis_server
+
+    async def main():
+        assert running_loop_class() == LOOP_CLASS[loop_kind]
+        r = redis.asyncio.Redis(host="127.0.0.1", port=port)
+        pubsub = r.pubsub()
+        channel = f"events:{loop_kind}:{os.getpid()}"
+        try:
+            await pubsub.subscribe(channel)
+            got = []
+
+            async def listen():
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        got.append(message["data"])
+                        if len(got) == 50:
+                            return
+
+            listener = asyncio.ensure_future(listen())
+            # The subscription is confirmed once a publish reaches it.
+            while await r.publish(channel, b"n0") == 0:
+                await asyncio.sleep(0.01)
+            for i in range(1, 50):
+                assert await r.publish(channel, f"n{i}") == 1
+            await listener
+            assert got == [f"n{i}".encode() for i in range(50)]
+            await pubsub.unsubscribe(channel)
+        finally:
+            await _aclose(pubsub) if hasattr(pubsub, "aclose") \
+                else await pubsub.reset()
+            await _aclose(r)
+            await r.connection_pool.disconnect()
+
+    run_guarded(loop, main())
+
+
+# ---------------------------------------------------------------------------
+# anyio, started with anyio.run() on the loop (its asyncio backend)
+
+def anyio_run(loop_kind, func):
+    """anyio.run(func) on a new loop of the kind: a loop factory from anyio
+    4 on, an event loop policy before."""
+    import asyncuv
+    if ANYIO_MAJOR >= 4:
+        factory = (asyncuv.new_event_loop if loop_kind == "asyncuv"
+                   else asyncio.new_event_loop)
+        return anyio.run(func, backend="asyncio",
+                         backend_options={"loop_factory": factory})
+    policy = (asyncuv.EventLoopPolicy() if loop_kind == "asyncuv"
+              else asyncio.DefaultEventLoopPolicy())
+    return anyio.run(func, backend="asyncio",
+                     backend_options={"policy": policy})
+
+
+def test_anyio_streams_tasks_threads_processes(loop_kind, restore_policy):
+    server_ctx, client_ctx = tls_contexts()
+    blob = pattern(4 << 20, 5)
+
+    async def main():
+        loop_class = running_loop_class()
+        # TCP: a listener serving in a task group, a client stream.
+        async def handle(stream):
+            async with stream:
+                data = bytearray()
+                while len(data) < len(blob):
+                    data += await stream.receive()
+                await stream.send(hashlib.sha256(data).digest())
+
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handle)
+            async with await anyio.connect_tcp("127.0.0.1", port) as client:
+                await client.send(blob)
+                assert await client.receive() == hashlib.sha256(blob).digest()
+            # TLS over anyio's own TLS stream.
+            tls_listener = anyio.streams.tls.TLSListener(
+                await anyio.create_tcp_listener(local_host="127.0.0.1"),
+                server_ctx, standard_compatible=False)
+            tls_port = tls_listener.listener.extra(
+                anyio.abc.SocketAttribute.local_port)
+            tg.start_soon(tls_listener.serve, handle)
+            async with await anyio.connect_tcp(
+                    "localhost", tls_port, ssl_context=client_ctx,
+                    tls_standard_compatible=False) as client:
+                await client.send(blob)
+                assert await client.receive() == hashlib.sha256(blob).digest()
+            tg.cancel_scope.cancel()
+        # Serving ended by the cancellation: the listeners stay open.
+        await listener.aclose()
+        await tls_listener.aclose()
+        # Cancel scopes and timeouts.
+        with anyio.move_on_after(0.05) as scope:
+            await anyio.sleep(30)
+        assert scope.cancel_called
+        with pytest.raises(TimeoutError):
+            with anyio.fail_after(0.05):
+                await anyio.sleep(30)
+        # Memory object streams between tasks.
+        send, receive = anyio.create_memory_object_stream(10)
+        got = []
+
+        async def consume():
+            async with receive:
+                async for item in receive:
+                    got.append(item)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            async with send:
+                for i in range(1000):
+                    await send.send(i)
+        assert got == list(range(1000))
+        # A worker thread, and a process.
+        assert await anyio.to_thread.run_sync(sum, range(1000)) == 499500
+        result = await anyio.run_process(
+            [sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"],
+            input=b"anyio")
+        assert (result.returncode, result.stdout) == (0, b"oiyna\n")
+        return loop_class
+
+    assert anyio_run(loop_kind, main) == LOOP_CLASS[loop_kind]
