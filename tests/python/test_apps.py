@@ -820,15 +820,21 @@ def test_uvicorn_run_stops_gracefully_on_signal(loop_kind, app_dir, how,
 
 
 def test_uvicorn_command_line(loop_kind, app_dir):
-    """uvicorn --loop asyncuv:new_event_loop app:app"""
-    if not UVICORN_LOOP_FACTORY:
-        pytest.skip(f"uvicorn {uvicorn.__version__}'s --loop takes only "
-                    "auto|asyncio|uvloop|none (a loop factory from 0.36 on)")
+    """uvicorn --loop asyncuv:new_event_loop app:app (uvicorn 0.36 and
+    later); before, python3 -m asyncuv -m uvicorn --loop asyncio app:app
+    (their --loop takes only auto|asyncio|uvloop, and asyncio leaves
+    the policy python3 -m asyncuv installs alone)."""
     port = _free_port()
-    loop = "asyncuv:new_event_loop" if loop_kind == "asyncuv" else "asyncio"
-    _serve_and_stop([sys.executable, "-m", "uvicorn", "--loop", loop,
-                     "--host", "127.0.0.1", "--port", str(port),
-                     "--no-access-log", "app:app"], app_dir, port,
+    if UVICORN_LOOP_FACTORY:
+        loop = "asyncuv:new_event_loop" if loop_kind == "asyncuv" else "asyncio"
+        argv = [sys.executable, "-m", "uvicorn", "--loop", loop]
+    elif loop_kind == "asyncuv":
+        argv = [sys.executable, "-m", "asyncuv", "-m", "uvicorn",
+                "--loop", "asyncio"]
+    else:
+        argv = [sys.executable, "-m", "uvicorn", "--loop", "asyncio"]
+    _serve_and_stop(argv + ["--host", "127.0.0.1", "--port", str(port),
+                            "--no-access-log", "app:app"], app_dir, port,
                     "Uvicorn running on", signal.SIGTERM,
                     LOOP_CLASS[loop_kind], _UVICORN_STOPPED,
                     _uvicorn_returncode(signal.SIGTERM))
