@@ -43,6 +43,9 @@ typedef struct {
   PyTypeObject* ListenerType;
   PyTypeObject* SockOpType;
   PyTypeObject* ChildWatchType;
+  PyTypeObject* SSLProtocolType;    /* sslproto.c; NULL without ssl */
+  PyTypeObject* SSLTransportType;
+  struct auv_tls_state* tls;        /* sslproto.c's state; NULL without ssl */
   PyObject* SSLSocket;              /* ssl.SSLSocket, or NULL without ssl */
   PyObject* zero;                   /* 0, for sock.gettimeout() != 0 */
   PyObject* str_set_result;
@@ -360,6 +363,19 @@ AUV_MOD_INTERNAL PyObject* auv__loop_make_write_pipe_transport(LoopObject* loop,
 AUV_MOD_INTERNAL void auv__transport_close_stream(PyObject* transport);
 AUV_MOD_INTERNAL int auv__transport_visit_engine_ref(PyObject* transport, visitproc visit,
                                                      void* arg);
+
+/* sslproto.c: TLS, asyncio's SSL protocol in C */
+AUV_MOD_INTERNAL int auv__tls_init(PyObject* module, auv_state* st);
+AUV_MOD_INTERNAL int auv__tls_traverse(auv_state* st, visitproc visit, void* arg);
+AUV_MOD_INTERNAL void auv__tls_clear(auv_state* st);
+AUV_MOD_INTERNAL void auv__tls_free(auv_state* st);
+/* Ciphertext that a socket transport read, for its SSLProtocol (transport.c
+ * calls it in place of buffer_updated()): 0, or -1 with an exception. */
+AUV_MOD_INTERNAL int auv__sslproto_feed(PyObject* protocol, char* data, size_t len);
+
+static inline int auv__is_sslproto(auv_state* st, PyObject* protocol) {
+  return st->SSLProtocolType != NULL && Py_IS_TYPE(protocol, st->SSLProtocolType);
+}
 
 /* udp.c: datagram transports */
 AUV_MOD_INTERNAL extern PyType_Spec auv__datagram_spec;

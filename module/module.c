@@ -310,6 +310,9 @@ static int auv_exec(PyObject* module) {
   if (st->ChildWatchType == NULL)
     return -1;
 
+  if (auv__tls_init(module, st) < 0)
+    return -1;
+
   st->LoopType = (PyTypeObject*) PyType_FromModuleAndSpec(module, &auv__loop_spec, NULL);
   if (st->LoopType == NULL)
     return -1;
@@ -381,7 +384,7 @@ static int auv_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->set_wakeup_fd);
   Py_VISIT(st->stop_when_done);
   Py_VISIT(st->coroutines);
-  return 0;
+  return auv__tls_traverse(st, visit, arg);
 }
 
 
@@ -508,12 +511,14 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->str_set_exception);
   Py_CLEAR(st->empty_tuple);
   auv__handle_freelist_clear(st);
+  auv__tls_clear(st);
   return 0;
 }
 
 
 static void auv_free(void* module) {
   auv_clear(module);
+  auv__tls_free(PyModule_GetState(module));
 }
 
 

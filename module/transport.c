@@ -56,6 +56,8 @@ struct TransportObject {
   char have_rbuf;
   char bulk;                   /* the last read was big: read into rbytes */
   char pipe;                   /* a write pipe (connect_write_pipe()) */
+  char tls;                    /* the protocol is asyncuv's SSLProtocol: it is
+                                  fed from C (sslproto.c) */
 };
 
 typedef struct TransportObject TransportObject;
@@ -301,6 +303,13 @@ static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
   PyObject* hint;
 
   self = auv_stream_get_data(stream);
+  if (self->tls) {
+    /* TLS: the ciphertext goes from the loop's buffer into the SSL
+     * protocol's incoming BIO (auv__sslproto_feed()). */
+    *base = auv__loop_read_buf(self->loop);
+    *len = *base != NULL ? AUV_READ_BUF_SIZE : 0;
+    return;
+  }
   if (!self->buffered) {
     /* A bulk transfer: read straight into the bytes object that
      * data_received() will get, rather than copy each chunk out of the
@@ -481,7 +490,12 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
   if (nread > 0) {
     if (self->conn_lost)
       goto done;
-    if (in_rbuf && self->buffered) {
+    if (self->tls && !in_rbuf) {
+      r = auv__sslproto_feed(self->protocol, base, (size_t) nread) < 0 ? NULL
+          : Py_NewRef(Py_None);
+      if (r == NULL)
+        transport_fatal_error(self, "Fatal error: protocol.buffer_updated() call failed.");
+    } else if (in_rbuf && self->buffered) {
       PyObject* n = PyLong_FromSsize_t(nread);
       r = n != NULL ? call_cached(self->buffer_updated, n) : NULL;
       Py_XDECREF(n);
@@ -1156,6 +1170,7 @@ static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol
       return -1;
   }
   self->buffered = (char) buffered;
+  self->tls = (char) auv__is_sslproto(auv__object_state(self), protocol);
   Py_XSETREF(self->data_received, data_received);
   Py_XSETREF(self->get_buffer, get_buffer);
   Py_XSETREF(self->buffer_updated, buffer_updated);
@@ -1530,7 +1545,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   self->fd = fd;
   self->conn_lost = 0;
   self->closing = self->paused = self->eof = self->protocol_paused = 0;
-  self->buffered = self->have_rbuf = self->bulk = 0;
+  self->buffered = self->have_rbuf = self->bulk = self->tls = 0;
   self->pipe = (char) pipe;
   PyObject_GC_Track(self);
 

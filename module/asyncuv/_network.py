@@ -19,6 +19,7 @@ import warnings
 import weakref
 
 from asyncio import base_events as _base_events
+from asyncio import constants as _constants
 from asyncio import events as _events
 from asyncio import exceptions as _exceptions
 from asyncio import staggered as _staggered
@@ -40,6 +41,14 @@ _ACCEPT_RETRY_DELAY = 1
 # StreamReaderProtocol's reader had buffered (the peer's ClientHello, when
 # it came first) to the TLS protocol; before, it stayed in the reader.
 _START_TLS_TAKES_READER_BUFFER = sys.version_info >= (3, 14, 4)
+
+# TLS runs through asyncuv's SSL protocol in C (sslproto.c); ASYNCUV_TLS=asyncio
+# in the environment chooses asyncio's own (asyncio.sslproto.SSLProtocol) on
+# the same transports, for comparison.
+from . import _asyncuv
+_CSSLProtocol = getattr(_asyncuv, 'SSLProtocol', None)
+if os.environ.get('ASYNCUV_TLS') == 'asyncio':
+    _CSSLProtocol = None
 
 
 def _refuse_ssl_socket(sock):
@@ -472,17 +481,47 @@ class NetworkMixin:
 
     # -- transports ----------------------------------------------------------
 
+    def _ssl_protocol(self, protocol, sslcontext, waiter, server_side,
+                      server_hostname, call_connection_made=True,
+                      ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+        """asyncio's SSLProtocol(...): asyncuv's, in C (sslproto.c), or,
+        with ASYNCUV_TLS=asyncio in the environment, asyncio's own."""
+        if _CSSLProtocol is None:
+            from asyncio import sslproto
+            return sslproto.SSLProtocol(
+                self, protocol, sslcontext, waiter, server_side,
+                server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout,
+                call_connection_made=call_connection_made)
+        # The checks and defaults of asyncio's SSLProtocol.__init__().
+        if ssl_handshake_timeout is None:
+            ssl_handshake_timeout = _constants.SSL_HANDSHAKE_TIMEOUT
+        elif ssl_handshake_timeout <= 0:
+            raise ValueError(
+                f"ssl_handshake_timeout should be a positive number, "
+                f"got {ssl_handshake_timeout}")
+        if ssl_shutdown_timeout is None:
+            ssl_shutdown_timeout = _constants.SSL_SHUTDOWN_TIMEOUT
+        elif ssl_shutdown_timeout <= 0:
+            raise ValueError(
+                f"ssl_shutdown_timeout should be a positive number, "
+                f"got {ssl_shutdown_timeout}")
+        if not sslcontext:
+            from asyncio import sslproto
+            sslcontext = sslproto._create_transport_context(
+                server_side, server_hostname)
+        return _CSSLProtocol._create(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            call_connection_made, ssl_handshake_timeout, ssl_shutdown_timeout)
+
     def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None,
                             *, server_side=False, server_hostname=None,
                             extra=None, server=None,
                             ssl_handshake_timeout=None,
                             ssl_shutdown_timeout=None, call_connection_made=True):
-        from asyncio import sslproto
-        ssl_protocol = sslproto.SSLProtocol(
-            self, protocol, sslcontext, waiter, server_side, server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-            call_connection_made=call_connection_made)
+        ssl_protocol = self._ssl_protocol(
+            protocol, sslcontext, waiter, server_side, server_hostname,
+            call_connection_made, ssl_handshake_timeout, ssl_shutdown_timeout)
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra,
                                     server=server)
         return ssl_protocol._app_transport
@@ -500,13 +539,10 @@ class NetworkMixin:
         if not getattr(transport, '_start_tls_compatible', False):
             raise TypeError(
                 f'transport {transport!r} is not supported by start_tls()')
-        from asyncio import sslproto
         waiter = self.create_future()
-        ssl_protocol = sslproto.SSLProtocol(
-            self, protocol, sslcontext, waiter, server_side, server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-            call_connection_made=False)
+        ssl_protocol = self._ssl_protocol(
+            protocol, sslcontext, waiter, server_side, server_hostname, False,
+            ssl_handshake_timeout, ssl_shutdown_timeout)
         # No data may reach the TLS protocol before its connection_made().
         transport.pause_reading()
         if server_side and _START_TLS_TAKES_READER_BUFFER:

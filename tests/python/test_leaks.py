@@ -99,6 +99,42 @@ def test_tcp_connections(loop):
         loop.run_until_complete(server.wait_closed())
 
 
+class TLSClient(Client):
+    def __init__(self, loop):
+        super().__init__(loop)
+        self.lost = loop.create_future()
+
+    def connection_lost(self, exc):
+        super().connection_lost(exc)
+        self.lost.set_result(exc)
+
+
+def test_tls_handshakes(loop):
+    # A TLS connection: the handshake, data both ways, close_notify both
+    # ways; the SSL protocol, its transport, BIOs and SSL objects on both
+    # sides, each time.
+    import tlsdata
+    client_ctx = tlsdata.client_context()
+    server = loop.run_until_complete(
+        loop.create_server(Echo, "127.0.0.1", 0, ssl=tlsdata.server_context()))
+    address = server.sockets[0].getsockname()
+
+    async def handshake_exchange_close():
+        transport, client = await loop.create_connection(
+            lambda: TLSClient(loop), *address, ssl=client_ctx,
+            server_hostname="localhost")
+        transport.write(b"hello")
+        assert await client.done == b"hello"
+        transport.close()
+        assert await client.lost is None
+
+    try:
+        assert_no_growth(loop, handshake_exchange_close)
+    finally:
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+
+
 def test_buffered_protocol_connections(loop):
     async def exchange():
         a, b = socket.socketpair()

@@ -154,7 +154,8 @@ def _extension_types(asyncuv):
 # Made by the loop only; LoopBase is the base of asyncuv.Loop and complete
 # once made (its tp_new makes the engine).
 _LOOP_MADE = {"Handle", "TimerHandle", "SocketTransport", "DatagramTransport",
-              "_FdWatcher", "_Listener", "_SockOp", "_ChildWatch"}
+              "_FdWatcher", "_Listener", "_SockOp", "_ChildWatch",
+              "SSLProtocol", "SSLTransport", "_BufferView"}
 if hasattr(asyncio.events, "_ThreadSafeHandle"):   # 3.14's, for call_soon_threadsafe()
     _LOOP_MADE |= {"_ThreadSafeHandle"}
 
@@ -678,6 +679,7 @@ def test_close_with_busy_engine_closes_the_rest(asyncuv):
 _POKE_CHILD = """
 import ctypes, gc, socket, subprocess
 import asyncuv
+import tlsdata
 
 def tp_clear(obj):
     # What the garbage collector does to an object in a cycle it frees;
@@ -720,10 +722,14 @@ async def make():
     tr, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
     dg, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
                                                 local_addr=("127.0.0.1", 0))
-    server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
-    return tr, b, dg, server
+    server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0,
+                                      ssl=tlsdata.server_context())
+    tls, _ = await loop.create_connection(
+        asyncio.Protocol, "127.0.0.1", server.sockets[0].getsockname()[1],
+        ssl=tlsdata.client_context(), server_hostname="localhost")
+    return tr, b, dg, server, tls
 
-tr, peer, dg, server = loop.run_until_complete(make())
+tr, peer, dg, server, tls = loop.run_until_complete(make())
 c, d = socket.socketpair()
 c.setblocking(False)
 pending_recv = loop._sock_recv(c, 10)
@@ -747,6 +753,11 @@ objs = {
                         if type(o).__name__ == "_SockOp"][0],
     "_ChildWatch": lambda: loop._watch_child_exit(child.pid, print),
     "LoopBase": lambda: asyncuv._asyncuv.LoopBase(),
+    "SSLTransport open": lambda: tls,
+    "SSLTransport closing": lambda: (tls.close(), tls)[1],
+    "SSLTransport closed": lambda: (tls.close(), loop.run_until_complete(
+        asyncio.sleep(0.05)), tls)[2],
+    "SSLProtocol": lambda: tls._ssl_protocol,
 }
 obj = objs[STATE]()
 assert type(obj).__name__ == STATE.split()[0], type(obj)
@@ -761,7 +772,8 @@ os._exit(0)  # the objects are in no state to be closed cleanly
 _POKE_STATES = ["Handle", "TimerHandle", "SocketTransport open", "SocketTransport closing",
                 "SocketTransport closed", "DatagramTransport open",
                 "DatagramTransport closing", "DatagramTransport closed", "_FdWatcher",
-                "_Listener", "_SockOp", "_ChildWatch", "LoopBase"]
+                "_Listener", "_SockOp", "_ChildWatch", "LoopBase", "SSLTransport open",
+                "SSLTransport closing", "SSLTransport closed", "SSLProtocol"]
 
 
 @pytest.mark.parametrize("state,clear", [
