@@ -291,12 +291,6 @@ NOT_HELD: tuple[Entry, ...] = (
     entry('test_subprocess.SubprocessTests.test_popen_error*',
           "mocks subprocess.Popen, which only asyncio's own subprocess "
           'transport calls'),
-    entry('test_ssl.TestSSL.test_flush_before_shutdown',
-          "drives the SSL transport through its private _ssl_protocol "
-          '(asyncio.sslproto.SSLProtocol)'),
-    entry('test_ssl.TestSSL.test_remote_shutdown_receives_trailing_data',
-          "fills the write backlog through asyncio's private test hook "
-          'transport._test__append_write_backlog()'),
     entry('test_ssl.TestSSL.test_remote_shutdown_receives_trailing_data_on_slow_socket',
           "fills the write backlog through transport._test__append_write_backlog() "
           "and fakes a full socket buffer by replacing the selector transport's "
