@@ -1170,8 +1170,20 @@ static int do_read(SSLProtocolObject* self) {
     r = self->app_is_buffer ? do_read_buffered(self) : do_read_copied(self);
     if (r == 0)
       r = backlog_nonempty(self) ? do_write(self) : process_outgoing(self);
-    if (r < 0)
+    if (r < 0) {
+      if (is_exception() && self->state == S_WRAPPED && backlog_nonempty(self)) {
+        /* What the application wrote before it failed goes out first, as
+         * it would have with asyncio, which writes at once. */
+        PyObject* type;
+        PyObject* value;
+        PyObject* tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (do_write(self) < 0)
+          PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+      }
       return fatal_unless_base(self, r, "Fatal error on SSL protocol");
+    }
   }
   return fatal_unless_base(self, control_ssl_reading(self), "Fatal error on SSL protocol");
 }

@@ -937,3 +937,184 @@ class TestCallbackErrors:
         errors, exc = run(loop, main())
         assert errors == [("Fatal error on SSL protocol", "ZeroDivisionError", "SSLProtocol")]
         assert exc == "ZeroDivisionError"
+
+
+# --- Writes made inside the application's callbacks ------------------------------------
+
+class Responder(RecordingProtocol):
+    """Answers each message with what ``respond(transport, data)`` does."""
+
+    respond = None
+
+    def data_received(self, data):
+        super().data_received(data)
+        type(self).respond(self.transport, data)
+
+
+class TestWritesInCallbacks:
+    def run_responder(self, loop, respond, expected_len, errors=None):
+        async def main():
+            if errors is not None:
+                loop.set_exception_handler(lambda lp, ctx: errors.append(
+                    (ctx["message"], type(ctx.get("exception")).__name__)))
+            responder = type("R", (Responder,), {"respond": staticmethod(respond)})
+            pair = Pair(loop)
+            client, peer = await pair.open(server_factory=responder)
+            client.transport.write(b"go")
+            got = await client.read_at_least(expected_len)
+            await client._until(lambda: "lost" in client.events
+                                or len(client.data) >= expected_len)
+            client.transport.close()
+            await client.lost
+            await peer.lost
+            pair.server.close()
+            await pair.server.wait_closed()
+            return got, client.events
+
+        return run(loop, main())
+
+    def test_pieces_arrive_in_order(self, loop):
+        pieces = [b"%05d," % i for i in range(200)] + [pattern(100000)] + [b"end"]
+
+        def respond(transport, data):
+            for piece in pieces[:100]:
+                transport.write(piece)
+            transport.writelines(pieces[100:200])
+            transport.write(memoryview(pieces[200]))
+            transport.write(bytearray(pieces[201]))
+
+        expected = b"".join(pieces)
+        got, _ = self.run_responder(loop, respond, len(expected))
+        assert got == expected
+
+    def test_write_then_close(self, loop):
+        def respond(transport, data):
+            transport.write(b"bye")
+            transport.close()
+
+        got, events = self.run_responder(loop, respond, 3)
+        assert got == b"bye"
+        assert events == ["made", "data", "eof", "lost"]
+
+    def test_write_then_fail(self, loop):
+        def respond(transport, data):
+            transport.write(b"partial")
+            raise ZeroDivisionError("boom")
+
+        errors = []
+        got, events = self.run_responder(loop, respond, 7, errors)
+        assert got == b"partial"
+        assert errors == [("Fatal error on SSL protocol", "ZeroDivisionError")]
+
+
+class TestDebugMode:
+    def test_handshake_is_logged(self, loop, caplog):
+        import logging
+
+        async def main():
+            loop.set_debug(True)
+            pair = Pair(loop)
+            client, peer = await pair.open()
+            client.transport.write(b"x")
+            await peer.read_at_least(1)
+            await pair.close()
+
+        with caplog.at_level(logging.DEBUG, logger="asyncio"):
+            run(loop, main())
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("starts SSL handshake" in m for m in messages) == 2
+        assert sum("SSL handshake took" in m for m in messages) == 2
+
+
+# --- Renegotiation (TLS 1.2; OpenSSL's command-line tools as the peer) ------------------
+
+async def _read_until(stream, marker, log):
+    """Lines of an openssl tool's output until one holds marker."""
+    while True:
+        line = await stream.readline()
+        log.append(line)
+        if not line:
+            raise AssertionError(f"openssl ended before {marker!r}: {log[-8:]}")
+        if marker in line:
+            return line
+
+
+class TestRenegotiation:
+    def test_server_initiated_is_followed(self, loop):
+        # openssl s_server sends a HelloRequest ("r"): the client (OpenSSL
+        # under the ssl module, as the context allows) renegotiates and the
+        # data keeps flowing both ways.
+        async def main():
+            pem = tlsdata._path("server.pem", tlsdata.SERVER_CERT + tlsdata.SERVER_KEY)
+            proc = await asyncio.create_subprocess_exec(
+                "openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", pem,
+                "-tls1_2", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            log = []
+            try:
+                line = await _read_until(proc.stdout, b"ACCEPT", log)
+                port = int(line.rsplit(b":", 1)[1])
+                ctx = tlsdata.client_context()
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                tr, client = await loop.create_connection(
+                    lambda: RecordingProtocol(loop), "127.0.0.1", port, ssl=ctx,
+                    server_hostname="localhost")
+                tr.write(b"hello\n")
+                await _read_until(proc.stdout, b"hello", log)
+                proc.stdin.write(b"r\n")
+                await _read_until(proc.stdout, b"SSL_do_handshake -> 1", log)
+                proc.stdin.write(b"after\n")
+                got = await client.read_at_least(6)
+                tr.write(b"still here\n")
+                await _read_until(proc.stdout, b"still here", log)
+                tr.abort()
+                await client.lost
+                return got, tr.get_extra_info("cipher")[1]
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                await proc.wait()
+
+        assert run(loop, main()) == (b"after\n", "TLSv1.2")
+
+    def test_client_initiated_is_refused(self, loop):
+        # openssl s_client asks for a renegotiation ("R"): OpenSSL refuses
+        # it on the server's side (no_renegotiation), the client gives up.
+        async def main():
+            accepted = loop.create_future()
+
+            def factory():
+                proto = RecordingProtocol(loop)
+                _set_once(accepted, proto)
+                return proto
+
+            server = await tls_server(loop, factory)
+            port = server.sockets[0].getsockname()[1]
+            proc = await asyncio.create_subprocess_exec(
+                "openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT)
+            log = []
+            try:
+                await _read_until(proc.stdout, b"Verify return code", log)
+                proto = await accepted
+                proc.stdin.write(b"abc\n")
+                await proto.read_at_least(4)
+                proc.stdin.write(b"R\n")
+                await _read_until(proc.stdout, b"RENEGOTIATING", log)
+                await _read_until(proc.stdout, b"no renegotiation", log)
+                await proc.wait()
+                exc = await proto.lost
+                return bytes(proto.data), proto.events, exc
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+                server.close()
+                await server.wait_closed()
+
+        data, events, exc = run(loop, main())
+        assert data == b"abc\n"
+        # The client's fatal alert ends the connection: an SSLError.
+        assert events == ["made", "data", "lost"]
+        assert isinstance(exc, ssl.SSLError) and "HANDSHAKE_FAILURE" in str(exc)
