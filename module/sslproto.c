@@ -243,8 +243,15 @@ struct SSLProtocolObject {
 };
 
 
-static inline struct auv_tls_state* tls_state(void* obj) {
-  return auv__object_state(obj)->tls;
+/* The module state: the loop's copy while there is a loop (cheaper than
+ * asking the type, on every record); the type's once it is gone. */
+static inline auv_state* proto_state(SSLProtocolObject* self) {
+  return self->loop != NULL ? self->loop->state : auv__object_state(self);
+}
+
+
+static inline struct auv_tls_state* tls_state(SSLProtocolObject* self) {
+  return proto_state(self)->tls;
 }
 
 
@@ -402,9 +409,9 @@ static void log_debug(SSLProtocolObject* self, const char* fmt, PyObject* a, PyO
   PyObject* r;
 
   if (b != NULL)
-    r = PyObject_CallMethod(auv__object_state(self)->logger, "debug", "sOO", fmt, a, b);
+    r = PyObject_CallMethod(proto_state(self)->logger, "debug", "sOO", fmt, a, b);
   else
-    r = PyObject_CallMethod(auv__object_state(self)->logger, "debug", "sO", fmt, a);
+    r = PyObject_CallMethod(proto_state(self)->logger, "debug", "sO", fmt, a);
   if (r == NULL)
     PyErr_WriteUnraisable((PyObject*) self);
   Py_XDECREF(r);
@@ -414,7 +421,7 @@ static void log_debug(SSLProtocolObject* self, const char* fmt, PyObject* a, PyO
 static void log_warning(SSLProtocolObject* self, const char* message) {
   PyObject* r;
 
-  r = PyObject_CallMethod(auv__object_state(self)->logger, "warning", "s", message);
+  r = PyObject_CallMethod(proto_state(self)->logger, "warning", "s", message);
   if (r == NULL)
     PyErr_WriteUnraisable((PyObject*) self);
   Py_XDECREF(r);
@@ -445,7 +452,7 @@ static void cancel_handle(SSLProtocolObject* self, PyObject** handle) {
   if (h == NULL)
     return;
   *handle = NULL;
-  if (call0_void(h, auv__object_state(self)->str_cancel) < 0)
+  if (call0_void(h, proto_state(self)->str_cancel) < 0)
     PyErr_WriteUnraisable((PyObject*) self);
   Py_DECREF(h);
 }
@@ -468,7 +475,7 @@ static PyObject* call_later_method(SSLProtocolObject* self, PyObject* delay, PyO
 /* --- Errors and the waiter ------------------------------------------------------ */
 
 static void wakeup_waiter(SSLProtocolObject* self, PyObject* exc) {
-  auv_state* st = auv__object_state(self);
+  auv_state* st = proto_state(self);
   PyObject* waiter;
   PyObject* r;
   int cancelled;
@@ -499,7 +506,7 @@ static void wakeup_waiter(SSLProtocolObject* self, PyObject* exc) {
  * OS errors are logged in debug mode, others (but cancellation) go to the
  * exception handler.  Steals nothing; keeps any current exception out. */
 static void fatal_error(SSLProtocolObject* self, PyObject* exc, const char* message) {
-  auv_state* st = auv__object_state(self);
+  auv_state* st = proto_state(self);
   PyObject* transport;
   PyObject* r;
 
@@ -631,7 +638,7 @@ static void app_flow_failed(SSLProtocolObject* self, const char* message) {
 /* asyncio's _control_app_writing(): pause_writing()/resume_writing() of the
  * application at the water marks of the plaintext not yet sent (size). */
 static int control_app_writing_size(SSLProtocolObject* self, size_t size) {
-  auv_state* st = auv__object_state(self);
+  auv_state* st = proto_state(self);
   PyObject* app;
   PyObject* r;
   int pause;
@@ -940,7 +947,7 @@ static int deliver_data(SSLProtocolObject* self, PyObject* data) {
     Py_DECREF(cb);
   } else {
     PyObject* app = Py_NewRef(self->app_protocol != NULL ? self->app_protocol : Py_None);
-    r = call1(app, auv__object_state(self)->str_data_received, data);
+    r = call1(app, proto_state(self)->str_data_received, data);
     Py_DECREF(app);
   }
   Py_XDECREF(r);
@@ -1055,7 +1062,7 @@ static int do_read_copied(SSLProtocolObject* self) {
 
 /* asyncio's _do_read__buffered(): into the application's own buffer. */
 static int do_read_buffered(SSLProtocolObject* self) {
-  auv_state* st = auv__object_state(self);
+  auv_state* st = proto_state(self);
   PyObject* hint;
   PyObject* buf;
   PyObject* r;
@@ -1198,7 +1205,7 @@ static int call_eof_received(SSLProtocolObject* self) {
     return 0;
   self->app_state = A_EOF;
   app = Py_NewRef(self->app_protocol != NULL ? self->app_protocol : Py_None);
-  r = call0(app, auv__object_state(self)->str_eof_received);
+  r = call0(app, proto_state(self)->str_eof_received);
   Py_DECREF(app);
   keep_open = r == NULL ? -1 : PyObject_IsTrue(r);
   Py_XDECREF(r);
@@ -1324,7 +1331,7 @@ static int on_handshake_complete(SSLProtocolObject* self, PyObject* handshake_ex
     }
     self->app_state = A_CON_MADE;
     app = Py_NewRef(self->app_protocol != NULL ? self->app_protocol : Py_None);
-    r = call1(app, auv__object_state(self)->str_connection_made,
+    r = call1(app, proto_state(self)->str_connection_made,
               (PyObject*) self->app_transport);
     Py_DECREF(app);
     if (r == NULL)
@@ -1406,7 +1413,7 @@ static int on_shutdown_complete(SSLProtocolObject* self, PyObject* exc) {
     return 0;
   }
   transport = Py_NewRef(self->transport != NULL ? self->transport : Py_None);
-  r = auv__loop_call_soon_method(self->loop, transport, auv__object_state(self)->str_close,
+  r = auv__loop_call_soon_method(self->loop, transport, proto_state(self)->str_close,
                                  NULL);
   Py_DECREF(transport);
   return r;
@@ -1543,7 +1550,7 @@ static PyObject* proto_connection_made(SSLProtocolObject* self, PyObject* transp
 
 
 static PyObject* proto_connection_lost(SSLProtocolObject* self, PyObject* exc) {
-  auv_state* st = auv__object_state(self);
+  auv_state* st = proto_state(self);
   PyObject* r;
   int rc = 0;
 
@@ -1662,7 +1669,7 @@ static PyObject* proto_eof_received(SSLProtocolObject* self, PyObject* unused) {
     PyObject* tb;
     PyErr_Fetch(&type, &value, &tb);
     transport = Py_NewRef(self->transport);
-    if (call0_void(transport, auv__object_state(self)->str_close) < 0)
+    if (call0_void(transport, proto_state(self)->str_close) < 0)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_DECREF(transport);
     PyErr_Restore(type, value, tb);
@@ -1755,7 +1762,7 @@ static PyObject* proto_do_read_cb(SSLProtocolObject* self, PyObject* unused) {
 /* --- The application's side -------------------------------------------------------- */
 
 static int set_app_protocol(SSLProtocolObject* self, PyObject* protocol) {
-  auv_state* st = auv__object_state(self);
+  auv_state* st = proto_state(self);
   PyObject* get_buffer = NULL;
   PyObject* buffer_updated = NULL;
   PyObject* data_received = NULL;
@@ -2199,7 +2206,7 @@ static PyObject* tr_get_start_tls_compatible(SSLTransportObject* self, void* clo
 
 
 static PyObject* tr_get_sendfile_compatible(SSLTransportObject* self, void* closure) {
-  return Py_NewRef(tls_state(self)->sendfile_fallback);
+  return Py_NewRef(auv__object_state(self)->tls->sendfile_fallback);
 }
 
 

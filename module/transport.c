@@ -1170,7 +1170,7 @@ static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol
       return -1;
   }
   self->buffered = (char) buffered;
-  self->tls = (char) auv__is_sslproto(auv__object_state(self), protocol);
+  self->tls = (char) auv__is_sslproto(transport_state(self), protocol);
   Py_XSETREF(self->data_received, data_received);
   Py_XSETREF(self->get_buffer, get_buffer);
   Py_XSETREF(self->buffer_updated, buffer_updated);
