@@ -1141,9 +1141,16 @@ def pipes_loop_closed():
 
 def subprocess_loop_closed():
     loop = new_loop(LOOP_KIND)
+    class Proto(asyncio.SubprocessProtocol):
+        def connection_made(self, transport):
+            self.lost = loop.create_future()
+        def connection_lost(self, exc):
+            self.lost.set_result(None)
     async def main():
-        await loop.subprocess_exec(asyncio.SubprocessProtocol, sys.executable, "-c", "pass")
-        await asyncio.sleep(0.3)
+        # Until connection_lost() the child's exit and its pipes hold the
+        # transport; after it, only the caller does.
+        tr, pr = await loop.subprocess_exec(Proto, sys.executable, "-c", "pass")
+        await pr.lost
     loop.run_until_complete(main())
     loop.close()
 
