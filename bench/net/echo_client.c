@@ -21,9 +21,16 @@
  * overall -t timeout, or at the first error (exit status 1).  Only a
  * loopback address (127.x.x.x, ::1) or a Unix socket is accepted.
  *
+ * Built with -DECHO_TLS (and -lssl -lcrypto), -S speaks TLS: each
+ * connection makes its handshake (OpenSSL, TLS 1.3, no certificate check)
+ * before the warm-up, then requests and echoes go through SSL_write() and
+ * SSL_read().
+ *
  * Build: cc -O2 -o echo_client echo_client.c   (Linux; no dependencies)
+ *        cc -O2 -DECHO_TLS -o echo_client_tls echo_client.c -lssl -lcrypto
  * Usage: echo_client (-p PORT [-H HOST] | -u PATH) [-c CONNS] [-s SIZE]
  *                    [-d SECONDS | -n REQUESTS] [-w WARMUP_S] [-t TIMEOUT_S]
+ *                    [-S]
  */
 
 #define _GNU_SOURCE
@@ -44,10 +51,17 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef ECHO_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
 
 /* One client connection and the request it has in flight. */
 struct conn {
     int fd;
+#ifdef ECHO_TLS
+    SSL *ssl;            /* with -S */
+#endif
     unsigned char *msg;  /* the current request, `size` bytes */
     size_t sent;         /* bytes of msg written so far */
     size_t received;     /* bytes of the echo read so far */
@@ -69,7 +83,12 @@ static struct {
     size_t size;
     double duration, warmup, timeout;
     long long max_requests; /* 0: run for `duration` */
-} opt = {"127.0.0.1", NULL, NULL, 10, 1024, 5.0, 1.0, 0.0, 0};
+    int tls;                /* -S */
+} opt = {"127.0.0.1", NULL, NULL, 10, 1024, 5.0, 1.0, 0.0, 0, 0};
+
+#ifdef ECHO_TLS
+static SSL_CTX *tls_ctx;
+#endif
 
 static uint64_t now_ns(void)
 {
@@ -173,12 +192,68 @@ static void set_events(int ep, struct conn *c, int want_out)
     c->want_out = want_out;
 }
 
+#ifdef ECHO_TLS
+/* The TLS connection over fd, its handshake made (fd still blocking). */
+static SSL *tls_open(int fd)
+{
+    SSL *ssl = SSL_new(tls_ctx);
+    if (!ssl || !SSL_set_fd(ssl, fd) || SSL_connect(ssl) != 1) {
+        ERR_print_errors_fp(stderr);
+        fail("%s", "TLS handshake failed");
+    }
+    return ssl;
+}
+
+/* send()/recv() through TLS: the same results, errno EAGAIN when the
+ * record layer waits for the socket. */
+static ssize_t tls_io(struct conn *c, void *buf, size_t len, int writing)
+{
+    int n = writing ? SSL_write(c->ssl, buf, (int)len)
+                    : SSL_read(c->ssl, buf, (int)len);
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(c->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (n == 0 || errno == 0)
+            return 0;
+        return -1;
+    default:
+        ERR_print_errors_fp(stderr);
+        errno = EPROTO;
+        return -1;
+    }
+}
+#endif
+
+static ssize_t conn_send(struct conn *c, const void *buf, size_t len)
+{
+#ifdef ECHO_TLS
+    if (opt.tls)
+        return tls_io(c, (void *)buf, len, 1);
+#endif
+    return send(c->fd, buf, len, MSG_NOSIGNAL);
+}
+
+static ssize_t conn_recv(struct conn *c, void *buf, size_t len)
+{
+#ifdef ECHO_TLS
+    if (opt.tls)
+        return tls_io(c, buf, len, 0);
+#endif
+    return recv(c->fd, buf, len, 0);
+}
+
 /* Write as much of the current request as the socket takes. */
 static void pump_out(int ep, struct conn *c)
 {
     while (c->sent < opt.size) {
-        ssize_t n = send(c->fd, c->msg + c->sent, opt.size - c->sent,
-                         MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, c->msg + c->sent, opt.size - c->sent);
         if (n > 0) {
             c->sent += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -210,14 +285,14 @@ static void usage(void)
     fprintf(stderr,
             "usage: echo_client (-p PORT [-H HOST] | -u PATH) [-c CONNS] "
             "[-s SIZE] [-d SECONDS | -n REQUESTS] [-w WARMUP_S] "
-            "[-t TIMEOUT_S]\n");
+            "[-t TIMEOUT_S] [-S]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     int ch;
-    while ((ch = getopt(argc, argv, "H:p:u:c:s:d:n:w:t:h")) != -1) {
+    while ((ch = getopt(argc, argv, "H:p:u:c:s:d:n:w:t:Sh")) != -1) {
         switch (ch) {
         case 'H': opt.host = optarg; break;
         case 'p': opt.port = optarg; break;
@@ -228,12 +303,27 @@ int main(int argc, char **argv)
         case 'n': opt.max_requests = atoll(optarg); break;
         case 'w': opt.warmup = atof(optarg); break;
         case 't': opt.timeout = atof(optarg); break;
+        case 'S': opt.tls = 1; break;
         default: usage();
         }
     }
     if ((!opt.port) == (!opt.unix_path) || opt.conns < 1 || opt.size < 1 ||
         opt.duration <= 0 || opt.warmup < 0 || opt.max_requests < 0)
         usage();
+#ifdef ECHO_TLS
+    if (opt.tls) {
+        tls_ctx = SSL_CTX_new(TLS_client_method());
+        if (!tls_ctx)
+            fail("%s", "SSL_CTX_new failed");
+        SSL_CTX_set_min_proto_version(tls_ctx, TLS1_3_VERSION);
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+#else
+    if (opt.tls)
+        fail("%s", "built without TLS (-DECHO_TLS)");
+#endif
     if (opt.timeout <= 0)
         opt.timeout = opt.warmup + (opt.max_requests ? 600.0 : opt.duration)
                       + 30.0;
@@ -282,6 +372,15 @@ int main(int argc, char **argv)
         for (size_t j = 0; j < opt.size; j++)
             c->msg[j] = (unsigned char)('a' + (j + (size_t)i) % 26);
         c->fd = open_conn(ai, opt.unix_path ? &sun : NULL);
+#ifdef ECHO_TLS
+        if (opt.tls) {
+            /* The handshake, blocking, before anything is measured. */
+            int fl = fcntl(c->fd, F_GETFL);
+            fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
+            c->ssl = tls_open(c->fd);
+            fcntl(c->fd, F_SETFL, fl);
+        }
+#endif
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
             die("epoll_ctl");
@@ -361,7 +460,7 @@ int main(int argc, char **argv)
                     want = 1; /* anything arriving now is an error */
                 if (want > 65536)
                     want = 65536;
-                ssize_t r = recv(c->fd, scratch, want, 0);
+                ssize_t r = conn_recv(c, scratch, want);
                 if (r < 0 && errno == EINTR)
                     continue;
                 if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

@@ -22,6 +22,11 @@ Four ways of writing the same echo server, selected by ``--mode``:
     ``loop.sock_recv`` (64 KiB at most) and ``loop.sock_sendall`` coroutines,
     one task per connection.
 
+With ``--tls PEM`` (streams, protocol and buffered modes) the connections
+are TLS (``ssl=`` of ``create_server()``/``start_server()``), with the
+certificate and key in PEM (``tls-cert.pem`` here); ``echo_client -S``
+speaks it.
+
 The server listens on TCP (``--host``, default 127.0.0.1; ``--port``, default
 0 = any free port) and, with ``--unix PATH``, on a Unix socket as well.  Once
 everything listens it prints ``LISTENING <tcp port>`` on stdout (a harness
@@ -213,24 +218,37 @@ def make_listener(family: int, address) -> socket.socket:
 
 
 async def start(loop: asyncio.AbstractEventLoop, mode: str, host: str,
-                port: int, unix: str | None, backlog: int) -> tuple[int, list]:
+                port: int, unix: str | None, backlog: int,
+                tls: str | None = None) -> tuple[int, list]:
     """Start the server(s) for *mode*; return (TCP port, things to keep)."""
     keep: list = []
+    ctx = None
+    if tls:
+        import ssl
+
+        if mode == "sockets":
+            raise ValueError("--tls: not in the sockets mode")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls)
     if mode == "streams":
         srv = await asyncio.start_server(streams_handler, host, port,
-                                         backlog=backlog, limit=READ_SIZE)
+                                         backlog=backlog, limit=READ_SIZE,
+                                         ssl=ctx)
         keep.append(srv)
         if unix:
             keep.append(await asyncio.start_unix_server(
-                streams_handler, unix, backlog=backlog, limit=READ_SIZE))
+                streams_handler, unix, backlog=backlog, limit=READ_SIZE,
+                ssl=ctx))
         return srv.sockets[0].getsockname()[1], keep
     if mode in ("protocol", "buffered"):
         factory = EchoProtocol if mode == "protocol" else EchoBufferedProtocol
-        srv = await loop.create_server(factory, host, port, backlog=backlog)
+        srv = await loop.create_server(factory, host, port, backlog=backlog,
+                                       ssl=ctx)
         keep.append(srv)
         if unix:
             keep.append(await loop.create_unix_server(factory, unix,
-                                                      backlog=backlog))
+                                                      backlog=backlog,
+                                                      ssl=ctx))
         return srv.sockets[0].getsockname()[1], keep
     if mode == "sockets":
         await asyncio.wait_for(sockets_selftest(loop), 10)
@@ -260,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backlog", type=int, default=1024)
     ap.add_argument("--max-seconds", type=float, default=900.0,
                     help="exit after this long in any case (default 900)")
+    ap.add_argument("--tls", metavar="PEM",
+                    help="TLS with this certificate and key (not sockets)")
     args = ap.parse_args(argv)
 
     faulthandler.enable()  # a crashing loop leaves a traceback on stderr
@@ -277,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         port, keep = loop.run_until_complete(
             start(loop, args.mode, args.host, args.port, args.unix,
-                  args.backlog))
+                  args.backlog, args.tls))
     except NotImplementedError as exc:
         what = str(exc) or f"{args.mode} mode"
         print(f"NOTIMPLEMENTED {what}", flush=True)

@@ -13,6 +13,10 @@ or HTTP/1.0 without keep-alive closes after the response).  Pipelined
 requests work: each one parsed is answered in order.  Anything that is not
 a valid request closes the connection with ``400``.
 
+``--body-size N`` answers with an N-byte body instead; ``--tls PEM``
+serves HTTPS (``create_server(ssl=...)``) with the certificate and key in
+PEM (``tls-cert.pem`` here: a self-signed one for localhost).
+
 Same conventions as ``echo_server.py``: TCP on ``--host`` (default
 127.0.0.1) and ``--port`` (0 = any free port), ``LISTENING <port>`` on stdout
 once ready, SIGTERM/SIGINT or ``--max-seconds`` ends it, and exit status 3
@@ -34,10 +38,16 @@ from echo_server import (EXIT_NOT_IMPLEMENTED, LOOPS, loopback_host,
                          new_loop, raise_nofile_limit)
 
 BODY = b"Hello, World!"
-RESPONSE = (b"HTTP/1.1 200 OK\r\n"
+
+
+def response(body: bytes) -> bytes:
+    return (b"HTTP/1.1 200 OK\r\n"
             b"Content-Type: text/plain\r\n"
-            b"Content-Length: " + str(len(BODY)).encode() + b"\r\n"
-            b"\r\n" + BODY)
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+            b"\r\n" + body)
+
+
+RESPONSE = response(BODY)
 BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\n"
                b"Content-Length: 0\r\nConnection: close\r\n\r\n")
 
@@ -77,9 +87,16 @@ class HttpProtocol(asyncio.Protocol):
 
 
 async def start(loop: asyncio.AbstractEventLoop, host: str, port: int,
-                backlog: int) -> asyncio.AbstractServer:
+                backlog: int, tls: str | None = None) -> asyncio.AbstractServer:
     """Start listening; return the server object."""
-    return await loop.create_server(HttpProtocol, host, port, backlog=backlog)
+    ctx = None
+    if tls:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls)
+    return await loop.create_server(HttpProtocol, host, port, backlog=backlog,
+                                    ssl=ctx)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backlog", type=int, default=1024)
     ap.add_argument("--max-seconds", type=float, default=900.0,
                     help="exit after this long in any case (default 900)")
+    ap.add_argument("--body-size", type=int, default=None,
+                    help="bytes of response body (default: 13, 'Hello, World!')")
+    ap.add_argument("--tls", metavar="PEM",
+                    help="serve HTTPS with this certificate and key")
     args = ap.parse_args(argv)
+    global RESPONSE
+    if args.body_size is not None:
+        RESPONSE = response((BODY * (args.body_size // len(BODY) + 1))
+                            [:args.body_size])
 
     faulthandler.enable()  # a crashing loop leaves a traceback on stderr
     raise_nofile_limit()
@@ -103,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         server = loop.run_until_complete(
-            start(loop, args.host, args.port, args.backlog))
+            start(loop, args.host, args.port, args.backlog, args.tls))
     except NotImplementedError as exc:
         what = str(exc) or "create_server"
         print(f"NOTIMPLEMENTED {what}", flush=True)

@@ -19,6 +19,11 @@ Benchmarks (see bench/README.md, "Network benchmarks"):
   lowest asyncuv/uvloop ratio any loop running that server reaches here;
 * unix: protocol mode, 1 KiB, over a Unix socket;
 * http: ``http_server.py`` (httptools) driven by ``wrk``;
+* tls: the protocol-mode echo over TLS (``echo_server.py --tls``), 1 and 64
+  KiB messages, driven by ``echo_client_tls -S`` (echo_client.c built with
+  OpenSSL);
+* https: ``http_server.py --tls`` driven by ``wrk https://``: 13-byte bodies
+  on 50 connections, 64 KiB bodies on 10;
 * idle: server memory per idle connection (``idle_memory.py``).
 
 For every row the loops are interleaved -- repetition 1 runs asyncio, uvloop,
@@ -64,6 +69,8 @@ CEILING = "libuv-C"
 FLOOR = "epoll-C"
 #: The C servers and the binaries that are them.
 C_SERVERS = {CEILING: "libuv_echo", FLOOR: "epoll_floor"}
+#: Certificate and key of the TLS rows (self-signed, for localhost).
+TLS_PEM = os.path.join(HERE, "tls-cert.pem")
 MODES = ("streams", "protocol", "buffered", "sockets")
 KIB = 1024
 
@@ -103,6 +110,7 @@ class Row:
     loops: list[str]
     mode: str = "protocol"
     size: int = 0
+    conns: int = 0           # connections, if not the configured default
     samples: dict = field(default_factory=dict)   # loop -> [sample dict]
     status: dict = field(default_factory=dict)    # loop -> ok|skipped|ERROR
     errors: dict = field(default_factory=dict)    # loop -> message
@@ -111,7 +119,7 @@ class Row:
 def build_rows(args: argparse.Namespace, loops: list[str]) -> list[Row]:
     """The benchmark rows selected by --quick / --only / --sizes / --modes."""
     only = set(args.only.split(",")) if args.only else {
-        "echo", "ceiling", "unix", "http", "idle"}
+        "echo", "ceiling", "unix", "http", "tls", "https", "idle"}
     if args.quick and not args.only:
         only.discard("unix")
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
@@ -138,6 +146,18 @@ def build_rows(args: argparse.Namespace, loops: list[str]) -> list[Row]:
     if "http" in only:
         rows.append(Row("http httptools", "http",
                         loops + ([FLOOR] if c_servers else [])))
+    if "tls" in only:
+        tls_sizes = [int(s) for s in args.tls_sizes.split(",")] if \
+            args.tls_sizes else ([1] if args.quick else [1, 64])
+        for size in tls_sizes:
+            rows.append(Row(f"tls echo {size}KiB", "tls", loops,
+                            size=size * KIB))
+    if "https" in only:
+        rows.append(Row("https httptools 13B", "https", loops, size=0,
+                        conns=args.https_conns))
+        if not args.quick:
+            rows.append(Row("https httptools 64KiB", "https", loops,
+                            size=64 * KIB, conns=args.https_big_conns))
     if "idle" in only:
         rows.append(Row(f"idle memory ({args.idle_conns} conns)", "idle",
                         loops))
@@ -163,6 +183,8 @@ def build_binaries(out_dir: str) -> dict[str, str | None]:
             uv_flags = out.stdout.split()
     recipes = {
         "echo_client": ["echo_client.c"],
+        "echo_client_tls": ["echo_client.c", "-DECHO_TLS", "-lssl",
+                            "-lcrypto"],
         "libuv_echo": ["libuv_echo.c"] + uv_flags,
         "epoll_floor": ["epoll_floor.c"],
     }
@@ -204,12 +226,18 @@ def server_cmd(cfg: Config, row: Row, loop: str, unix: str | None) -> list:
         cmd = [os.path.join(cfg.bin_dir, C_SERVERS[loop])]
         if row.kind == "http":
             cmd.append("--http")
-    elif row.kind == "http":
+    elif row.kind in ("http", "https"):
         cmd = [cfg.python, os.path.join(HERE, "http_server.py"),
                "--loop", loop]
+        if row.kind == "https":
+            cmd += ["--tls", TLS_PEM]
+            if row.size:
+                cmd += ["--body-size", str(row.size)]
     else:
         cmd = [cfg.python, os.path.join(HERE, "echo_server.py"),
                "--loop", loop, "--mode", row.mode]
+        if row.kind == "tls":
+            cmd += ["--tls", TLS_PEM]
     if unix:
         cmd += ["--unix", unix]
     return cmd
@@ -223,7 +251,10 @@ def measure_echo(cfg: Config, row: Row, loop: str) -> dict:
                 env=cfg.env) as server:
         target = ["-u", unix] if unix else ["-H", "127.0.0.1",
                                             "-p", str(server.port)]
-        cmd = [os.path.join(cfg.bin_dir, "echo_client"), *target,
+        if row.kind == "tls":
+            target += ["-S"]
+        client_bin = "echo_client_tls" if row.kind == "tls" else "echo_client"
+        cmd = [os.path.join(cfg.bin_dir, client_bin), *target,
                "-c", str(cfg.conns), "-s", str(row.size),
                "-d", str(cfg.duration), "-w", str(cfg.warmup)]
         client = procutil.spawn(cmd, cfg.client_cpu, stdout=subprocess.PIPE,
@@ -287,18 +318,30 @@ HTTP_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 _WRK_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
 
 
-def http_warmup(port: int, n: int = 1000) -> None:
-    """Send *n* keep-alive requests on one connection and check answers."""
+def http_warmup(port: int, n: int = 1000, tls: bool = False,
+                body: int = 13) -> None:
+    """Send *n* keep-alive requests on one connection and check answers
+    (the body, Hello, World! repeated, ends with a known tail)."""
+    tail = (b"Hello, World!" * (body // 13 + 1))[:body][-13:]
     with socket.create_connection(("127.0.0.1", port), 10) as s:
+        if tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            s = ctx.wrap_socket(s)
         buf = b""
         for _ in range(n):
             s.sendall(HTTP_REQUEST)
-            while b"Hello, World!" not in buf:
+            while tail not in buf:
                 chunk = s.recv(65536)
                 if not chunk:
                     raise ServerError("http server closed the connection")
                 buf += chunk
-            buf = buf[buf.index(b"Hello, World!") + 13:]
+            buf = buf[buf.index(tail) + len(tail):]
+        if tls:
+            s.close()
 
 
 def parse_wrk(text: str) -> dict:
@@ -329,9 +372,13 @@ def measure_http(cfg: Config, row: Row, loop: str) -> dict:
     """Run wrk against a fresh http_server.py; one sample."""
     with Server(server_cmd(cfg, row, loop, None), cpu=cfg.server_cpu,
                 env=cfg.env) as server:
-        http_warmup(server.port)
-        cmd = ["wrk", "-t1", f"-c{cfg.http_conns}", f"-d{cfg.http_duration}s",
-               "--latency", f"http://127.0.0.1:{server.port}/"]
+        tls = row.kind == "https"
+        http_warmup(server.port, 200 if tls and row.size else 1000, tls,
+                    row.size or 13)
+        scheme = "https" if tls else "http"
+        cmd = ["wrk", "-t1", f"-c{row.conns or cfg.http_conns}",
+               f"-d{cfg.http_duration}s",
+               "--latency", f"{scheme}://127.0.0.1:{server.port}/"]
         cpu0, t0 = server.cpu_times(), time.monotonic()
         wrk = procutil.spawn(cmd, cfg.client_cpu, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -361,13 +408,15 @@ def measure_idle(cfg: Config, row: Row, loop: str) -> dict:
 
 
 MEASURE = {"echo": measure_echo, "ceiling": measure_echo,
-           "unix": measure_echo, "http": measure_http, "idle": measure_idle}
+           "unix": measure_echo, "http": measure_http, "idle": measure_idle,
+           "tls": measure_echo, "https": measure_http}
 
 
 def impl_key(row: Row) -> str:
     """Which server feature a row needs (for remembering what is missing)."""
     return {"echo": row.mode, "unix": "unix", "http": "protocol",
-            "idle": "protocol"}.get(row.kind, row.kind)
+            "idle": "protocol", "tls": "tls", "https": "tls"}.get(row.kind,
+                                                                   row.kind)
 
 
 # --------------------------------------------------------------------------
@@ -706,7 +755,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="comma-separated (default: %(default)s)")
     ap.add_argument("--only", metavar="KINDS",
                     help="comma-separated subset of "
-                         "echo,ceiling,unix,http,idle")
+                         "echo,ceiling,unix,http,tls,https,idle")
+    ap.add_argument("--tls-sizes", metavar="KIB",
+                    help="TLS echo message sizes in KiB (default 1,64; "
+                         "1 with --quick)")
+    ap.add_argument("--https-conns", type=int, default=50,
+                    help="wrk connections, HTTPS small bodies "
+                         "(default %(default)s)")
+    ap.add_argument("--https-big-conns", type=int, default=10,
+                    help="wrk connections, HTTPS 64 KiB bodies "
+                         "(default %(default)s)")
     ap.add_argument("--sizes", metavar="KIB",
                     help="echo message sizes in KiB (default 1,10,100; "
                          "1 with --quick)")
@@ -802,13 +860,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         built = {name: os.path.join(bin_dir, name) if os.access(
             os.path.join(bin_dir, name), os.X_OK) else None
-            for name in ("echo_client", *C_SERVERS.values())}
+            for name in ("echo_client", "echo_client_tls",
+                         *C_SERVERS.values())}
 
     rows = build_rows(args, loops)
     drop = set()
     if not built.get("echo_client"):
         drop |= {"echo", "ceiling", "unix"}
         print("note: no echo_client: echo rows skipped", file=sys.stderr)
+    if not built.get("echo_client_tls"):
+        drop.add("tls")
+        print("note: no echo_client_tls (apt-get install libssl-dev): TLS "
+              "echo rows skipped", file=sys.stderr)
     for server, binary in C_SERVERS.items():
         if not built.get(binary):
             for row in rows:
@@ -817,13 +880,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: no {binary}: {server} not measured", file=sys.stderr)
     rows = [r for r in rows if r.loops]
     if not shutil.which("wrk"):
-        drop.add("http")
-        print("note: wrk not found (apt-get install wrk): http row skipped",
+        drop |= {"http", "https"}
+        print("note: wrk not found (apt-get install wrk): http rows skipped",
               file=sys.stderr)
     elif not procutil.importable(args.python, "httptools", env):
-        drop.add("http")
+        drop |= {"http", "https"}
         print("note: httptools missing (apt-get install python3-httptools): "
-              "http row skipped", file=sys.stderr)
+              "http rows skipped", file=sys.stderr)
     rows = [r for r in rows if r.kind not in drop]
 
     cfg = Config(python=args.python, env=env, loops=loops,
