@@ -491,6 +491,40 @@ class TestClosing:
         assert events == ["made", "eof", "lost"]
         assert exc is None
 
+    def test_shutdown_timeout(self, loop):
+        # The peer never answers our close_notify: after ssl_shutdown_timeout
+        # the connection is dropped and connection_lost() gets TimeoutError
+        # (asyncio.TimeoutError on 3.11 is the same class).
+        async def scenario():
+            peer_box = []
+
+            def factory():
+                peer = SansIOPeer(loop, tlsdata.server_context(), True)
+                peer_box.append(peer)
+                return peer
+
+            server = await loop.create_server(factory, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            tr, client = await loop.create_connection(
+                lambda: RecordingProtocol(loop), "127.0.0.1", port,
+                ssl=tlsdata.client_context(), server_hostname="localhost",
+                ssl_shutdown_timeout=0.05)
+            peer = peer_box[0]
+            await peer.wait_handshake()
+            tr.close()
+            await peer._until(lambda: peer.close_notify)
+            exc = await client.lost     # no answer from the peer
+            await peer._until(lambda: peer.eof or peer.lost.done())
+            peer.transport.close()
+            server.close()
+            await server.wait_closed()
+            return client.events, exc
+
+        events, exc = run(loop, scenario())
+        assert events == ["made", "lost"]
+        assert type(exc) is TimeoutError
+        assert str(exc) == "SSL shutdown timed out"
+
     def test_peer_close_notify_means_eof(self, loop):
         async def scenario():
             peer_box = []
