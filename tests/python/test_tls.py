@@ -1113,6 +1113,10 @@ class TestRenegotiation:
                 if proc.returncode is None:
                     proc.kill()
                 await proc.wait()
+                # The process has exited; its pipes' transports may not have
+                # seen their ends yet, and asyncio's subprocess transport
+                # would warn of being unclosed (3.14 under load).
+                proc._transport.close()
 
         assert run(loop, main()) == (b"after\n", "TLSv1.2")
 
@@ -1149,6 +1153,7 @@ class TestRenegotiation:
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
+                proc._transport.close()   # as above
                 server.close()
                 await server.wait_closed()
 
