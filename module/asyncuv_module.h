@@ -420,6 +420,27 @@ AUV_MOD_INTERNAL int auv__parse_write_limits(PyObject* high_obj, PyObject* low_o
                                              size_t default_high, size_t* high,
                                              size_t* low, PyObject** limits);
 AUV_MOD_INTERNAL const char* auv__type_name(PyObject* obj);
+/* Enter ctx (a contextvars.Context) around protocol callbacks, as asyncio
+ * runs them in the context current when the transport was made.  Returns
+ * a reference to exit with auv__context_exit(), or NULL where there is
+ * nothing to enter (no context, or it is entered already: a callback of
+ * the same transport is running further up the stack). */
+static inline PyObject* auv__context_enter(PyObject* ctx) {
+  if (ctx == NULL)
+    return NULL;
+  if (PyContext_Enter(ctx) < 0) {
+    PyErr_Clear();
+    return NULL;
+  }
+  return Py_NewRef(ctx);
+}
+static inline void auv__context_exit(PyObject* ctx) {
+  if (ctx == NULL)
+    return;
+  if (PyContext_Exit(ctx) < 0)
+    PyErr_WriteUnraisable(ctx);
+  Py_DECREF(ctx);
+}
 AUV_MOD_INTERNAL int auv__get_data_buffer(PyObject* data, Py_buffer* view, PyObject** copy);
 AUV_MOD_INTERNAL int auv__parse_extra_info_args(PyObject* const* args, Py_ssize_t nargs,
                                                 PyObject* kwnames, PyObject** name,

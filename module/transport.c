@@ -44,6 +44,8 @@ struct TransportObject {
   struct transport_sendfile_s* sf;  /* a sendfile in progress, or NULL */
   Py_buffer rbuf;              /* a BufferedProtocol's buffer, during a read */
   PyObject* limits;            /* (low, high) as set_write_buffer_limits() took them */
+  PyObject* context;           /* protocol callbacks run in it (made with us) */
+  PyObject* write_context;     /* the write() that found the queue empty */
   size_t high_water;
   size_t low_water;
   int fd;
@@ -296,11 +298,13 @@ static void transport_maybe_resume_protocol(TransportObject* self) {
 
 /* --- Reading ---------------------------------------------------------------- */
 
+static void transport_alloc_buffered(TransportObject* self, size_t suggested,
+                                     char** base, size_t* len);
+
 static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
                                char** base, size_t* len) {
   TransportObject* self;
-  PyObject* buf;
-  PyObject* hint;
+  PyObject* ctx;
 
   self = auv_stream_get_data(stream);
   if (self->tls) {
@@ -328,6 +332,18 @@ static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
     *len = *base != NULL ? AUV_READ_BUF_SIZE : 0;
     return;
   }
+  Py_INCREF(self);
+  ctx = auv__context_enter(self->context);  /* get_buffer() runs in it */
+  transport_alloc_buffered(self, suggested, base, len);
+  auv__context_exit(ctx);
+  Py_DECREF(self);
+}
+
+
+static void transport_alloc_buffered(TransportObject* self, size_t suggested,
+                                     char** base, size_t* len) {
+  PyObject* buf;
+  PyObject* hint;
 
   /* BufferedProtocol: read straight into the protocol's buffer. */
   *len = 0;
@@ -443,11 +459,13 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
   TransportObject* self;
   PyObject* data;
   PyObject* r;
+  PyObject* ctx;
   Py_buffer view;
   int in_rbuf;
 
   self = auv_stream_get_data(stream);
   Py_INCREF(self);  /* a protocol callback may close and drop us */
+  ctx = auv__context_enter(self->context);
 
   /* The read went into a BufferedProtocol's buffer: released at the end,
    * after whatever the protocol does with it (get_buffer() may even have
@@ -544,6 +562,7 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
 done:
   if (in_rbuf)
     PyBuffer_Release(&view);
+  auv__context_exit(ctx);
   Py_DECREF(self);
 }
 
@@ -561,9 +580,24 @@ static void transport_start_reading(TransportObject* self) {
 }
 
 
+/* Reads run in (a copy of) the current context from now on: asyncio
+ * makes its reader anew at each resume_reading(), in the caller's context
+ * (start_tls() resumes the transport it takes over). */
+static int transport_take_context(TransportObject* self) {
+  PyObject* ctx = PyContext_CopyCurrent();
+
+  if (ctx == NULL)
+    return -1;
+  Py_XSETREF(self->context, ctx);
+  return 0;
+}
+
+
 /* The first reading starts after connection_made(): queued after it. */
 static PyObject* transport_start_reading_method(TransportObject* self, PyObject* unused) {
   if (auv__loop_check_thread(self->loop) < 0)
+    return NULL;
+  if (transport_take_context(self) < 0)
     return NULL;
   transport_start_reading(self);
   Py_RETURN_NONE;
@@ -826,9 +860,14 @@ static PyObject* transport_get_sendfile_compatible(TransportObject* self, void* 
 
 static void transport_drain_cb(auv_stream_t* stream, int status) {
   TransportObject* self;
+  PyObject* ctx;
 
   self = auv_stream_get_data(stream);
   Py_INCREF(self);
+  /* asyncio's writer callback: made by the write() that found the queue
+   * empty, in that call's context. */
+  ctx = auv__context_enter(self->write_context != NULL ? self->write_context
+                                                       : self->context);
   if (status < 0) {
     oserror_from(status);
     transport_fatal_error(self, "Fatal write error on socket transport");
@@ -846,6 +885,7 @@ static void transport_drain_cb(auv_stream_t* stream, int status) {
         PyErr_WriteUnraisable((PyObject*) self);
     }
   }
+  auv__context_exit(ctx);
   Py_DECREF(self);
 }
 
@@ -886,6 +926,7 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
   PyObject* copy;
   auv_buf_t buf;
   ssize_t n;
+  int was_empty;
 
   if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
     PyErr_Format(PyExc_TypeError, AUV_WRITE_DATA_TYPE_ERROR, auv__type_name(data));
@@ -926,11 +967,19 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
     goto out;
   }
 
+  was_empty = transport_buffer_size(self) == 0;
   n = auv_stream_write(self->stream, &buf, 1);
   if (n < 0) {
     oserror_from((int) n);
     transport_fatal_error(self, "Fatal write error on socket transport");
   } else {
+    if (was_empty && transport_buffer_size(self) > 0) {
+      /* The queue's callbacks (resume_writing()) run in this context. */
+      PyObject* ctx = PyContext_CopyCurrent();
+      if (ctx == NULL)
+        goto error;
+      Py_XSETREF(self->write_context, ctx);
+    }
     transport_maybe_pause_protocol(self);
   }
 
@@ -942,6 +991,11 @@ out:
   if (auv__loop_raise_pending(self->loop))
     return NULL;
   Py_RETURN_NONE;
+error:
+  if (view.obj != NULL)
+    PyBuffer_Release(&view);
+  Py_XDECREF(copy);
+  return NULL;
 }
 
 
@@ -1243,6 +1297,8 @@ static PyObject* transport_resume_reading(TransportObject* self, PyObject* unuse
   if (self->closing || !self->paused)
     Py_RETURN_NONE;
   self->paused = 0;
+  if (transport_take_context(self) < 0)
+    return NULL;
   transport_start_reading(self);
   if (transport_log_debug(self, "%r resumes reading") < 0)
     return NULL;
@@ -1540,6 +1596,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   self->empty_waiter = NULL;
   self->sf = NULL;
   self->limits = NULL;
+  self->context = self->write_context = NULL;
   self->high_water = AUV_HIGH_WATER;
   self->low_water = AUV_HIGH_WATER / 4;
   self->fd = fd;
@@ -1548,6 +1605,11 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   self->buffered = self->have_rbuf = self->bulk = self->tls = 0;
   self->pipe = (char) pipe;
   PyObject_GC_Track(self);
+  /* asyncio's reader is made where the transport is: its callbacks run in
+   * (a copy of) the context current now. */
+  self->context = PyContext_CopyCurrent();
+  if (self->context == NULL)
+    goto error;
 
   if (extra != Py_None) {
     self->extra = PyDict_Copy(extra);
@@ -1654,6 +1716,8 @@ static int transport_traverse(TransportObject* self, visitproc visit, void* arg)
   Py_VISIT(self->read_error);
   Py_VISIT(self->empty_waiter);
   Py_VISIT(self->limits);
+  Py_VISIT(self->context);
+  Py_VISIT(self->write_context);
   if (self->sf != NULL)
     Py_VISIT(self->sf->fut);
   return 0;
@@ -1673,6 +1737,8 @@ static int transport_clear(TransportObject* self) {
   Py_CLEAR(self->read_error);
   Py_CLEAR(self->rbytes);
   Py_CLEAR(self->empty_waiter);
+  Py_CLEAR(self->context);
+  Py_CLEAR(self->write_context);
   Py_CLEAR(self->limits);
   transport_sendfile_clear(self);
   Py_CLEAR(self->loop);

@@ -37,6 +37,7 @@ typedef struct {
   PyObject* address;           /* remote_addr of the endpoint, or NULL */
   PyObject* last_addr;         /* the address last parsed by sendto() */
   PyObject* weakreflist;
+  PyObject* context;           /* protocol callbacks run in it (made with us) */
   PyObject* limits;            /* (low, high) as set_write_buffer_limits() took them */
   struct sockaddr_storage last_sa;
   socklen_t last_salen;
@@ -323,11 +324,13 @@ static void datagram_recv_cb(auv_udp_t* udp, ssize_t nread, char* base,
   PyObject* data;
   PyObject* pyaddr;
   PyObject* r;
+  PyObject* ctx;
 
   self = auv_udp_get_data(udp);
   if (self->conn_lost || nread == -EAGAIN)
     return;
   Py_INCREF(self);  /* a protocol callback may close and drop us */
+  ctx = auv__context_enter(self->context);
   if (nread >= 0) {
     data = auv__bytes_copy(base, nread);
     pyaddr = data != NULL ? address_from_sockaddr(addr, addrlen) : NULL;
@@ -347,15 +350,18 @@ static void datagram_recv_cb(auv_udp_t* udp, ssize_t nread, char* base,
   } else {
     datagram_error_received(self, (int) nread);
   }
+  auv__context_exit(ctx);
   Py_DECREF(self);
 }
 
 
 static void datagram_send_cb(auv_udp_t* udp, int status) {
   DatagramObject* self;
+  PyObject* ctx;
 
   self = auv_udp_get_data(udp);
   Py_INCREF(self);
+  ctx = auv__context_enter(self->context);
   if (status < 0) {
     datagram_error_received(self, status);
   } else {
@@ -364,6 +370,7 @@ static void datagram_send_cb(auv_udp_t* udp, int status) {
     if (self->closing && !self->conn_lost && datagram_buffer_size(self) == 0)
       datagram_force_close_quietly(self, NULL);
   }
+  auv__context_exit(ctx);
   Py_DECREF(self);
 }
 
@@ -781,6 +788,7 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
   self->weakreflist = NULL;
   self->last_salen = 0;
   self->limits = NULL;
+  self->context = NULL;
   self->high_water = AUV_UDP_HIGH_WATER;
   self->low_water = AUV_UDP_HIGH_WATER / 4;
   self->fd = fd;
@@ -789,6 +797,9 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
   sslen = sizeof(ss);
   self->family = getsockname(fd, (struct sockaddr*) &ss, &sslen) == 0 ? ss.ss_family : AF_UNSPEC;
   PyObject_GC_Track(self);
+  self->context = PyContext_CopyCurrent();  /* as in the stream transports */
+  if (self->context == NULL)
+    goto error;
 
   self->extra = extra != Py_None ? PyDict_Copy(extra) : PyDict_New();
   if (self->extra == NULL || datagram_set_protocol_impl(self, protocol) < 0)
@@ -885,6 +896,7 @@ static int datagram_traverse(DatagramObject* self, visitproc visit, void* arg) {
   Py_VISIT(self->extra);
   Py_VISIT(self->address);
   Py_VISIT(self->last_addr);
+  Py_VISIT(self->context);
   Py_VISIT(self->limits);
   return 0;
 }
@@ -897,6 +909,7 @@ static int datagram_clear(DatagramObject* self) {
   Py_CLEAR(self->extra);
   Py_CLEAR(self->address);
   Py_CLEAR(self->last_addr);
+  Py_CLEAR(self->context);
   Py_CLEAR(self->limits);
   Py_CLEAR(self->loop);
   return 0;

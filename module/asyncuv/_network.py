@@ -8,6 +8,7 @@ argument checks and error messages are those of CPython's asyncio.
 """
 
 import collections.abc
+import contextvars
 import errno
 import functools
 import itertools
@@ -776,24 +777,37 @@ class NetworkMixin:
 
     def _start_serving(self, protocol_factory, sock, sslcontext=None,
                        server=None, backlog=100, ssl_handshake_timeout=None,
-                       ssl_shutdown_timeout=None):
+                       ssl_shutdown_timeout=None, context=None):
+        # asyncio's accept handler is made here, in a copy of the current
+        # context, and each connection is handled in a task (a copy of
+        # that): the protocol factory and the protocol's callbacks see the
+        # context of start_serving(), serve_forever() or create_server().
+        if context is None:
+            context = contextvars.copy_context()
+
         def on_connection(conn, error):
             if error is not None:
                 self._accept_failed(error, protocol_factory, sock, sslcontext,
                                     server, backlog, ssl_handshake_timeout,
-                                    ssl_shutdown_timeout)
+                                    ssl_shutdown_timeout, context)
                 return
-            if self.get_debug():
-                try:
-                    addr = conn.getpeername()
-                except OSError:
-                    addr = None
-                _logger.debug("%r got a new connection from %r: %r",
-                              server, addr, conn)
-            self._accepted(conn, protocol_factory, sslcontext, server,
-                           ssl_handshake_timeout, ssl_shutdown_timeout)
+            context.copy().run(self._on_connection, conn, protocol_factory,
+                               sslcontext, server, ssl_handshake_timeout,
+                               ssl_shutdown_timeout)
 
         self._listen(sock, on_connection)
+
+    def _on_connection(self, conn, protocol_factory, sslcontext, server,
+                       ssl_handshake_timeout, ssl_shutdown_timeout):
+        if self.get_debug():
+            try:
+                addr = conn.getpeername()
+            except OSError:
+                addr = None
+            _logger.debug("%r got a new connection from %r: %r",
+                          server, addr, conn)
+        self._accepted(conn, protocol_factory, sslcontext, server,
+                       ssl_handshake_timeout, ssl_shutdown_timeout)
 
     def _stop_serving(self, sock):
         self._unlisten(sock)

@@ -10,8 +10,10 @@ start are never taken.
 
 import asyncio
 import collections
+import contextvars
 import errno
 import fcntl
+import functools
 import os
 import signal
 import stat
@@ -245,7 +247,16 @@ class UnixMixin:
         transport = _SubprocessTransport(self, protocol, args, shell, stdin,
                                          stdout, stderr, bufsize, waiter,
                                          extra, **kwargs)
-        _watch_child(self, transport._pid, transport._process_exited)
+        # The exit reaches the protocol in the context of asyncio's child
+        # watcher: 3.11's waits in a thread (a new thread's empty context),
+        # 3.12's and later poll a pidfd with a reader made here.
+        if sys.version_info >= (3, 12):
+            exit_context = contextvars.copy_context()
+        else:
+            exit_context = contextvars.Context()
+        _watch_child(self, transport._pid,
+                     functools.partial(exit_context.run,
+                                       transport._process_exited))
         try:
             await waiter
         except (SystemExit, KeyboardInterrupt):
