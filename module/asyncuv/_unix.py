@@ -690,9 +690,15 @@ class _PyWritePipeTransport(_FlowControl, _PipeTransportBase,
 # --- Subprocess transport ---------------------------------------------------------
 
 def _grow_pipe(fd):
-    """Give a child's pipe a 1 MiB buffer (the unprivileged maximum by
-    default), as big as a socket pair's: 16 times fewer wake-ups on both
+    """Give a child's stdin pipe a 1 MiB buffer (the unprivileged maximum
+    by default), as big as a socket pair's: 16 times fewer wake-ups on both
     sides for a bulk transfer.
+
+    Only the pipes the loop writes to grow.  A pipe it reads from keeps
+    asyncio's 64 KiB: what a killed child leaves in it must fit in what
+    the stream reader takes before it pauses reading (2 * its limit, 128
+    KiB), or the pipe never reaches EOF and wait() (which before 3.14.7
+    waits for the pipes) never returns while nobody reads.
 
     Only a pipe that carries a bulk transfer grows, when it is first seen
     full: the pages count against the user's pipe budget
@@ -741,8 +747,8 @@ class _PipeProtocol(protocols.Protocol):
         self.proc._protocol.resume_writing()
 
     def data_received(self, data):
-        if len(data) >= _PIPE_DEFAULT_SIZE:
-            self._grow_pipe()  # a read emptied a full pipe
+        # Not grown (see _grow_pipe()): a killed child's leftovers must fit
+        # in what the stream reader takes before it pauses.
         self.proc._pipe_data_received(self.fd, data)
 
 

@@ -543,10 +543,11 @@ class TestStdio:
         run_guarded(loop, main())
 
     def test_only_a_bulk_transfer_grows_the_pipes(self, loop, loop_kind, children):
-        # asyncuv gives a child's pipe a 1 MiB buffer once a transfer fills
-        # it; a pipe that carries little keeps its size, so that many small
-        # children do not spend the user's pipe budget.  asyncio never
-        # resizes.
+        # asyncuv gives a child's stdin pipe a 1 MiB buffer once a transfer
+        # fills it; a pipe that carries little keeps its size, so that many
+        # small children do not spend the user's pipe budget.  The child's
+        # stdout keeps its size (see test_wait_after_kill_without_reading).
+        # asyncio never resizes.
         probe_r, probe_w = os.pipe()
         try:
             default = fcntl.fcntl(probe_w, fcntl.F_GETPIPE_SZ)
@@ -586,9 +587,38 @@ class TestStdio:
             feeder = asyncio.ensure_future(feed())
             assert await proc.stdout.readexactly(len(payload)) == payload
             await feeder
-            assert sizes(proc) == [grown, grown]
+            assert sizes(proc) == [grown, default]
             proc.stdin.close()
             assert await proc.wait() == 0
+
+        run_guarded(loop, main())
+
+    @pytest.mark.skipif(sys.version_info >= (3, 14, 7),
+                        reason="wait() returns at exit from 3.14.7 on, pipes or not")
+    def test_wait_after_kill_without_reading(self, loop, children):
+        # A child writes without end; the parent reads a while, stops the
+        # child (so that it writes no more), kills it and waits without
+        # reading.  asyncio's wait() returns: what is left in the pipe (64
+        # KiB at most) is less than the stream reader takes before it
+        # pauses, so the pipe reaches EOF.  asyncuv had grown the pipe to
+        # 1 MiB during the transfer: the reader paused with the pipe still
+        # holding data, and wait() never returned.
+        code = ("import os\n"
+                "data = b'x' * 65536\n"
+                "while True:\n"
+                "    os.write(1, data)\n")
+
+        async def main():
+            proc = await children.exec(*py(code), stdout=PIPE)
+            got = 0
+            while got < 8 * 1024 * 1024:
+                got += len(await proc.stdout.read(1 << 20))
+            # The reader's buffer is empty now; the child writes no more
+            # once stopped (waitid() says when, and reaps nothing).
+            os.kill(proc.pid, signal.SIGSTOP)
+            os.waitid(os.P_PID, proc.pid, os.WSTOPPED | os.WNOWAIT)
+            proc.kill()
+            assert await asyncio.wait_for(proc.wait(), 20) == -signal.SIGKILL
 
         run_guarded(loop, main())
 
