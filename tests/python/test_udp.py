@@ -875,3 +875,71 @@ class TestEndpointAndLoop:
         with pytest.warns(ResourceWarning, match="unclosed transport"):
             del transport
             gc.collect()
+
+
+# --- sock= on a connected AF_UNIX datagram socket pair --------------------------------
+
+class _Collect(asyncio.DatagramProtocol):
+    def __init__(self, loop):
+        self.got = loop.create_future()
+        self.errors = []
+        self.lost = loop.create_future()
+
+    def datagram_received(self, data, addr):
+        _set_once(self.got, (data, addr))
+
+    def error_received(self, exc):
+        self.errors.append(type(exc).__name__)
+
+    def connection_lost(self, exc):
+        _set_once(self.lost, exc)
+
+
+@pytest.mark.parametrize("names", ["unnamed", "paths", "abstract"])
+@pytest.mark.allow_loop_errors
+def test_sock_on_a_connected_unix_datagram_pair(loop, tmp_path, names):
+    # Reported as a hang: an endpoint on one end of a connected AF_UNIX
+    # SOCK_DGRAM pair exchanged nothing.  Both loops receive; both send to
+    # a named peer.  An unnamed peer (socketpair()) has the peer name '',
+    # which asyncio takes for "not connected": sendto(data) calls
+    # sock.sendto(data, None) (a fatal TypeError) and sendto(data, '')
+    # gets EINVAL; asyncuv does the same.
+    async def main():
+        if names == "unnamed":
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        else:
+            a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            if names == "paths":
+                pa, pb = str(tmp_path / "a"), str(tmp_path / "b")
+            else:
+                pa = f"\0asyncuv-test-a-{os.getpid()}"
+                pb = f"\0asyncuv-test-b-{os.getpid()}"
+            a.bind(pa)
+            b.bind(pb)
+            a.connect(pb)
+            b.connect(pa)
+        tr, proto = await loop.create_datagram_endpoint(lambda: _Collect(loop), sock=a)
+        try:
+            b.send(b"to a")
+            data, addr = await proto.got
+            assert data == b"to a"
+            assert addr == (None if names == "unnamed" else b.getsockname())
+            b.settimeout(10)
+            if names == "unnamed":
+                tr.sendto(b"x", "")
+                for _ in range(1000):
+                    if proto.errors:
+                        break
+                    await asyncio.sleep(0.001)
+                assert proto.errors == ["OSError"]
+                tr.sendto(b"x")
+                assert isinstance(await proto.lost, TypeError)
+            else:
+                tr.sendto(b"to b")
+                assert b.recv(10) == b"to b"
+        finally:
+            tr.close()
+            b.close()
+
+    run_guarded(loop, main())
