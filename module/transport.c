@@ -921,6 +921,25 @@ int auv__get_data_buffer(PyObject* data, Py_buffer* view, PyObject** copy) {
 }
 
 
+/* Does the interpreter run with -O (asserts are gone)?  sys.flags.optimize;
+ * an error counts as no. */
+static int optimized(void) {
+  PyObject* flags;
+  PyObject* level;
+  int r;
+
+  flags = PySys_GetObject("flags");  /* borrowed */
+  level = flags != NULL ? PyObject_GetAttrString(flags, "optimize") : NULL;
+  r = level != NULL ? PyObject_IsTrue(level) : 0;
+  Py_XDECREF(level);
+  if (r < 0 || PyErr_Occurred()) {
+    PyErr_Clear();
+    r = 0;
+  }
+  return r;
+}
+
+
 static PyObject* transport_write(TransportObject* self, PyObject* data) {
   Py_buffer view;
   PyObject* copy;
@@ -929,7 +948,11 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
   int was_empty;
 
   if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
-    PyErr_Format(PyExc_TypeError, AUV_WRITE_DATA_TYPE_ERROR, auv__type_name(data));
+    if (self->pipe && !optimized())
+      /* asyncio's write pipe: assert isinstance(...), repr(data). */
+      PyErr_Format(PyExc_AssertionError, "%R", data);
+    else
+      PyErr_Format(PyExc_TypeError, AUV_WRITE_DATA_TYPE_ERROR, auv__type_name(data));
     return NULL;
   }
   if (auv__loop_check_thread(self->loop) < 0)
@@ -1004,6 +1027,17 @@ static PyObject* transport_writelines(TransportObject* self, PyObject* lines) {
   PyObject* item;
   PyObject* r;
 
+  if (self->pipe) {
+    /* asyncio's write pipe: WriteTransport.writelines(), b''.join(). */
+    PyObject* empty = PyBytes_FromStringAndSize(NULL, 0);
+    PyObject* data = empty != NULL ? PyObject_CallMethod(empty, "join", "O", lines) : NULL;
+    Py_XDECREF(empty);
+    if (data == NULL)
+      return NULL;
+    r = transport_write(self, data);
+    Py_DECREF(data);
+    return r;
+  }
   /* One write per piece: the engine coalesces nothing, but each piece that
    * the socket takes at once costs no copy. */
   iter = PyObject_GetIter(lines);
@@ -1477,6 +1511,9 @@ static PyObject* transport_get_extra_info(TransportObject* self, PyObject* const
         return Py_NewRef(self->tsock);
     }
   }
+  /* asyncio looks the name up in a dict: an unhashable one raises. */
+  if (self->extra == NULL && PyObject_Hash(name) == -1)
+    return NULL;
   value = self->extra == NULL ? NULL : PyDict_GetItemWithError(self->extra, name);
   if (value == NULL) {
     if (PyErr_Occurred())
