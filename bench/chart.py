@@ -162,6 +162,14 @@ def _draw_groups(ax, groups, relative, units=None):
         bars = ax.bar(xs, heights, width, label=loop, color=COLORS[loop])
         ax.bar_label(bars, labels=labels, fontsize=6, padding=1)
         top = max(top, max(heights))
+    if relative:
+        # A row whose asyncio figure is missing (its run failed) has no
+        # scale: say so where its bars would be.
+        for j, name in enumerate(names):
+            if not groups[name].get("asyncio"):
+                ax.text(j, 0.5, "no asyncio\nfigure", ha="center",
+                        va="center", fontsize=7, color="gray")
+    ax.set_xlim(-0.5, len(names) - 0.5)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, fontsize=7, rotation=20 if len(names) > 2 else 0,
                        ha="right" if len(names) > 2 else "center")
