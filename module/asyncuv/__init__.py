@@ -29,7 +29,7 @@ from ._sendfile import SendfileMixin as _SendfileMixin
 
 __all__ = ('Loop', 'EventLoopPolicy', 'new_event_loop', 'install', 'run',
            'Handle', 'TimerHandle', 'Server')
-__version__ = '0.1.0'
+__version__ = '0.2.0'
 
 
 class Loop(_UnixMixin, _LoopBase, _NetworkMixin, _DatagramMixin,
