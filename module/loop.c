@@ -386,7 +386,8 @@ static void loop_dispose_call(auv_loop_t* loop, void* arg) {
 
   /* Another extension's call is dropped, not run, as asyncio's close()
    * drops its callbacks. */
-  if (bsearch(&arg, d->ours, d->count, sizeof(void*), loop_cmp_ptr) != NULL)
+  if (d->count > 0 &&
+      bsearch(&arg, d->ours, d->count, sizeof(void*), loop_cmp_ptr) != NULL)
     auv__handle_release(arg);
 }
 
@@ -407,7 +408,8 @@ void auv__loop_drop_callbacks(LoopObject* self) {
     PyMem_RawFree(d.ours);
     return;
   }
-  qsort(d.ours, d.count, sizeof(void*), loop_cmp_ptr);
+  if (d.count > 1)  /* qsort() of NULL is undefined, even of nothing */
+    qsort(d.ours, d.count, sizeof(void*), loop_cmp_ptr);
   self->drop_ctx = &d;
   auv_loop_discard_calls(self->loop, loop_dispose_call);
   self->drop_ctx = NULL;
