@@ -34,6 +34,7 @@ struct uv_loop_s;
 typedef struct auv_loop_s auv_loop_t;
 typedef struct auv_timer_s auv_timer_t;
 typedef struct auv_poll_s auv_poll_t;
+typedef struct auv_watch_s auv_watch_t;
 typedef struct auv_stream_s auv_stream_t;
 typedef struct auv_listener_s auv_listener_t;
 typedef struct auv_udp_s auv_udp_t;
@@ -118,6 +119,8 @@ typedef void (*auv_timer_cb)(auv_timer_t* timer);
 typedef void (*auv_block_cb)(auv_loop_t* loop, void* arg);
 typedef void (*auv_work_cb)(void* arg);
 typedef void (*auv_poll_cb)(auv_poll_t* poll, int status, int events);
+/* events: the watched directions found ready (AUV_READABLE, AUV_WRITABLE). */
+typedef void (*auv_watch_cb)(auv_watch_t* watch, int events);
 typedef void (*auv_close_cb)(void* data);
 /* Give the memory to read into: at most *len bytes at *base (suggested is
  * a hint).  *len == 0 makes the stream stop reading (UV_ENOBUFS).  Every
@@ -319,6 +322,36 @@ AUV_EXTERN int auv_poll_get_fd(const auv_poll_t* poll);
 AUV_EXTERN auv_loop_t* auv_poll_get_loop(const auv_poll_t* poll);
 AUV_EXTERN void auv_poll_set_data(auv_poll_t* poll, void* data);
 AUV_EXTERN void* auv_poll_get_data(const auv_poll_t* poll);
+
+
+/* --- The watcher set ---------------------------------------------------------
+ * Many fds watched cheaply (asyncio's add_reader()/add_writer()): a loop's
+ * started watchers share one level-triggered epoll set of the loop's own,
+ * read during the loop's poll.  Starting or stopping is one epoll_ctl();
+ * the fd's blocking mode is left alone.  The caller keeps owning fd (stop
+ * or free the watcher before closing it).  Since 0.2.0 (ASYNCUV_1.1). */
+
+/* Allocate a stopped watcher of fd that will call cb; no system call.
+ * Returns 0, UV_EINVAL or UV_ENOMEM. */
+AUV_EXTERN int auv_watch_new(auv_loop_t* loop, int fd, auv_watch_cb cb,
+                             auv_watch_t** watch);
+/* Also watch for events (AUV_READABLE | AUV_WRITABLE); what the last poll
+ * found for them and has not yet run is dropped.  Returns 0, UV_EINVAL,
+ * UV_EBADF, UV_EPERM (a regular file), UV_EEXIST (another started watcher
+ * of this loop has fd) or UV_ENOMEM. */
+AUV_EXTERN int auv_watch_start(auv_watch_t* watch, int events);
+/* Stop watching for events, dropping what the last poll found for them.
+ * Returns 0 or UV_EINVAL. */
+AUV_EXTERN int auv_watch_stop(auv_watch_t* watch, int events);
+/* Stop and free the watcher now (also from any callback, its own
+ * included); fd is not closed. */
+AUV_EXTERN void auv_watch_free(auv_watch_t* watch);
+/* The events being watched (0: stopped). */
+AUV_EXTERN int auv_watch_get_events(const auv_watch_t* watch);
+AUV_EXTERN int auv_watch_get_fd(const auv_watch_t* watch);
+AUV_EXTERN auv_loop_t* auv_watch_get_loop(const auv_watch_t* watch);
+AUV_EXTERN void auv_watch_set_data(auv_watch_t* watch, void* data);
+AUV_EXTERN void* auv_watch_get_data(const auv_watch_t* watch);
 
 
 /* --- Streams ----------------------------------------------------------------

@@ -37,17 +37,25 @@ typedef struct {
   void* arg;
 } auv__call_t;
 
-/* An engine handle's libuv poll.  I/O that a poll finds runs after the
- * calls queued before that poll, as in asyncio, whose selector appends a
+/* Readiness found by a poll and not yet handled: the loop's I/O queue holds
+ * these, in the order the poll found them.  I/O that a poll finds runs after
+ * the calls queued before that poll, as in asyncio, whose selector appends a
  * poll's events to the ready queue behind them.  libuv runs poll callbacks
- * inside uv_run(): this one only records the events, and the loop runs cb
+ * inside uv_run(): they only record the events here, and the loop calls run
  * in its I/O step, after those calls (loop.c). */
-typedef struct {
-  uv_poll_t poll;          /* first: the libuv callback finds the rest */
-  uv_poll_cb cb;           /* run in the loop's I/O step */
+typedef struct auv__rec_s auv__rec_t;
+struct auv__rec_s {
+  void (*run)(auv__rec_t* rec, int status, int events);
   int status;
   int events;              /* recorded, not yet run */
   size_t slot;             /* 1 + index in the loop's I/O queue, or 0 */
+};
+
+/* An engine handle's libuv poll, whose I/O is recorded (auv__rec_t). */
+typedef struct {
+  uv_poll_t poll;          /* first: the libuv callback finds the rest */
+  uv_poll_cb cb;           /* run in the loop's I/O step */
+  auv__rec_t rec;
 } auv__io_t;
 
 /* A FIFO ring of calls; capacity is a power of two. */
@@ -66,7 +74,7 @@ struct auv_loop_s {
 
   /* Engine handles whose poll found I/O, in the order it found it; run
    * after the ready queue's calls of the iteration (io_head onwards). */
-  auv__io_t** io_queue;
+  auv__rec_t** io_queue;
   size_t io_head;
   size_t io_count;
   size_t io_cap;
@@ -88,6 +96,17 @@ struct auv_loop_s {
   size_t ts_count;
   size_t ts_cap;
   unsigned int keepalive;
+
+  /* The watcher set (watch.c): an epoll set of the loop's own, read
+   * during the poll by one libuv poll of its fd. */
+  uv_poll_t ws_poll;
+  int ws_fd;
+  struct auv__ws_slot_s* ws_slots;  /* started watchers, by slot */
+  uint32_t ws_nslots;
+  uint32_t ws_free;           /* first free slot, or ws_nslots */
+  uint32_t ws_count;          /* started watchers */
+  uint64_t ws_slot_sum;       /* their slots' sum: the slot, when one */
+  size_t ws_alive;            /* watchers not yet freed */
 
   size_t work_pending;
   size_t dns_pending;         /* getaddrinfo/getnameinfo requests */
@@ -120,6 +139,12 @@ AUV__INTERNAL int auv__io_start(auv__io_t* io, int events, uv_poll_cb cb);
 AUV__INTERNAL int auv__io_stop(auv__io_t* io);
 AUV__INTERNAL void auv__io_close(auv__io_t* io, uv_close_cb close_cb);
 AUV__INTERNAL void auv__io_forget(auv__io_t* io);
+AUV__INTERNAL int auv__rec_push(auv_loop_t* loop, auv__rec_t* rec, int status,
+                                int events);
+AUV__INTERNAL void auv__rec_forget(auv_loop_t* loop, auv__rec_t* rec);
+
+AUV__INTERNAL int auv__watch_set_open(auv_loop_t* loop);
+AUV__INTERNAL void auv__watch_set_close(auv_loop_t* loop);
 
 AUV__INTERNAL void auv__timers_collect(auv_loop_t* loop);
 AUV__INTERNAL void auv__timers_fire(auv_loop_t* loop);

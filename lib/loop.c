@@ -134,6 +134,7 @@ int auv_loop_new(auv_loop_t** loop_out) {
   if (err != 0)
     goto fail_loop;
   loop->uv.data = loop;
+  loop->ws_fd = -1;
 
   err = pthread_mutex_init(&loop->ts_lock, NULL);
   if (err != 0) {
@@ -156,8 +157,23 @@ int auv_loop_new(auv_loop_t** loop_out) {
   loop->check.data = loop;
   uv_unref((uv_handle_t*) &loop->check);
 
+  err = auv__watch_set_open(loop);
+  if (err != 0)
+    goto fail_set;
+
   *loop_out = loop;
   return 0;
+
+fail_set:
+  uv_close((uv_handle_t*) &loop->async, NULL);
+  uv_close((uv_handle_t*) &loop->uv_timer, NULL);
+  uv_close((uv_handle_t*) &loop->prepare, NULL);
+  uv_close((uv_handle_t*) &loop->check, NULL);
+  while (uv_loop_close(&loop->uv) == UV_EBUSY)
+    uv_run(&loop->uv, UV_RUN_NOWAIT);
+  pthread_mutex_destroy(&loop->ts_lock);
+  free(loop);
+  return err;
 
 fail_async:
   pthread_mutex_destroy(&loop->ts_lock);
@@ -171,6 +187,7 @@ fail_loop:
 
 static int auv__is_internal(auv_loop_t* loop, uv_handle_t* handle) {
   return handle == (uv_handle_t*) &loop->async ||
+         handle == (uv_handle_t*) &loop->ws_poll ||
          handle == (uv_handle_t*) &loop->uv_timer ||
          handle == (uv_handle_t*) &loop->prepare ||
          handle == (uv_handle_t*) &loop->check;
@@ -203,9 +220,10 @@ int auv_loop_close(auv_loop_t* loop) {
   uv_walk(&loop->uv, auv__count_user_handle, &user_handles);
   if (user_handles > 0 || ts_count > 0 || loop->ready.count > 0 ||
       loop->heap_count > 0 || loop->due_head != NULL || loop->work_pending > 0 ||
-      loop->dns_pending > 0)
+      loop->dns_pending > 0 || loop->ws_alive > 0)
     return UV_EBUSY;
 
+  auv__watch_set_close(loop);
   uv_close((uv_handle_t*) &loop->async, NULL);
   uv_close((uv_handle_t*) &loop->uv_timer, NULL);
   uv_close((uv_handle_t*) &loop->prepare, NULL);
@@ -231,61 +249,85 @@ static int auv__loop_has_calls(const auv_loop_t* loop) {
 }
 
 
-/* --- Recorded I/O (auv__io_t) ----------------------------------------------
- * Step 1 records, step 4 runs.  A handle stopped or closed in between is
- * forgotten (its slot emptied), so the queue never points at a freed one:
- * libuv frees a closed handle only in a later uv_run(), by which time its
- * slot is empty. */
+/* --- Recorded I/O (auv__rec_t) ---------------------------------------------
+ * Step 1 records, step 4 runs.  A handle or watcher stopped, closed or freed
+ * in between is forgotten (its slot emptied), so the queue never points at a
+ * freed one: libuv frees a closed handle only in a later uv_run(), by which
+ * time its slot is empty, and a watcher empties its slot when it is freed
+ * (watch.c). */
 
-static void auv__io_record_cb(uv_poll_t* handle, int status, int events) {
-  auv__io_t* io;
-  auv__io_t** q;
-  auv_loop_t* loop;
+/* Record events for step 4; UV_ENOMEM if the queue cannot grow (nothing is
+ * recorded then). */
+int auv__rec_push(auv_loop_t* loop, auv__rec_t* rec, int status, int events) {
+  auv__rec_t** q;
   size_t cap;
 
-  io = (auv__io_t*) handle;
-  loop = handle->loop->data;
-  if (status < 0)
-    io->status = status;
-  io->events |= events;
-  if (io->slot != 0)
-    return;  /* already waiting for step 4 */
-  if (loop->io_count == loop->io_cap) {
+  if (rec->slot == 0 && loop->io_count == loop->io_cap) {
     cap = loop->io_cap == 0 ? 64 : loop->io_cap * 2;
     q = realloc(loop->io_queue, cap * sizeof(*q));
-    if (q == NULL) {
-      /* No memory to record it: run it now, out of asyncio's order. */
-      auv__loop_unblock(loop);
-      status = io->status;
-      events = io->events;
-      io->status = 0;
-      io->events = 0;
-      io->cb(handle, status, events);
-      return;
-    }
+    if (q == NULL)
+      return UV_ENOMEM;
     loop->io_queue = q;
     loop->io_cap = cap;
   }
-  loop->io_queue[loop->io_count++] = io;
-  io->slot = loop->io_count;
+  if (status < 0)
+    rec->status = status;
+  rec->events |= events;
+  if (rec->slot == 0) {
+    loop->io_queue[loop->io_count++] = rec;
+    rec->slot = loop->io_count;
+  }
+  return 0;
+}
+
+
+void auv__rec_forget(auv_loop_t* loop, auv__rec_t* rec) {
+  if (rec->slot == 0)
+    return;
+  loop->io_queue[rec->slot - 1] = NULL;
+  rec->slot = 0;
+  rec->status = 0;
+  rec->events = 0;
+}
+
+
+static void auv__io_rec_run(auv__rec_t* rec, int status, int events) {
+  auv__io_t* io;
+
+  io = (auv__io_t*) ((char*) rec - offsetof(auv__io_t, rec));
+  io->cb(&io->poll, status, events);
+}
+
+
+static void auv__io_record_cb(uv_poll_t* handle, int status, int events) {
+  auv__io_t* io;
+  auv_loop_t* loop;
+
+  io = (auv__io_t*) handle;
+  loop = handle->loop->data;
+  if (auv__rec_push(loop, &io->rec, status, events) != 0) {
+    /* No memory to record it: run it now, out of asyncio's order. */
+    auv__loop_unblock(loop);
+    io->cb(handle, status, events);
+  }
 }
 
 
 static void auv__io_run(auv_loop_t* loop) {
-  auv__io_t* io;
+  auv__rec_t* rec;
   int status;
   int events;
 
   while (loop->io_head < loop->io_count) {
-    io = loop->io_queue[loop->io_head++];
-    if (io == NULL)
+    rec = loop->io_queue[loop->io_head++];
+    if (rec == NULL)
       continue;  /* forgotten */
-    io->slot = 0;
-    status = io->status;
-    events = io->events;
-    io->status = 0;
-    io->events = 0;
-    io->cb(&io->poll, status, events);
+    rec->slot = 0;
+    status = rec->status;
+    events = rec->events;
+    rec->status = 0;
+    rec->events = 0;
+    rec->run(rec, status, events);  /* may free rec */
     /* After an interrupt the rest run in the next iteration's step 4. */
     if (loop->interrupted)
       return;
@@ -297,9 +339,10 @@ static void auv__io_run(auv_loop_t* loop) {
 
 int auv__io_init(auv_loop_t* loop, auv__io_t* io, int fd) {
   io->cb = NULL;
-  io->status = 0;
-  io->events = 0;
-  io->slot = 0;
+  io->rec.run = auv__io_rec_run;
+  io->rec.status = 0;
+  io->rec.events = 0;
+  io->rec.slot = 0;
   return uv_poll_init(&loop->uv, &io->poll, fd);
 }
 
@@ -311,15 +354,7 @@ int auv__io_start(auv__io_t* io, int events, uv_poll_cb cb) {
 
 
 void auv__io_forget(auv__io_t* io) {
-  auv_loop_t* loop;
-
-  if (io->slot == 0)
-    return;
-  loop = io->poll.loop->data;
-  loop->io_queue[io->slot - 1] = NULL;
-  io->slot = 0;
-  io->status = 0;
-  io->events = 0;
+  auv__rec_forget(io->poll.loop->data, &io->rec);
 }
 
 

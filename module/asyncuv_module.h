@@ -197,8 +197,7 @@ struct LoopObject {
   PyObject_HEAD
   auv_loop_t* loop;            /* NULL once closed */
   auv_poll_t* signal_poll;     /* the signal wake-up fd, while running */
-  auv_poll_t* ep_poll;         /* watches ep_fd */
-  struct FdWatcherObject** ep_watchers;  /* add_reader()/add_writer() by fd */
+  struct FdWatcherObject** watchers;  /* add_reader()/add_writer() by fd */
   auv_state* state;
   PyThreadState* tstate;       /* saved while blocked in the poll */
   PyObject* task_factory;
@@ -217,12 +216,7 @@ struct LoopObject {
   unsigned long thread_id;     /* of the thread running the loop, or 0 */
   double slow_callback_duration;
   int signal_fds[2];           /* wake-up socket pair, -1 until first run */
-  int ep_fd;                   /* epoll set of add_reader()/add_writer() fds */
-  int ep_size;                 /* length of ep_watchers */
-  int ep_count;                /* fds in the epoll set */
-  long ep_fd_sum;              /* their sum: the fd, when there is one */
-  unsigned long ep_gen;        /* changes to the set */
-  unsigned long ep_gen_seen;   /* ep_gen when the set was last read */
+  int nwatchers;               /* length of watchers */
   int origin_saved_depth;
   char debug;
   char closed;
@@ -339,13 +333,12 @@ AUV_MOD_INTERNAL PyObject* auv__loop_add_writer(LoopObject* self, PyObject* cons
 AUV_MOD_INTERNAL PyObject* auv__loop_remove_reader(LoopObject* self, PyObject* fd);
 AUV_MOD_INTERNAL PyObject* auv__loop_remove_writer(LoopObject* self, PyObject* fd);
 AUV_MOD_INTERNAL void auv__loop_close_watchers(LoopObject* self);
-AUV_MOD_INTERNAL int auv__loop_epoll_open(LoopObject* self);
 AUV_MOD_INTERNAL int auv__loop_own_fd(LoopObject* self, int fd, PyObject* owner);
 AUV_MOD_INTERNAL void auv__loop_disown_fd(LoopObject* self, int fd, PyObject* owner);
 AUV_MOD_INTERNAL void auv__datagram_close_engine(PyObject* datagram);
 AUV_MOD_INTERNAL void auv__finalize_unclosed(PyObject* transport, PyObject** sock,
                                              void (*release)(PyObject* transport));
-AUV_MOD_INTERNAL void auv__loop_epoll_close(LoopObject* self);
+AUV_MOD_INTERNAL void auv__loop_free_watchers(LoopObject* self);
 AUV_MOD_INTERNAL void auv__loop_clear_watchers(LoopObject* self);
 AUV_MOD_INTERNAL int auv__loop_visit_watchers(LoopObject* self, visitproc visit, void* arg);
 AUV_MOD_INTERNAL PyObject* auv__loop_add_reader_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);

@@ -1,38 +1,25 @@
-/* add_reader(), add_writer() and their removal.
+/* add_reader(), add_writer() and their removal: Python handles over the
+ * engine's watcher set (auv_watch_*, lib/watch.c), one watcher per fd.  The
+ * engine reads the set during its poll and calls watcher_cb() in its I/O
+ * step, after the calls queued before the poll and before the due timers,
+ * which is where asyncio's selector loop runs the handles of a poll.
  *
- * The fds of a loop's readers and writers share one epoll set of their own,
- * watched by a single engine poll on the loop.  Adding a reader is then one
- * epoll_ctl(ADD) and removing it one epoll_ctl(DEL), as with asyncio's
- * selector; a libuv poll handle per fd would cost an ioctl and five
- * epoll_ctl calls for each add/remove cycle, which sock_recv() and
- * sock_sendall() go through on every call that has to wait.  It also leaves
- * the fd's blocking mode alone, as asyncio does.
- *
- * When an fd is ready its handle goes to the ready queue, as asyncio's
- * selector loop does, so a reader runs after the callbacks queued before
- * it. */
+ * Also here: the fds owned by transports, and the listeners of servers. */
 #include "asyncuv_module.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
-
-/* Events taken from the set per wake-up; the rest (level-triggered) are
- * reported again in the next iteration. */
-#define EP_BATCH 128
 
 static int listener_visit_engine_ref(PyObject* listener, visitproc visit, void* arg);
 
 struct FdWatcherObject {
   PyObject_HEAD
   LoopObject* loop;
+  auv_watch_t* watch;          /* NULL once out of the loop */
   HandleObject* reader;
   HandleObject* writer;
   int fd;
-  uint32_t events;             /* what the epoll set has for fd, 0: absent */
 };
 
 
@@ -167,38 +154,26 @@ static int check_no_transport(LoopObject* self, PyObject* fileobj, int fd) {
 }
 
 
-/* Take the handles that an event of fd w wakes, with a reference each.  As
- * selectors.EpollSelector: an error or hang-up wakes both sides, and their
- * own calls then see it. */
-static int watcher_take(FdWatcherObject* w, uint32_t ev, HandleObject** taken,
-                        int n) {
+/* Run the handles of the directions found ready.  After a
+ * KeyboardInterrupt or SystemExit from the reader, the writer waits in the
+ * ready queue for the next run (the engine keeps the other watchers' I/O
+ * for it). */
+static void watcher_cb(auv_watch_t* watch, int events) {
+  HandleObject* taken[2];
+  FdWatcherObject* w;
+  LoopObject* self;
   HandleObject* h;
-
-  if ((ev & ~(uint32_t) EPOLLOUT) && (h = w->reader) != NULL && !h->cancelled)
-    taken[n++] = (HandleObject*) Py_NewRef(h);
-  if ((ev & ~(uint32_t) EPOLLIN) && (h = w->writer) != NULL && !h->cancelled)
-    taken[n++] = (HandleObject*) Py_NewRef(h);
-  return n;
-}
-
-
-/* Run the handles taken from one poll, now: this callback runs in the
- * engine's I/O step, after the calls queued before the poll and before the
- * due timers (lib/loop.c), which is where asyncio runs them.  (Queued as
- * calls they would wait for the next iteration.)  All are taken before any
- * runs, as asyncio's _process_events() does: a callback that removes
- * another fd's reader cancels the handle taken for it, and a reader added
- * meanwhile waits for the next poll.  After a KeyboardInterrupt or
- * SystemExit the rest wait in the ready queue for the next run.
- *
- * The set itself is read here, in the I/O step, not during the engine's
- * poll: an fd that a call of this iteration made ready shows up one
- * iteration earlier than in asyncio when another fd of the set woke the
- * poll.  The watcher set belongs in the engine, which can read it during
- * its poll. */
-static void run_taken(LoopObject* self, HandleObject** taken, int n) {
+  int n;
   int i;
 
+  w = auv_watch_get_data(watch);
+  self = w->loop;
+  n = 0;
+  if ((events & AUV_READABLE) && (h = w->reader) != NULL && !h->cancelled)
+    taken[n++] = (HandleObject*) Py_NewRef(h);
+  if ((events & AUV_WRITABLE) && (h = w->writer) != NULL && !h->cancelled)
+    taken[n++] = (HandleObject*) Py_NewRef(h);
+  Py_INCREF(self);
   for (i = 0; i < n; i++) {
     if (self->pending_exc != NULL) {
       if (auv_loop_call_soon(self->loop, auv__handle_call_cb, taken[i]) != 0)
@@ -207,72 +182,24 @@ static void run_taken(LoopObject* self, HandleObject** taken, int n) {
     }
     auv__handle_call_cb(self->loop, taken[i]);  /* releases it */
   }
-}
-
-
-/* The loop's epoll set is readable: run the handles of the ready fds. */
-static void loop_epoll_cb(auv_poll_t* poll, int status, int events) {
-  struct epoll_event ev[EP_BATCH];
-  HandleObject* taken[2 * EP_BATCH];
-  LoopObject* self;
-  FdWatcherObject* w;
-  int ntaken;
-  int fd;
-  int i;
-  int n;
-
-  self = auv_poll_get_data(poll);
-  Py_INCREF(self);
-  ntaken = 0;
-  /* One fd in the set, watched one way (a pipe transport's reader), and
-   * the set unchanged since this callback last ran, so since before the
-   * poll that found it readable: that fd is the ready one, no need to ask
-   * epoll_wait().  (The kernel re-checks what the set holds when polling
-   * it, so it is readable only while the fd is.)  A change since, even by
-   * a callback earlier in this same poll, takes the long way. */
-  if (self->ep_gen == self->ep_gen_seen && self->ep_count == 1 &&
-      self->ep_fd_sum < self->ep_size &&
-      (w = self->ep_watchers[self->ep_fd_sum]) != NULL &&
-      (w->events == EPOLLIN || w->events == EPOLLOUT)) {
-    ntaken = watcher_take(w, w->events, taken, 0);
-  } else {
-    self->ep_gen_seen = self->ep_gen;
-    do
-      n = epoll_wait(self->ep_fd, ev, EP_BATCH, 0);
-    while (n < 0 && errno == EINTR);
-    for (i = 0; i < n; i++) {
-      fd = ev[i].data.fd;
-      w = fd < self->ep_size ? self->ep_watchers[fd] : NULL;
-      if (w != NULL)
-        ntaken = watcher_take(w, ev[i].events, taken, ntaken);
-    }
-  }
-  run_taken(self, taken, ntaken);
   Py_DECREF(self);
 }
 
 
-/* The epoll set and its engine poll, made with the loop. */
-int auv__loop_epoll_open(LoopObject* self) {
+/* Watch the directions that have a handle (the engine changes its set only
+ * when that changes).  restart: the direction whose handle is new, whose
+ * readiness found by the last poll is no longer for it (asyncio cancels
+ * the old handle, and the new one waits for the next poll). */
+static int watcher_update(FdWatcherObject* w, int restart) {
+  int want;
   int err;
 
-  self->ep_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (self->ep_fd < 0) {
-    PyErr_SetFromErrno(PyExc_OSError);
-    return -1;
-  }
-  err = auv_poll_new(self->loop, self->ep_fd, &self->ep_poll);
-  if (err == 0) {
-    auv_poll_set_data(self->ep_poll, self);
-    err = auv_poll_start(self->ep_poll, AUV_READABLE, loop_epoll_cb);
-    if (err != 0) {
-      auv_poll_close(self->ep_poll, NULL);
-      self->ep_poll = NULL;
-    }
-  }
+  want = (w->reader != NULL ? AUV_READABLE : 0) |
+         (w->writer != NULL ? AUV_WRITABLE : 0);
+  err = auv_watch_stop(w->watch, auv_watch_get_events(w->watch) & ~want);
+  if (err == 0)
+    err = auv_watch_start(w->watch, want & (restart | ~auv_watch_get_events(w->watch)));
   if (err != 0) {
-    close(self->ep_fd);
-    self->ep_fd = -1;
     errno = -err;
     PyErr_SetFromErrno(PyExc_OSError);
     return -1;
@@ -281,89 +208,16 @@ int auv__loop_epoll_open(LoopObject* self) {
 }
 
 
-void auv__loop_epoll_close(LoopObject* self) {
-  if (self->ep_poll != NULL) {
-    auv_poll_close(self->ep_poll, NULL);  /* unregisters ep_fd at once */
-    self->ep_poll = NULL;
-  }
-  if (self->ep_fd >= 0) {
-    close(self->ep_fd);
-    self->ep_fd = -1;
-  }
-  PyMem_Free(self->ep_watchers);
-  self->ep_watchers = NULL;
-  self->ep_size = 0;
-  self->ep_count = 0;
-  self->ep_fd_sum = 0;
-}
-
-
-static int epoll_ctl_retry(int epfd, int op, int fd, struct epoll_event* ev) {
-  int r;
-
-  do
-    r = epoll_ctl(epfd, op, fd, ev);
-  while (r < 0 && errno == EINTR);
-  return r;
-}
-
-
-/* Bring the epoll set in line with the watcher's reader and writer. */
-static int watcher_update(FdWatcherObject* w) {
-  struct epoll_event ev;
-  LoopObject* self;
-  uint32_t want;
-  int r;
-
-  self = w->loop;
-  want = (w->reader != NULL ? (uint32_t) EPOLLIN : 0) |
-         (w->writer != NULL ? (uint32_t) EPOLLOUT : 0);
-  if (want == w->events)
-    return 0;
-  self->ep_gen++;  /* even if epoll_ctl fails: the fast path then waits */
-  memset(&ev, 0, sizeof(ev));
-  ev.events = want;
-  ev.data.fd = w->fd;
-  if (want == 0) {
-    /* ENOENT, EBADF: the fd was closed under the watcher, and with it its
-     * registration (unless another process shares the file). */
-    (void) epoll_ctl_retry(self->ep_fd, EPOLL_CTL_DEL, w->fd, &ev);
-    w->events = 0;
-    self->ep_count--;
-    self->ep_fd_sum -= w->fd;
-    return 0;
-  }
-  if (w->events == 0) {
-    r = epoll_ctl_retry(self->ep_fd, EPOLL_CTL_ADD, w->fd, &ev);
-    if (r < 0 && errno == EEXIST)
-      r = epoll_ctl_retry(self->ep_fd, EPOLL_CTL_MOD, w->fd, &ev);
-  } else {
-    r = epoll_ctl_retry(self->ep_fd, EPOLL_CTL_MOD, w->fd, &ev);
-    if (r < 0 && errno == ENOENT)  /* closed and reopened under us */
-      r = epoll_ctl_retry(self->ep_fd, EPOLL_CTL_ADD, w->fd, &ev);
-  }
-  if (r < 0) {
-    PyErr_SetFromErrno(PyExc_OSError);
-    return -1;
-  }
-  if (w->events == 0) {
-    /* With one fd in the set, ep_fd_sum is that fd. */
-    self->ep_count++;
-    self->ep_fd_sum += w->fd;
-  }
-  w->events = want;
-  return 0;
-}
-
-
-/* The index grows to the fd, which must exist (watcher_get() checks): an
- * fd is below the process's descriptor limit, so the index is too. */
+/* The index grows to the fd, which the engine has just taken into its set
+ * (so it is open: add_reader(2**31 - 1) once grew the index for ever, and
+ * an fd near 10**9 cost gigabytes); an open fd is below the process's
+ * descriptor limit, so the index is too. */
 static int loop_index_watcher(LoopObject* self, FdWatcherObject* w) {
   FdWatcherObject** grown;
   size_t size;
 
-  if (w->fd >= self->ep_size) {
-    size = self->ep_size > 0 ? (size_t) self->ep_size : 64;
+  if (w->fd >= self->nwatchers) {
+    size = self->nwatchers > 0 ? (size_t) self->nwatchers : 64;
     while (size <= (size_t) w->fd)
       size *= 2;
     if (size > INT_MAX)
@@ -372,34 +226,33 @@ static int loop_index_watcher(LoopObject* self, FdWatcherObject* w) {
       PyErr_NoMemory();
       return -1;
     }
-    grown = PyMem_Realloc(self->ep_watchers, size * sizeof(*grown));
+    grown = PyMem_Realloc(self->watchers, size * sizeof(*grown));
     if (grown == NULL) {
       PyErr_NoMemory();
       return -1;
     }
-    memset(grown + self->ep_size, 0, (size - (size_t) self->ep_size) * sizeof(*grown));
-    self->ep_watchers = grown;
-    self->ep_size = (int) size;
+    memset(grown + self->nwatchers, 0, (size - (size_t) self->nwatchers) * sizeof(*grown));
+    self->watchers = grown;
+    self->nwatchers = (int) size;
   }
-  self->ep_watchers[w->fd] = w;
+  /* The index holds a reference (the loop shows it to the collector);
+   * fd_owners is for transports. */
+  self->watchers[w->fd] = (FdWatcherObject*) Py_NewRef(w);
   return 0;
 }
 
 
-static FdWatcherObject* watcher_get(LoopObject* self, int fd, int create) {
-  FdWatcherObject* w;
+static FdWatcherObject* watcher_get(LoopObject* self, int fd) {
+  if (fd < self->nwatchers && self->watchers[fd] != NULL)
+    return (FdWatcherObject*) Py_NewRef(self->watchers[fd]);
+  return NULL;
+}
 
-  if (fd < self->ep_size && (w = self->ep_watchers[fd]) != NULL)
-    return (FdWatcherObject*) Py_NewRef(w);
-  if (!create)  /* the caller checked that the loop is open */
-    return NULL;
-  /* Before the index grows to it: asyncio's selector refuses an fd that
-   * is not open with EBADF too (add_reader(2**31 - 1) used to grow the
-   * index for ever, and an fd near 10**9 to cost gigabytes). */
-  if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-    PyErr_SetFromErrno(PyExc_OSError);
-    return NULL;
-  }
+
+/* A watcher of fd, not yet started nor in the index. */
+static FdWatcherObject* watcher_new(LoopObject* self, int fd) {
+  FdWatcherObject* w;
+  int err;
 
   w = PyObject_GC_New(FdWatcherObject, self->state->FdWatcherType);
   if (w == NULL)
@@ -408,33 +261,34 @@ static FdWatcherObject* watcher_get(LoopObject* self, int fd, int create) {
   w->reader = NULL;
   w->writer = NULL;
   w->fd = fd;
-  w->events = 0;
+  w->watch = NULL;
   PyObject_GC_Track(w);
-  /* The index holds a reference (the loop shows it to the collector);
-   * fd_owners is for transports. */
-  if (loop_index_watcher(self, w) < 0) {
+  err = auv_watch_new(self->loop, fd, watcher_cb, &w->watch);
+  if (err != 0) {
     Py_DECREF(w);
-    return NULL;
+    errno = -err;
+    return (FdWatcherObject*) PyErr_SetFromErrno(PyExc_OSError);
   }
-  return (FdWatcherObject*) Py_NewRef(w);
+  /* The engine's pointer is borrowed: the index, or the caller, holds the
+   * watcher while its engine watcher exists. */
+  auv_watch_set_data(w->watch, w);
+  return w;
 }
 
 
-/* Out of the epoll set and the loop's index. */
+/* Out of the engine's set and the loop's index. */
 static void watcher_unregister(FdWatcherObject* w) {
   LoopObject* self;
 
   self = w->loop;
   if (self == NULL)
     return;
-  if (w->events != 0 && self->ep_fd >= 0) {
-    Py_CLEAR(w->reader);
-    Py_CLEAR(w->writer);
-    (void) watcher_update(w);
+  if (w->watch != NULL) {
+    auv_watch_free(w->watch);  /* what the last poll found will not run */
+    w->watch = NULL;
   }
-  w->events = 0;
-  if (w->fd < self->ep_size && self->ep_watchers[w->fd] == w) {
-    self->ep_watchers[w->fd] = NULL;
+  if (w->fd < self->nwatchers && self->watchers[w->fd] == w) {
+    self->watchers[w->fd] = NULL;
     Py_DECREF(w);  /* the index's; the caller still holds one */
   }
 }
@@ -468,6 +322,7 @@ static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
   HandleObject* h;
   HandleObject* old;
   PyObject* num;
+  int fresh;
   int fd;
   int r;
 
@@ -500,8 +355,9 @@ static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
    * see it (a loop whose reader never fired is otherwise never freed). */
   if (!PyObject_GC_IsTracked((PyObject*) h))
     PyObject_GC_Track(h);
-  w = watcher_get(self, fd, 1);
-  if (w == NULL) {
+  w = watcher_get(self, fd);
+  fresh = w == NULL;
+  if (fresh && (w = watcher_new(self, fd)) == NULL) {
     Py_DECREF(h);
     return NULL;
   }
@@ -512,7 +368,10 @@ static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
     old = w->reader;
     w->reader = h;
   }
-  if (watcher_update(w) < 0) {
+  /* Started before it is indexed: the engine refuses an fd that is not
+   * open (EBADF, as asyncio's selector) before the index grows to it. */
+  if (watcher_update(w, writer ? AUV_WRITABLE : AUV_READABLE) < 0 ||
+      (fresh && loop_index_watcher(self, w) < 0)) {
     if (writer)
       w->writer = old;
     else
@@ -553,12 +412,9 @@ static PyObject* loop_remove_watch(LoopObject* self, PyObject* fileobj, int writ
   Py_DECREF(num);
   if (r != FD_OK || self->closed)  /* too large to be watched */
     Py_RETURN_FALSE;
-  w = watcher_get(self, fd, 0);
-  if (w == NULL) {
-    if (PyErr_Occurred())
-      return NULL;
+  w = watcher_get(self, fd);
+  if (w == NULL)
     Py_RETURN_FALSE;
-  }
   if (writer) {
     old = w->writer;
     w->writer = NULL;
@@ -568,8 +424,8 @@ static PyObject* loop_remove_watch(LoopObject* self, PyObject* fileobj, int writ
   }
   if (w->reader == NULL && w->writer == NULL)
     watcher_forget(w);
-  else if (watcher_update(w) < 0)
-    PyErr_Clear();  /* it watches less than asked: harmless */
+  else if (watcher_update(w, 0) < 0)
+    PyErr_Clear();  /* a stop cannot fail */
   Py_DECREF(w);
   if (old == NULL)
     Py_RETURN_FALSE;
@@ -627,8 +483,8 @@ void auv__loop_clear_watchers(LoopObject* self) {
   FdWatcherObject* w;
   int fd;
 
-  for (fd = 0; fd < self->ep_size; fd++) {
-    w = self->ep_watchers[fd];
+  for (fd = 0; fd < self->nwatchers; fd++) {
+    w = self->watchers[fd];
     if (w == NULL)
       continue;
     Py_INCREF(w);
@@ -638,9 +494,17 @@ void auv__loop_clear_watchers(LoopObject* self) {
       cancel_handle(w->writer);
     Py_CLEAR(w->reader);
     Py_CLEAR(w->writer);
-    watcher_unregister(w);  /* DEL, unless the set is gone */
+    watcher_unregister(w);
     Py_DECREF(w);
   }
+}
+
+
+/* The index itself, when the loop is freed (after auv__loop_clear_watchers()). */
+void auv__loop_free_watchers(LoopObject* self) {
+  PyMem_Free(self->watchers);
+  self->watchers = NULL;
+  self->nwatchers = 0;
 }
 
 
@@ -651,8 +515,8 @@ int auv__loop_visit_watchers(LoopObject* self, visitproc visit, void* arg) {
   int fd;
   int r;
 
-  for (fd = 0; fd < self->ep_size; fd++)
-    Py_VISIT(self->ep_watchers[fd]);
+  for (fd = 0; fd < self->nwatchers; fd++)
+    Py_VISIT(self->watchers[fd]);
   /* The engine holds a reference to each transport and listener with an
    * open handle, and the engine is the loop's: the collector must see
    * those references too, or a loop left unclosed with an open transport
@@ -707,7 +571,6 @@ void auv__loop_close_watchers(LoopObject* self) {
    * now be collected (and warn). */
   PyDict_Clear(self->fd_owners);
   Py_DECREF(owners);
-  auv__loop_epoll_close(self);
 }
 
 

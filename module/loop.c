@@ -884,8 +884,6 @@ static PyObject* loop_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   }
   self->slow_callback_duration = 0.1;
   self->signal_fds[0] = self->signal_fds[1] = -1;
-  self->ep_fd = -1;
-  self->ep_gen_seen = (unsigned long) -1;
   self->fd_owners = PyDict_New();
   self->listeners = self->fd_owners == NULL ? NULL : PyDict_New();
   self->signal_handlers = self->listeners == NULL ? NULL : PyDict_New();
@@ -912,11 +910,6 @@ static PyObject* loop_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   }
   auv_loop_set_data(self->loop, self);
   auv_loop_set_block_hooks(self->loop, loop_before_block, loop_after_block, self);
-  if (auv__loop_epoll_open(self) < 0) {
-    self->closed = 1;
-    Py_DECREF(self);
-    return NULL;
-  }
   return (PyObject*) self;
 }
 
@@ -1006,7 +999,7 @@ static void loop_dealloc(LoopObject* self) {
   PyObject_GC_UnTrack(self);
   loop_clear(self);
   auv__loop_stop_signal_wakeup(self);
-  auv__loop_epoll_close(self);
+  auv__loop_free_watchers(self);
   auv__loop_free_engine(self);
   if (self->signal_fds[0] >= 0) {
     close(self->signal_fds[0]);

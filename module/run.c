@@ -156,7 +156,7 @@ error:
 
 /* --- Signal wake-up -------------------------------------------------------- */
 
-/* libuv retries epoll_wait() on EINTR, so Python's signal handlers (the
+/* libuv retries its poll on EINTR, so Python's signal handlers (the
  * KeyboardInterrupt of Ctrl-C) would wait for the next event.  While a loop
  * runs in the main thread, or while it has handlers of add_signal_handler(),
  * signal.set_wakeup_fd() points at a socket pair that the engine watches

@@ -43,6 +43,14 @@
   X(poll_stopped_before_its_io_runs)                                    \
   X(poll_einval)                                                        \
   X(poll_ebadf_huge_fds)                                                \
+  X(watch_readable)                                                     \
+  X(watch_writable_and_both)                                            \
+  X(watch_order_and_read_during_poll)                                   \
+  X(watch_dropped_before_its_io_runs)                                   \
+  X(watch_many)                                                         \
+  X(watch_fd_closed_under_it)                                           \
+  X(watch_errors)                                                       \
+  X(watch_interrupt)                                                    \
   X(stream_echo_socketpair)                                             \
   X(stream_pipe)                                                        \
   X(stream_write_queue)                                                 \

@@ -351,6 +351,58 @@ class TestReaderAndWriter:
         assert loop.remove_reader(a.fileno()) is True
 
 
+class TestIterationOrder:
+    """One iteration polls, then runs the calls queued before the poll, then
+    the handles of the fds the poll found ready (asyncio's _run_once())."""
+
+    def test_fd_made_ready_by_a_queued_call_waits_for_the_next_poll(self, loop, pair):
+        a, b = pair
+        c, d = socket.socketpair()
+        with c, d:
+            calls = []
+            loop.add_reader(a.fileno(), calls.append, "a")
+            loop.add_reader(c.fileno(), calls.append, "c")
+            b.send(b"x")  # ready before the iteration
+            loop.call_soon(d.send, b"x")  # ready after its poll
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+            assert calls == ["a"]
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+            assert sorted(calls[1:]) == ["a", "c"]
+            loop.remove_reader(a.fileno())
+            loop.remove_reader(c.fileno())
+
+    def test_reader_replaced_by_a_queued_call_waits_for_the_next_poll(self, loop, pair):
+        a, b = pair
+        calls = []
+        loop.add_reader(a.fileno(), calls.append, "old")
+        b.send(b"x")
+        loop.call_soon(loop.add_reader, a.fileno(), calls.append, "new")
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert calls == []  # the old handle is cancelled, the new one waits
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert calls == ["new"]
+        loop.remove_reader(a.fileno())
+
+    def test_writer_added_beside_a_ready_reader_keeps_the_reader(self, loop, pair):
+        a, b = pair
+        calls = []
+        loop.add_reader(a.fileno(), calls.append, "read")
+        b.send(b"x")
+        loop.call_soon(loop.add_writer, a.fileno(), calls.append, "write")
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert calls == ["read"]
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert sorted(calls[1:]) == ["read", "write"]
+        loop.remove_reader(a.fileno())
+        loop.remove_writer(a.fileno())
+
+
 class TestInvalidArguments:
     @pytest.mark.parametrize("method", ["add_reader", "add_writer"])
     def test_negative_fd(self, loop, method):
