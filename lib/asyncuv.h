@@ -491,6 +491,24 @@ AUV_EXTERN int auv_sendfile_start(auv_loop_t* loop, int out_fd, int in_fd,
  * step of the loop.  UV_EBUSY if the request has already finished (cb is
  * pending with its own status). */
 AUV_EXTERN int auv_sendfile_cancel(auv_sendfile_t* req);
+/* auv_stream_sendfile() flags. */
+enum {
+  /* Fail with the error of a first sendfile(2) that sent nothing (EINVAL,
+   * ENOSYS, EOPNOTSUPP: the pair cannot be spliced) instead of falling
+   * back to reads and writes: the caller has a fallback of its own. */
+  AUV_SENDFILE_NO_FALLBACK = 1
+};
+/* As auv_sendfile_start(), to a stream's fd, woken by the stream's own
+ * writability: its write queue must be empty (UV_EBUSY), and writes fail
+ * with UV_EBUSY until cb.  Closing the stream cancels the request.  cb
+ * runs in the loop's I/O step that finishes the request, or on a later
+ * step after auv_sendfile_cancel().  Since 0.2.0 (ASYNCUV_1.1). */
+AUV_EXTERN int auv_stream_sendfile(auv_stream_t* stream, int in_fd,
+                                   int64_t offset, uint64_t count,
+                                   unsigned int flags, auv_sendfile_cb cb,
+                                   auv_sendfile_t** req);
+/* The bytes sent so far (valid until cb returns).  Since 0.2.0. */
+AUV_EXTERN uint64_t auv_sendfile_get_sent(const auv_sendfile_t* req);
 AUV_EXTERN void auv_sendfile_set_data(auv_sendfile_t* req, void* data);
 AUV_EXTERN void* auv_sendfile_get_data(const auv_sendfile_t* req);
 

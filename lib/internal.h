@@ -146,6 +146,17 @@ AUV__INTERNAL void auv__rec_forget(auv_loop_t* loop, auv__rec_t* rec);
 AUV__INTERNAL int auv__watch_set_open(auv_loop_t* loop);
 AUV__INTERNAL void auv__watch_set_close(auv_loop_t* loop);
 
+/* auv_stream_sendfile(): the request rides the stream's writability. */
+AUV__INTERNAL int auv__stream_sendfile_begin(auv_stream_t* stream,
+                                             auv_sendfile_t* req,
+                                             auv_stream_cb writable_cb);
+AUV__INTERNAL int auv__stream_sendfile_wait(auv_stream_t* stream,
+                                            auv_stream_cb writable_cb);
+AUV__INTERNAL void auv__stream_sendfile_end(auv_stream_t* stream);
+AUV__INTERNAL auv_sendfile_t* auv__stream_sendfile_req(const auv_stream_t* stream);
+AUV__INTERNAL int auv__stream_is_socket(const auv_stream_t* stream);
+AUV__INTERNAL void auv__sendfile_stream_closed(auv_sendfile_t* req);
+
 AUV__INTERNAL void auv__timers_collect(auv_loop_t* loop);
 AUV__INTERNAL void auv__timers_fire(auv_loop_t* loop);
 AUV__INTERNAL void auv__timers_arm(auv_loop_t* loop);

@@ -11,6 +11,14 @@
  * its handle: the callback runs from libuv's close callback, on a later
  * step of the loop, after the fd has left epoll, so the caller may watch
  * out_fd again from the callback on.
+ *
+ * auv_stream_sendfile() sends to a stream's fd instead, woken by the
+ * stream's own writability (lib/stream.c: an fd has one libuv poll), while
+ * the stream's write queue is empty and stays so; it reports from the I/O
+ * step that finishes it, or, cancelled or closed under it, from a close
+ * callback as above.  The Python module's loop.sendfile() uses it
+ * (module/transport.c), with AUV_SENDFILE_NO_FALLBACK: asyncio falls back
+ * through the transport itself.
  */
 #define _GNU_SOURCE
 
@@ -33,7 +41,9 @@ enum {
   AUV__SF_TO_END = 1,     /* count was 0: until in_fd's end */
   AUV__SF_FALLBACK = 2,   /* copying through buf */
   AUV__SF_SOCKET = 4,     /* out_fd is a socket: send(MSG_NOSIGNAL) */
-  AUV__SF_DONE = 8        /* finishing: the close callback reports it */
+  AUV__SF_DONE = 8,       /* finishing: the close callback reports it */
+  AUV__SF_NO_FALLBACK = 16,  /* AUV_SENDFILE_NO_FALLBACK */
+  AUV__SF_STREAM = 32     /* auv_stream_sendfile(): no handle of its own */
 };
 
 /* What one step did. */
@@ -45,6 +55,8 @@ enum {
 
 struct auv_sendfile_s {
   auv__io_t handle;           /* records its poll's I/O (internal.h) */
+  uv_idle_t idle;             /* a stream's request: closed to report later */
+  auv_stream_t* stream;       /* a stream's request, until it finishes */
   auv_loop_t* loop;
   auv_sendfile_cb cb;
   void* data;
@@ -113,7 +125,7 @@ static int auv__sendfile_native(auv_sendfile_t* req) {
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK)
       return AUV__STEP_WAIT;
-    if (req->sent == 0 &&
+    if (req->sent == 0 && !(req->flags & AUV__SF_NO_FALLBACK) &&
         (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
       /* This pair cannot be spliced: copy instead.  Nothing went out and
        * the offset has not moved. */
@@ -190,29 +202,39 @@ static int auv__sendfile_copy(auv_sendfile_t* req) {
 }
 
 
-static void auv__sendfile_io(uv_poll_t* handle, int status, int events) {
-  auv_sendfile_t* req;
+/* Up to AUV__SENDFILE_CALLS_PER_WAKEUP steps: AUV__STEP_WAIT,
+ * AUV__STEP_DONE or an error. */
+static int auv__sendfile_steps(auv_sendfile_t* req) {
   int r;
   int i;
-
-  req = handle->data;
-  auv__loop_unblock(req->loop);
 
   for (i = 0; i < AUV__SENDFILE_CALLS_PER_WAKEUP; i++) {
     if (req->flags & AUV__SF_FALLBACK)
       r = auv__sendfile_copy(req);
     else
       r = auv__sendfile_native(req);
-    if (r < 0) {
-      auv__sendfile_finish(req, r);
-      return;
-    }
-    if (r == AUV__STEP_DONE) {
-      auv__sendfile_finish(req, 0);
-      return;
-    }
-    if (r == AUV__STEP_WAIT)
-      break;
+    if (r != AUV__STEP_MORE)
+      return r;
+  }
+  return AUV__STEP_WAIT;  /* others' turn: the fd is still writable */
+}
+
+
+static void auv__sendfile_io(uv_poll_t* handle, int status, int events) {
+  auv_sendfile_t* req;
+  int r;
+
+  req = handle->data;
+  auv__loop_unblock(req->loop);
+
+  r = auv__sendfile_steps(req);
+  if (r < 0) {
+    auv__sendfile_finish(req, r);
+    return;
+  }
+  if (r == AUV__STEP_DONE) {
+    auv__sendfile_finish(req, 0);
+    return;
   }
   /* POLLERR (the peer gone) stops libuv's poll and says UV_EBADF; the
    * writes above met the real error, unless out_fd took bytes after all.
@@ -222,6 +244,105 @@ static void auv__sendfile_io(uv_poll_t* handle, int status, int events) {
     if (r != 0)
       auv__sendfile_finish(req, r);
   }
+}
+
+
+/* --- On a stream (auv_stream_sendfile()) --------------------------------- */
+
+static void auv__sendfile_idle_close_cb(uv_handle_t* handle) {
+  auv_sendfile_t* req;
+
+  req = handle->data;
+  auv__loop_unblock(req->loop);
+  req->cb(req, req->status, req->sent);
+  free(req->buf);
+  free(req);
+}
+
+
+/* Finish a stream's request from a call of the caller's: cb runs on a
+ * later step of the loop, never inside that call. */
+static void auv__sendfile_stream_finish_later(auv_sendfile_t* req, int status) {
+  req->flags |= AUV__SF_DONE;
+  req->status = status;
+  req->stream = NULL;
+  uv_idle_init(&req->loop->uv, &req->idle);
+  req->idle.data = req;
+  uv_close((uv_handle_t*) &req->idle, auv__sendfile_idle_close_cb);
+}
+
+
+/* The stream is closing: its request ends as cancelled. */
+void auv__sendfile_stream_closed(auv_sendfile_t* req) {
+  auv__stream_sendfile_end(req->stream);
+  auv__sendfile_stream_finish_later(req, UV_ECANCELED);
+}
+
+
+static void auv__sendfile_stream_writable(auv_stream_t* stream, int status) {
+  auv_sendfile_t* req;
+  int r;
+
+  req = auv__stream_sendfile_req(stream);
+  r = auv__sendfile_steps(req);
+  if (r == AUV__STEP_WAIT) {
+    r = auv__stream_sendfile_wait(stream, auv__sendfile_stream_writable);
+    if (r == 0)
+      return;
+  }
+  /* Finished in the loop's I/O step: report now (cb may close the
+   * stream, which no longer knows the request). */
+  auv__stream_sendfile_end(stream);
+  req->stream = NULL;
+  req->flags |= AUV__SF_DONE;
+  req->cb(req, r == AUV__STEP_DONE ? 0 : r, req->sent);
+  free(req->buf);
+  free(req);
+}
+
+
+int auv_stream_sendfile(auv_stream_t* stream,
+                        int in_fd,
+                        int64_t offset,
+                        uint64_t count,
+                        unsigned int flags,
+                        auv_sendfile_cb cb,
+                        auv_sendfile_t** req_out) {
+  auv_sendfile_t* req;
+  int err;
+
+  if (req_out != NULL)
+    *req_out = NULL;
+  if (stream == NULL || cb == NULL || req_out == NULL || in_fd < 0 ||
+      (flags & ~(unsigned int) AUV_SENDFILE_NO_FALLBACK) != 0)
+    return UV_EINVAL;
+  if (fcntl(in_fd, F_GETFL) == -1)
+    return -errno;
+
+  req = calloc(1, sizeof(*req));
+  if (req == NULL)
+    return UV_ENOMEM;
+  req->loop = auv_stream_get_loop(stream);
+  req->stream = stream;
+  req->cb = cb;
+  req->out_fd = auv_stream_get_fd(stream);
+  req->in_fd = in_fd;
+  req->offset = offset < 0 ? -1 : offset;
+  req->remaining = count;
+  req->flags = AUV__SF_STREAM;
+  if (count == 0)
+    req->flags |= AUV__SF_TO_END;
+  if (flags & AUV_SENDFILE_NO_FALLBACK)
+    req->flags |= AUV__SF_NO_FALLBACK;
+  if (auv__stream_is_socket(stream))
+    req->flags |= AUV__SF_SOCKET;
+  err = auv__stream_sendfile_begin(stream, req, auv__sendfile_stream_writable);
+  if (err != 0) {
+    free(req);
+    return err;
+  }
+  *req_out = req;
+  return 0;
 }
 
 
@@ -279,8 +400,18 @@ int auv_sendfile_cancel(auv_sendfile_t* req) {
     return UV_EINVAL;
   if (req->flags & AUV__SF_DONE)
     return UV_EBUSY;  /* finished already: cb reports how */
-  auv__sendfile_finish(req, UV_ECANCELED);
+  if (req->flags & AUV__SF_STREAM) {
+    auv__stream_sendfile_end(req->stream);
+    auv__sendfile_stream_finish_later(req, UV_ECANCELED);
+  } else {
+    auv__sendfile_finish(req, UV_ECANCELED);
+  }
   return 0;
+}
+
+
+uint64_t auv_sendfile_get_sent(const auv_sendfile_t* req) {
+  return req == NULL ? 0 : req->sent;
 }
 
 

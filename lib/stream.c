@@ -74,7 +74,8 @@ struct auv_stream_s {
   auv_read_cb read_cb;
   auv_stream_cb drain_cb;
   auv_stream_cb shutdown_cb;
-  auv_stream_cb writable_cb;  /* auv_stream_wait_writable() */
+  auv_stream_cb writable_cb;  /* auv_stream_wait_writable(), or sendfile's */
+  auv_sendfile_t* sendfile;   /* auv_stream_sendfile() in progress (sendfile.c) */
   auv_close_cb close_cb;
   void* data;
   auv__chunk_t* queue_head;
@@ -547,6 +548,8 @@ ssize_t auv_stream_write(auv_stream_t* stream,
     return UV_EINVAL;
   if (stream->flags & (AUV__STREAM_SHUTDOWN | AUV__STREAM_BROKEN))
     return UV_EPIPE;
+  if (stream->sendfile != NULL)
+    return UV_EBUSY;  /* its bytes would land in the middle of the file's */
 
   written = 0;
   offset = 0;
@@ -638,10 +641,59 @@ int auv_stream_shutdown(auv_stream_t* stream, auv_stream_cb cb) {
 int auv_stream_wait_writable(auv_stream_t* stream, auv_stream_cb cb) {
   if (stream == NULL || auv__stream_closing(stream))
     return UV_EINVAL;
-  if (cb != NULL && stream->writable_cb != NULL)
+  if ((cb != NULL && stream->writable_cb != NULL) || stream->sendfile != NULL)
     return UV_EBUSY;
   stream->writable_cb = cb;
   return auv__stream_update(stream);
+}
+
+
+/* --- For auv_stream_sendfile() (sendfile.c) --------------------------------
+ * The request writes the fd itself while the queue is empty, woken by the
+ * stream's own writability: the fd has one libuv poll, the stream's. */
+
+int auv__stream_sendfile_begin(auv_stream_t* stream, auv_sendfile_t* req,
+                               auv_stream_cb writable_cb) {
+  int err;
+
+  if (auv__stream_closing(stream))
+    return UV_EINVAL;
+  if (stream->flags & (AUV__STREAM_SHUTDOWN | AUV__STREAM_BROKEN))
+    return UV_EPIPE;
+  if (stream->sendfile != NULL || stream->writable_cb != NULL ||
+      stream->queue_head != NULL)
+    return UV_EBUSY;
+  stream->sendfile = req;
+  stream->writable_cb = writable_cb;
+  err = auv__stream_update(stream);
+  if (err != 0) {
+    stream->sendfile = NULL;
+    stream->writable_cb = NULL;
+  }
+  return err;
+}
+
+
+int auv__stream_sendfile_wait(auv_stream_t* stream, auv_stream_cb writable_cb) {
+  stream->writable_cb = writable_cb;
+  return auv__stream_update(stream);
+}
+
+
+void auv__stream_sendfile_end(auv_stream_t* stream) {
+  stream->sendfile = NULL;
+  stream->writable_cb = NULL;
+  (void) auv__stream_update(stream);
+}
+
+
+auv_sendfile_t* auv__stream_sendfile_req(const auv_stream_t* stream) {
+  return stream->sendfile;
+}
+
+
+int auv__stream_is_socket(const auv_stream_t* stream) {
+  return (stream->flags & AUV__STREAM_SOCKET) != 0;
 }
 
 
@@ -649,6 +701,8 @@ void auv_stream_close(auv_stream_t* stream, auv_close_cb close_cb) {
   if (stream == NULL || auv__stream_closing(stream))
     return;
   stream->close_cb = close_cb;
+  if (stream->sendfile != NULL)
+    auv__sendfile_stream_closed(stream->sendfile);  /* calls ..._end() */
   stream->writable_cb = NULL;
   stream->flags &= ~(AUV__STREAM_READING | AUV__STREAM_SHUT_PENDING);
   auv__queue_free(stream);

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <unistd.h>
 
 #define AUV_HIGH_WATER (64 * 1024)
@@ -40,7 +39,7 @@ struct TransportObject {
   PyObject* read_error;        /* get_buffer()'s failure, for the read cb */
   PyObject* rbytes;            /* a bytes object to read into, in bulk */
   PyObject* weakreflist;
-  PyObject* empty_waiter;      /* loop.sendfile() waits for the queue */
+  PyObject* empty_waiter;      /* loop.sendfile waits for the queue */
   struct transport_sendfile_s* sf;  /* a sendfile in progress, or NULL */
   Py_buffer rbuf;              /* a BufferedProtocol's buffer, during a read */
   PyObject* limits;            /* (low, high) as set_write_buffer_limits() took them */
@@ -64,15 +63,12 @@ struct TransportObject {
 
 typedef struct TransportObject TransportObject;
 
-/* A loop.sendfile() in progress: sendfile(2) straight to the fd while the
- * stream's queue is empty, waiting for writability with the stream's own
- * watcher. */
+/* A loop.sendfile call in progress: the engine's auv_stream_sendfile() on
+ * the transport's stream (lib/sendfile.c). */
 typedef struct transport_sendfile_s {
   PyObject* fut;
-  int64_t offset;
-  uint64_t count;              /* 0: to the end of the file */
+  auv_sendfile_t* req;         /* NULL once finished or cancelled */
   uint64_t sent;
-  int in_fd;
 } transport_sendfile_t;
 
 
@@ -606,7 +602,7 @@ static PyObject* transport_start_reading_method(TransportObject* self, PyObject*
 
 /* --- Writing ---------------------------------------------------------------- */
 
-/* --- loop.sendfile() ---------------------------------------------------------- */
+/* --- loop.sendfile ------------------------------------------------------------ */
 
 /* fut.set_result(value) / fut.set_exception(value), unless fut is done. */
 static void future_set(auv_state* st, PyObject* fut, PyObject* method, PyObject* value) {
@@ -633,107 +629,59 @@ static PyObject* connection_closed_error(void) {
 }
 
 
-static void transport_sendfile_fail(TransportObject* self) {
-  PyObject* exc;
-
-  exc = auv__take_exception();
-  if (exc != NULL && self->sf != NULL)
-    future_set(transport_state(self), self->sf->fut,
-               transport_state(self)->str_set_exception, exc);
-  Py_XDECREF(exc);
-}
-
-
-static void transport_sendfile_writable_cb(auv_stream_t* stream, int status);
-
-/* Send as much as the socket takes now; wait for writability for more. */
-static void transport_sendfile_step(TransportObject* self) {
-  transport_sendfile_t* sf;
-  PyObject* done;
-  PyObject* r;
-  ssize_t n;
-  size_t len;
-  off_t off;
-  int is_done;
-  int err;
-
-  sf = self->sf;
-  if (sf == NULL || self->stream == NULL)
-    return;
-  /* cancelled? */
-  done = PyObject_CallMethodNoArgs(sf->fut, transport_state(self)->str_done);
-  is_done = done == NULL ? -1 : PyObject_IsTrue(done);
-  Py_XDECREF(done);
-  if (is_done != 0) {
-    if (is_done < 0)
-      PyErr_WriteUnraisable((PyObject*) self);
-    return;
-  }
-
-  for (;;) {
-    len = 0x7ffff000;  /* Linux's largest transfer */
-    if (sf->count != 0) {
-      if (sf->sent >= sf->count)
-        break;
-      if (sf->count - sf->sent < len)
-        len = (size_t) (sf->count - sf->sent);
-    }
-    off = (off_t) (sf->offset + sf->sent);
-    n = sendfile(self->fd, sf->in_fd, &off, len);
-    if (n > 0) {
-      sf->sent += (uint64_t) n;
-      continue;
-    }
-    if (n == 0)
-      break;  /* the end of the file */
-    if (errno == EINTR)
-      continue;
-    if (errno == EAGAIN) {
-      err = auv_stream_wait_writable(self->stream, transport_sendfile_writable_cb);
-      if (err == 0)
-        return;
-      errno = -err;
-    }
-    /* As asyncio: a first call that fails says sendfile(2) cannot serve
-     * this pair (a file that is not mmap-able, ...): the caller may fall
-     * back.  Later, ENOTCONN is the peer gone mid-way. */
-    if (sf->sent == 0) {
-      PyObject* exceptions = PyImport_ImportModule("asyncio.exceptions");
-      PyObject* type = exceptions == NULL ? NULL :
-          PyObject_GetAttrString(exceptions, "SendfileNotAvailableError");
-      if (type != NULL)
-        PyErr_SetString(type, "os.sendfile call failed");
-      Py_XDECREF(type);
-      Py_XDECREF(exceptions);
-    } else if (errno == ENOTCONN) {
-      PyObject* exc = PyObject_CallFunction(PyExc_ConnectionError, "is", ENOTCONN,
-                                            "socket is not connected");
-      if (exc != NULL) {
-        PyErr_SetObject(PyExc_ConnectionError, exc);
-        Py_DECREF(exc);
-      }
-    } else {
-      PyErr_SetFromErrno(PyExc_OSError);
-    }
-    transport_sendfile_fail(self);
-    return;
-  }
-  r = PyLong_FromUnsignedLongLong(sf->sent);
-  if (r == NULL) {
-    transport_sendfile_fail(self);
-    return;
-  }
-  future_set(transport_state(self), sf->fut, transport_state(self)->str_set_result, r);
-  Py_DECREF(r);
-}
-
-
-static void transport_sendfile_writable_cb(auv_stream_t* stream, int status) {
+/* The engine's request is over: the future learns how, unless it is done
+ * (cancelled, or failed by connection_lost()). */
+static void transport_sendfile_cb(auv_sendfile_t* req, int status, uint64_t sent) {
   TransportObject* self;
+  transport_sendfile_t* sf;
+  PyObject* exceptions;
+  PyObject* type;
+  PyObject* value;
+  auv_state* st;
 
-  self = auv_stream_get_data(stream);
-  Py_INCREF(self);
-  transport_sendfile_step(self);
+  self = auv_sendfile_get_data(req);  /* the request's reference */
+  sf = self->sf;
+  if (sf == NULL || sf->req != req) {  /* cancelled by _sendfile_finish() */
+    Py_DECREF(self);
+    return;
+  }
+  st = transport_state(self);
+  sf->req = NULL;
+  sf->sent = sent;
+  if (status == 0) {
+    value = PyLong_FromUnsignedLongLong(sent);
+    if (value != NULL) {
+      future_set(st, sf->fut, st->str_set_result, value);
+      Py_DECREF(value);
+    }
+  } else if (sent == 0) {
+    /* As asyncio: a first sendfile system call that fails says it cannot
+     * serve this pair (a file that is not mmap-able, ...): the caller may
+     * fall back. */
+    exceptions = PyImport_ImportModule("asyncio.exceptions");
+    type = exceptions == NULL ? NULL :
+        PyObject_GetAttrString(exceptions, "SendfileNotAvailableError");
+    if (type != NULL)
+      PyErr_SetString(type, "os.sendfile call failed");
+    Py_XDECREF(type);
+    Py_XDECREF(exceptions);
+  } else if (status == -ENOTCONN) {  /* the peer gone mid-way */
+    value = PyObject_CallFunction(PyExc_ConnectionError, "is", ENOTCONN,
+                                  "socket is not connected");
+    if (value != NULL) {
+      PyErr_SetObject(PyExc_ConnectionError, value);
+      Py_DECREF(value);
+    }
+  } else {
+    errno = -status;
+    PyErr_SetFromErrno(PyExc_OSError);
+  }
+  if (PyErr_Occurred()) {
+    value = auv__take_exception();
+    if (value != NULL)
+      future_set(st, sf->fut, st->str_set_exception, value);
+    Py_XDECREF(value);
+  }
   Py_DECREF(self);
 }
 
@@ -748,6 +696,7 @@ static PyObject* transport_sendfile(TransportObject* self, PyObject* args) {
   unsigned long long count;
   PyObject* stack[1];
   int in_fd;
+  int err;
 
   if (!PyArg_ParseTuple(args, "iLK:_sendfile", &in_fd, &offset, &count))
     return NULL;
@@ -775,11 +724,17 @@ static PyObject* transport_sendfile(TransportObject* self, PyObject* args) {
     PyMem_Free(sf);
     return NULL;
   }
-  sf->in_fd = in_fd;
-  sf->offset = offset;
-  sf->count = count;
+  /* asyncio's own fallback (through the transport) replaces the engine's. */
+  err = auv_stream_sendfile(self->stream, in_fd, offset, count,
+                            AUV_SENDFILE_NO_FALLBACK, transport_sendfile_cb, &sf->req);
+  if (err != 0) {
+    Py_DECREF(sf->fut);
+    PyMem_Free(sf);
+    errno = -err;
+    return PyErr_SetFromErrno(PyExc_OSError);
+  }
+  auv_sendfile_set_data(sf->req, Py_NewRef(self));  /* until the callback */
   self->sf = sf;
-  transport_sendfile_step(self);
   return Py_NewRef(sf->fut);
 }
 
@@ -791,8 +746,8 @@ static void transport_sendfile_clear(TransportObject* self) {
   if (sf == NULL)
     return;
   self->sf = NULL;
-  if (self->stream != NULL)
-    auv_stream_wait_writable(self->stream, NULL);
+  if (sf->req != NULL)
+    (void) auv_sendfile_cancel(sf->req);  /* its callback only lets go */
   Py_DECREF(sf->fut);
   PyMem_Free(sf);
 }
@@ -804,7 +759,9 @@ static PyObject* transport_sendfile_finish(TransportObject* self, PyObject* unus
 
   if (auv__loop_check_thread(self->loop) < 0)
     return NULL;
-  sent = self->sf != NULL ? self->sf->sent : 0;
+  sent = 0;
+  if (self->sf != NULL)
+    sent = self->sf->req != NULL ? auv_sendfile_get_sent(self->sf->req) : self->sf->sent;
   transport_sendfile_clear(self);
   return PyLong_FromUnsignedLongLong(sent);
 }
@@ -1899,7 +1856,7 @@ static PyGetSetDef transport_getset[] = {
   {"_pipe", (getter) transport_get_pipe, (setter) transport_set_pipe, NULL, NULL},
   /* loop.start_tls() accepts transports that say so. */
   {"_start_tls_compatible", (getter) transport_get_start_tls_compatible, NULL, NULL, NULL},
-  /* loop.sendfile(): sendfile(2) first. */
+  /* loop.sendfile: the engine's sendfile first. */
   {"_sendfile_compatible", (getter) transport_get_sendfile_compatible, NULL, NULL, NULL},
   {NULL}
 };

@@ -110,6 +110,9 @@
   X(sendfile_cancel)                                                    \
   X(sendfile_peer_gone)                                                 \
   X(sendfile_einval)                                                    \
+  X(sendfile_stream)                                                    \
+  X(sendfile_stream_no_fallback)                                        \
+  X(sendfile_stream_cancel_close_busy)                                  \
   X(child_watch_exit)                                                   \
   X(child_watch_not_a_child)                                            \
   X(child_watch_close_early)                                            \

@@ -454,3 +454,219 @@ TEST_IMPL(sendfile_einval) {
   ASSERT_OK(close(fds[1]));
   ASSERT_OK(close(in));
 }
+
+
+/* --- auv_stream_sendfile(): on a stream's own writability --------------- */
+
+typedef struct {
+  result_t r;
+  auv_stream_t* stream;
+  int close_stream;    /* in the callback: close the stream, shut its fd */
+} stream_result_t;
+
+
+static void on_stream_sent(auv_sendfile_t* req, int status, uint64_t sent) {
+  stream_result_t* sr;
+  auv_buf_t buf;
+
+  sr = auv_sendfile_get_data(req);
+  ASSERT(!sr->r.in_start);
+  ASSERT_EQ(sent, auv_sendfile_get_sent(req));
+  sr->r.calls++;
+  sr->r.status = status;
+  sr->r.sent = sent;
+  if (sr->close_stream) {
+    /* The stream takes writes again: nothing queued, nothing sent. */
+    buf.base = (char*) "";
+    buf.len = 0;
+    ASSERT_EQ(0, auv_stream_write(sr->stream, &buf, 1));
+    ASSERT_OK(shutdown(auv_stream_get_fd(sr->stream), SHUT_WR));
+    auv_stream_close(sr->stream, NULL);
+  }
+}
+
+
+static auv_sendfile_t* stream_start(stream_result_t* sr, auv_stream_t* stream,
+                                    int in_fd, int64_t offset, uint64_t count,
+                                    unsigned int flags) {
+  auv_sendfile_t* req;
+
+  memset(sr, 0, sizeof(*sr));
+  sr->r.status = 1;
+  sr->stream = stream;
+  sr->close_stream = 1;
+  sr->r.in_start = 1;
+  ASSERT_OK(auv_stream_sendfile(stream, in_fd, offset, count, flags,
+                                on_stream_sent, &req));
+  auv_sendfile_set_data(req, sr);
+  sr->r.in_start = 0;
+  ASSERT_EQ(0, sr->r.calls);
+  return req;
+}
+
+
+TEST_IMPL(sendfile_stream) {
+  stream_result_t sr;
+  auv_loop_t* loop;
+  auv_stream_t* stream;
+  auv_buf_t buf;
+  sink_t k;
+  int fds[2];
+  int in;
+
+  in = pattern_file(FILE_SIZE);
+  ASSERT_OK(auv_loop_new(&loop));
+
+  /* Many times what the socket holds, from an offset to the end. */
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  sink_init(loop, &k, fds[1], 12345);
+  ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
+  stream_start(&sr, stream, in, 12345, 0, AUV_SENDFILE_NO_FALLBACK);
+  /* No write, no second request, no waiter while it runs. */
+  buf.base = (char*) "x";
+  buf.len = 1;
+  ASSERT_EQ(UV_EBUSY, auv_stream_write(stream, &buf, 1));
+  ASSERT_EQ(UV_EBUSY, auv_stream_wait_writable(stream, NULL));
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(1, sr.r.calls);
+  ASSERT_EQ(0, sr.r.status);
+  ASSERT_EQ(FILE_SIZE - 12345, sr.r.sent);
+  ASSERT_EQ(FILE_SIZE - 12345, k.received);
+  ASSERT_EQ(1, k.eof);
+  ASSERT_EQ(0, lseek(in, 0, SEEK_CUR));  /* the position is untouched */
+  ASSERT_OK(close(fds[0]));
+  ASSERT_OK(close(fds[1]));
+
+  /* A count. */
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  sink_init(loop, &k, fds[1], 7);
+  ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
+  stream_start(&sr, stream, in, 7, 500000, 0);
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(0, sr.r.status);
+  ASSERT_EQ(500000, sr.r.sent);
+  ASSERT_EQ(500000, k.received);
+  ASSERT_OK(close(fds[0]));
+  ASSERT_OK(close(fds[1]));
+
+  CLOSE_LOOP(loop);
+  ASSERT_OK(close(in));
+}
+
+
+/* A pair the kernel cannot splice (from a pipe): with
+ * AUV_SENDFILE_NO_FALLBACK the request fails with sendfile(2)'s error and
+ * nothing sent (asyncio then falls back through the transport); without
+ * it, the request copies. */
+TEST_IMPL(sendfile_stream_no_fallback) {
+  stream_result_t sr;
+  auv_loop_t* loop;
+  auv_stream_t* stream;
+  sink_t k;
+  char block[1000];
+  int fds[2];
+  int p[2];
+  size_t i;
+
+  for (i = 0; i < sizeof(block); i++)
+    block[i] = (char) pattern(i);
+  ASSERT_OK(auv_loop_new(&loop));
+  ASSERT_OK(pipe(p));
+  ASSERT_EQ((ssize_t) sizeof(block), write(p[1], block, sizeof(block)));
+
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
+  stream_start(&sr, stream, p[0], -1, sizeof(block), AUV_SENDFILE_NO_FALLBACK);
+  sr.close_stream = 0;
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(1, sr.r.calls);
+  ASSERT_EQ(UV_EINVAL, sr.r.status);
+  ASSERT_EQ(0, sr.r.sent);
+  auv_stream_close(stream, NULL);
+  ASSERT_OK(close(fds[0]));
+  ASSERT_OK(close(fds[1]));
+
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  sink_init(loop, &k, fds[1], 0);
+  ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
+  stream_start(&sr, stream, p[0], -1, sizeof(block), 0);
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(0, sr.r.status);
+  ASSERT_EQ(sizeof(block), sr.r.sent);
+  ASSERT_EQ(sizeof(block), k.received);
+  ASSERT_OK(close(fds[0]));
+  ASSERT_OK(close(fds[1]));
+
+  CLOSE_LOOP(loop);
+  ASSERT_OK(close(p[0]));
+  ASSERT_OK(close(p[1]));
+}
+
+
+/* Cancelled, or the stream closed under it: cb reports UV_ECANCELED and
+ * what went out, on a later step, never inside the call.  A stream with
+ * bytes queued refuses a request. */
+TEST_IMPL(sendfile_stream_cancel_close_busy) {
+  static char big[1 << 20];
+  stream_result_t sr;
+  auv_loop_t* loop;
+  auv_stream_t* stream;
+  auv_sendfile_t* req;
+  auv_buf_t buf;
+  int fds[2];
+  int in;
+
+  in = pattern_file(FILE_SIZE);
+  ASSERT_OK(auv_loop_new(&loop));
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
+
+  /* Nobody reads: the socket fills, the request waits. */
+  req = stream_start(&sr, stream, in, 0, 0, 0);
+  sr.close_stream = 0;
+  ASSERT_EQ(1, auv_loop_run(loop, AUV_RUN_NOWAIT));
+  ASSERT_EQ(0, sr.r.calls);
+  ASSERT(auv_sendfile_get_sent(req) > 0);
+  ASSERT_OK(auv_sendfile_cancel(req));
+  ASSERT_EQ(0, sr.r.calls);
+  ASSERT_EQ(UV_EBUSY, auv_sendfile_cancel(req));
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(1, sr.r.calls);
+  ASSERT_EQ(UV_ECANCELED, sr.r.status);
+  ASSERT(sr.r.sent > 0);
+
+  /* The stream, still full, queues a write: no request then. */
+  buf.base = big;
+  buf.len = sizeof(big);
+  ASSERT(auv_stream_write(stream, &buf, 1) < (ssize_t) sizeof(big));
+  ASSERT(auv_stream_write_queue_size(stream) > 0);
+  ASSERT_EQ(UV_EBUSY, auv_stream_sendfile(stream, in, 0, 0, 0, on_stream_sent, &req));
+  ASSERT(req == NULL);
+  auv_stream_close(stream, NULL);
+  ASSERT_OK(close(fds[0]));
+  ASSERT_OK(close(fds[1]));
+
+  /* Closing the stream cancels. */
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
+  stream_start(&sr, stream, in, 0, 0, 0);
+  sr.close_stream = 0;
+  auv_stream_close(stream, NULL);
+  ASSERT_EQ(0, sr.r.calls);
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(1, sr.r.calls);
+  ASSERT_EQ(UV_ECANCELED, sr.r.status);
+  ASSERT_EQ(0, sr.r.sent);
+
+  ASSERT_EQ(UV_EINVAL, auv_stream_sendfile(NULL, in, 0, 0, 0, on_stream_sent, &req));
+  ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
+  ASSERT_EQ(UV_EINVAL, auv_stream_sendfile(stream, in, 0, 0, 8, on_stream_sent, &req));
+  ASSERT_EQ(UV_EINVAL, auv_stream_sendfile(stream, in, 0, 0, 0, NULL, &req));
+  ASSERT_EQ(UV_EBADF, auv_stream_sendfile(stream, 1000000, 0, 0, 0, on_stream_sent, &req));
+  ASSERT_EQ(0, auv_sendfile_get_sent(NULL));
+  auv_stream_close(stream, NULL);
+  CLOSE_LOOP(loop);
+  ASSERT_OK(close(fds[0]));
+  ASSERT_OK(close(fds[1]));
+  ASSERT_OK(close(in));
+}
