@@ -137,6 +137,8 @@ static inline void auv__loop_unblock(auv_loop_t* loop) {
 AUV__INTERNAL int auv__io_init(auv_loop_t* loop, auv__io_t* io, int fd);
 AUV__INTERNAL int auv__io_start(auv__io_t* io, int events, uv_poll_cb cb);
 AUV__INTERNAL int auv__io_stop(auv__io_t* io);
+AUV__INTERNAL int auv__io_update(auv__io_t* io, int* current, int events,
+                                uv_poll_cb cb);
 AUV__INTERNAL void auv__io_close(auv__io_t* io, uv_close_cb close_cb);
 AUV__INTERNAL void auv__io_forget(auv__io_t* io);
 AUV__INTERNAL int auv__rec_push(auv_loop_t* loop, auv__rec_t* rec, int status,

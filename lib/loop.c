@@ -118,6 +118,28 @@ static void auv__check_cb(uv_check_t* handle) {
 }
 
 
+/* Close the loop's own handles and free it: the end of auv_loop_close(),
+ * and of auv_loop_new() when the watcher set cannot be opened (the arrays
+ * are NULL then: free(NULL) is allowed). */
+static void auv__loop_teardown(auv_loop_t* loop) {
+  uv_close((uv_handle_t*) &loop->async, NULL);
+  uv_close((uv_handle_t*) &loop->uv_timer, NULL);
+  uv_close((uv_handle_t*) &loop->prepare, NULL);
+  uv_close((uv_handle_t*) &loop->check, NULL);
+  /* Handles closed by the caller but not yet through their close callback
+   * finish here too. */
+  while (uv_loop_close(&loop->uv) == UV_EBUSY)
+    uv_run(&loop->uv, UV_RUN_NOWAIT);
+
+  pthread_mutex_destroy(&loop->ts_lock);
+  free(loop->ready.items);
+  free(loop->io_queue);
+  free(loop->ts_items);
+  free(loop->heap);
+  free(loop);
+}
+
+
 int auv_loop_new(auv_loop_t** loop_out) {
   auv_loop_t* loop;
   int err;
@@ -165,14 +187,7 @@ int auv_loop_new(auv_loop_t** loop_out) {
   return 0;
 
 fail_set:
-  uv_close((uv_handle_t*) &loop->async, NULL);
-  uv_close((uv_handle_t*) &loop->uv_timer, NULL);
-  uv_close((uv_handle_t*) &loop->prepare, NULL);
-  uv_close((uv_handle_t*) &loop->check, NULL);
-  while (uv_loop_close(&loop->uv) == UV_EBUSY)
-    uv_run(&loop->uv, UV_RUN_NOWAIT);
-  pthread_mutex_destroy(&loop->ts_lock);
-  free(loop);
+  auv__loop_teardown(loop);
   return err;
 
 fail_async:
@@ -224,21 +239,7 @@ int auv_loop_close(auv_loop_t* loop) {
     return UV_EBUSY;
 
   auv__watch_set_close(loop);
-  uv_close((uv_handle_t*) &loop->async, NULL);
-  uv_close((uv_handle_t*) &loop->uv_timer, NULL);
-  uv_close((uv_handle_t*) &loop->prepare, NULL);
-  uv_close((uv_handle_t*) &loop->check, NULL);
-  /* Handles closed by the caller but not yet through their close callback
-   * finish here too. */
-  while (uv_loop_close(&loop->uv) == UV_EBUSY)
-    uv_run(&loop->uv, UV_RUN_NOWAIT);
-
-  pthread_mutex_destroy(&loop->ts_lock);
-  free(loop->ready.items);
-  free(loop->io_queue);
-  free(loop->ts_items);
-  free(loop->heap);
-  free(loop);
+  auv__loop_teardown(loop);
   return 0;
 }
 
@@ -350,6 +351,24 @@ int auv__io_init(auv_loop_t* loop, auv__io_t* io, int fd) {
 int auv__io_start(auv__io_t* io, int events, uv_poll_cb cb) {
   io->cb = cb;
   return uv_poll_start(&io->poll, events, auv__io_record_cb);
+}
+
+
+/* Watch for events (0: stop watching) if they differ from *current, which
+ * then holds them: uv_poll_start() re-registers the fd, so streams and
+ * datagram sockets call this whenever what they wait for may change. */
+int auv__io_update(auv__io_t* io, int* current, int events, uv_poll_cb cb) {
+  int err;
+
+  if (events == *current)
+    return 0;
+  if (events == 0)
+    err = auv__io_stop(io);
+  else
+    err = auv__io_start(io, events, cb);
+  if (err == 0)
+    *current = events;
+  return err;
 }
 
 

@@ -102,7 +102,6 @@ static inline int auv__stream_closing(const auv_stream_t* stream) {
  * fd, so it is called only when that changes. */
 static int auv__stream_update(auv_stream_t* stream) {
   int events;
-  int err;
 
   if (auv__stream_closing(stream))
     return 0;
@@ -111,15 +110,8 @@ static int auv__stream_update(auv_stream_t* stream) {
     events |= UV_READABLE;
   if (stream->queue_head != NULL || stream->writable_cb != NULL)
     events |= UV_WRITABLE;
-  if (events == stream->events)
-    return 0;
-  if (events == 0)
-    err = auv__io_stop(&stream->handle);
-  else
-    err = auv__io_start(&stream->handle, events, auv__stream_io);
-  if (err == 0)
-    stream->events = events;
-  return err;
+  return auv__io_update(&stream->handle, &stream->events, events,
+                        auv__stream_io);
 }
 
 

@@ -84,7 +84,6 @@ static inline int auv__udp_closing(const auv_udp_t* udp) {
  * queued; uv_poll_start() only when that changes. */
 static int auv__udp_update(auv_udp_t* udp) {
   int events;
-  int err;
 
   if (auv__udp_closing(udp))
     return 0;
@@ -93,15 +92,7 @@ static int auv__udp_update(auv_udp_t* udp) {
     events |= UV_READABLE;
   if (udp->queue_head != NULL)
     events |= UV_WRITABLE;
-  if (events == udp->events)
-    return 0;
-  if (events == 0)
-    err = auv__io_stop(&udp->handle);
-  else
-    err = auv__io_start(&udp->handle, events, auv__udp_io);
-  if (err == 0)
-    udp->events = events;
-  return err;
+  return auv__io_update(&udp->handle, &udp->events, events, auv__udp_io);
 }
 
 

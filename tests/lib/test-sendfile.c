@@ -13,6 +13,18 @@
 
 #define FILE_SIZE (4u << 20)
 
+/* A connected AF_UNIX stream pair: fds[0] sends, fds[1] is the peer. */
+static void open_pair(int fds[2]) {
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+}
+
+
+static void close_pair(int fds[2]) {
+  ASSERT_OK(close(fds[0]));
+  ASSERT_OK(close(fds[1]));
+}
+
+
 static unsigned char pattern(uint64_t i) {
   return (unsigned char) (i % 251 + (i / 65536));
 }
@@ -152,7 +164,7 @@ TEST_IMPL(sendfile_socketpair) {
   /* Several times what the socket buffers hold: the request waits for
    * writability again and again while the sink reads in the same loop. */
   in = pattern_file(FILE_SIZE);
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   ASSERT_OK(auv_loop_new(&loop));
   sink_init(loop, &k, fds[1], 0);
   result_init(&r, fds[0]);
@@ -168,8 +180,7 @@ TEST_IMPL(sendfile_socketpair) {
   /* in_fd's file position is untouched. */
   ASSERT_EQ(0, lseek(in, 0, SEEK_CUR));
   CLOSE_LOOP(loop);
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
   ASSERT_OK(close(in));
 }
 
@@ -185,7 +196,7 @@ TEST_IMPL(sendfile_offset_count) {
   ASSERT_OK(auv_loop_new(&loop));
 
   /* A slice from the middle. */
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   sink_init(loop, &k, fds[1], 1000);
   result_init(&r, fds[0]);
   start(loop, &r, fds[0], in, 1000, 300000);
@@ -193,11 +204,10 @@ TEST_IMPL(sendfile_offset_count) {
   ASSERT_EQ(0, r.status);
   ASSERT_EQ(300000, r.sent);
   ASSERT_EQ(300000, k.received);
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
 
   /* More than the file has: the request ends with the file. */
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   sink_init(loop, &k, fds[1], FILE_SIZE - 100);
   result_init(&r, fds[0]);
   start(loop, &r, fds[0], in, FILE_SIZE - 100, 1000);
@@ -205,23 +215,21 @@ TEST_IMPL(sendfile_offset_count) {
   ASSERT_EQ(0, r.status);
   ASSERT_EQ(100, r.sent);
   ASSERT_EQ(100, k.received);
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
 
   /* Past the end: nothing to send, still a callback. */
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   result_init(&r, -1);
   start(loop, &r, fds[0], in, FILE_SIZE + 5, 0);
   ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
   ASSERT_EQ(1, r.calls);
   ASSERT_EQ(0, r.status);
   ASSERT_EQ(0, r.sent);
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
 
   /* offset < 0: from the file position, which advances. */
   ASSERT_EQ(5000, lseek(in, 5000, SEEK_SET));
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   sink_init(loop, &k, fds[1], 5000);
   result_init(&r, fds[0]);
   start(loop, &r, fds[0], in, -1, 70000);
@@ -230,8 +238,7 @@ TEST_IMPL(sendfile_offset_count) {
   ASSERT_EQ(70000, r.sent);
   ASSERT_EQ(70000, k.received);
   ASSERT_EQ(75000, lseek(in, 0, SEEK_CUR));
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
 
   CLOSE_LOOP(loop);
   ASSERT_OK(close(in));
@@ -279,7 +286,7 @@ TEST_IMPL(sendfile_fallback) {
   ASSERT_OK(pipe2(pfds, O_CLOEXEC));
   ASSERT_EQ(sizeof(block), write(pfds[1], block, sizeof(block)));
   ASSERT_OK(close(pfds[1]));
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sfds));
+  open_pair(sfds);
   ASSERT_OK(auv_loop_new(&loop));
   sink_init(loop, &k, sfds[1], 0);
   result_init(&r, sfds[0]);
@@ -297,7 +304,7 @@ TEST_IMPL(sendfile_fallback) {
    * request falls back to pread() from the offset, in several buffers. */
   {
     int in = pattern_file(FILE_SIZE);
-    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sfds));
+    open_pair(sfds);
     ASSERT_OK(fcntl(sfds[0], F_SETFL, fcntl(sfds[0], F_GETFL) | O_APPEND));
     sink_init(loop, &k, sfds[1], 1000);
     result_init(&r, sfds[0]);
@@ -314,7 +321,7 @@ TEST_IMPL(sendfile_fallback) {
 
   /* With an offset a pipe cannot be read at all. */
   ASSERT_OK(pipe2(pfds, O_CLOEXEC));
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sfds));
+  open_pair(sfds);
   result_init(&r, -1);
   start(loop, &r, sfds[0], pfds[0], 0, 0);
   ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
@@ -353,7 +360,7 @@ TEST_IMPL(sendfile_cancel) {
    * waits.  Cancelled, it reports what went out, which is exactly what
    * the peer can read. */
   in = pattern_file(FILE_SIZE);
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   ASSERT_OK(auv_loop_new(&loop));
   result_init(&r, -1);
   ASSERT_OK(auv_sendfile_start(loop, fds[0], in, 0, 0, on_sent, &req));
@@ -383,8 +390,7 @@ TEST_IMPL(sendfile_cancel) {
     ASSERT_EQ(FILE_SIZE - done, k.received);
   }
   CLOSE_LOOP(loop);
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
   ASSERT_OK(close(in));
 }
 
@@ -403,7 +409,7 @@ TEST_IMPL(sendfile_peer_gone) {
   ign.sa_handler = SIG_IGN;
   ASSERT_OK(sigaction(SIGPIPE, &ign, &old));
   in = pattern_file(FILE_SIZE);
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   ASSERT_OK(auv_loop_new(&loop));
   result_init(&r, -1);
   start(loop, &r, fds[0], in, 0, 0);
@@ -428,7 +434,7 @@ TEST_IMPL(sendfile_einval) {
   int in;
 
   in = pattern_file(10);
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   ASSERT_OK(auv_loop_new(&loop));
   ASSERT_EQ(UV_EINVAL, auv_sendfile_start(NULL, fds[0], in, 0, 0, on_sent, &req));
   ASSERT(req == NULL);
@@ -450,8 +456,7 @@ TEST_IMPL(sendfile_einval) {
   ASSERT_EQ(UV_EEXIST, auv_sendfile_start(loop, fds[0], in, 0, 0, on_sent, &req));
   auv_stream_close(stream, NULL);
   CLOSE_LOOP(loop);
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
   ASSERT_OK(close(in));
 }
 
@@ -518,7 +523,7 @@ TEST_IMPL(sendfile_stream) {
   ASSERT_OK(auv_loop_new(&loop));
 
   /* Many times what the socket holds, from an offset to the end. */
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   sink_init(loop, &k, fds[1], 12345);
   ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
   stream_start(&sr, stream, in, 12345, 0, AUV_SENDFILE_NO_FALLBACK);
@@ -534,11 +539,10 @@ TEST_IMPL(sendfile_stream) {
   ASSERT_EQ(FILE_SIZE - 12345, k.received);
   ASSERT_EQ(1, k.eof);
   ASSERT_EQ(0, lseek(in, 0, SEEK_CUR));  /* the position is untouched */
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
 
   /* A count. */
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   sink_init(loop, &k, fds[1], 7);
   ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
   stream_start(&sr, stream, in, 7, 500000, 0);
@@ -546,8 +550,7 @@ TEST_IMPL(sendfile_stream) {
   ASSERT_EQ(0, sr.r.status);
   ASSERT_EQ(500000, sr.r.sent);
   ASSERT_EQ(500000, k.received);
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
 
   CLOSE_LOOP(loop);
   ASSERT_OK(close(in));
@@ -574,7 +577,7 @@ TEST_IMPL(sendfile_stream_no_fallback) {
   ASSERT_OK(pipe(p));
   ASSERT_EQ((ssize_t) sizeof(block), write(p[1], block, sizeof(block)));
 
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
   stream_start(&sr, stream, p[0], -1, sizeof(block), AUV_SENDFILE_NO_FALLBACK);
   sr.close_stream = 0;
@@ -583,10 +586,9 @@ TEST_IMPL(sendfile_stream_no_fallback) {
   ASSERT_EQ(UV_EINVAL, sr.r.status);
   ASSERT_EQ(0, sr.r.sent);
   auv_stream_close(stream, NULL);
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
 
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   sink_init(loop, &k, fds[1], 0);
   ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
   stream_start(&sr, stream, p[0], -1, sizeof(block), 0);
@@ -594,8 +596,7 @@ TEST_IMPL(sendfile_stream_no_fallback) {
   ASSERT_EQ(0, sr.r.status);
   ASSERT_EQ(sizeof(block), sr.r.sent);
   ASSERT_EQ(sizeof(block), k.received);
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
 
   CLOSE_LOOP(loop);
   ASSERT_OK(close(p[0]));
@@ -618,7 +619,7 @@ TEST_IMPL(sendfile_stream_cancel_close_busy) {
 
   in = pattern_file(FILE_SIZE);
   ASSERT_OK(auv_loop_new(&loop));
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
 
   /* Nobody reads: the socket fills, the request waits. */
@@ -643,11 +644,10 @@ TEST_IMPL(sendfile_stream_cancel_close_busy) {
   ASSERT_EQ(UV_EBUSY, auv_stream_sendfile(stream, in, 0, 0, 0, on_stream_sent, &req));
   ASSERT(req == NULL);
   auv_stream_close(stream, NULL);
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
 
   /* Closing the stream cancels. */
-  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  open_pair(fds);
   ASSERT_OK(auv_stream_new(loop, fds[0], &stream));
   stream_start(&sr, stream, in, 0, 0, 0);
   sr.close_stream = 0;
@@ -666,7 +666,6 @@ TEST_IMPL(sendfile_stream_cancel_close_busy) {
   ASSERT_EQ(0, auv_sendfile_get_sent(NULL));
   auv_stream_close(stream, NULL);
   CLOSE_LOOP(loop);
-  ASSERT_OK(close(fds[0]));
-  ASSERT_OK(close(fds[1]));
+  close_pair(fds);
   ASSERT_OK(close(in));
 }
