@@ -261,9 +261,12 @@ _FD_CASES = [
 ]
 
 _FD_CHILD = """
-import resource, socket
+import os, resource, socket
 # A runaway index fails with MemoryError rather than take the machine.
-resource.setrlimit(resource.RLIMIT_AS, (1 << 30, resource.RLIM_INFINITY))
+# Not under AddressSanitizer (--enable-sanitizers): its shadow memory is a
+# reservation of terabytes of address space.
+if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, resource.RLIM_INFINITY))
 
 class FileObj:
     def __init__(self, value):
