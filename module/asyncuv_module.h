@@ -407,11 +407,59 @@ AUV_MOD_INTERNAL void auv__report_transport_error(LoopObject* loop, PyObject* tr
                                                   PyObject* protocol, const char* message,
                                                   PyObject* exc);
 
-/* transport.c, shared with udp.c: the arguments of set_write_buffer_limits()
- * and get_extra_info(), parsed as asyncio's transports do. */
-AUV_MOD_INTERNAL int auv__parse_write_limits(PyObject* high_obj, PyObject* low_obj,
-                                             size_t default_high, size_t* high,
-                                             size_t* low, PyObject** limits);
+/* OSError from a negative errno (the engine's error codes), raised: NULL. */
+AUV_MOD_INTERNAL PyObject* auvpy_oserror(int err);
+
+/* transport_common.c: what stream and datagram transports share. */
+/* asyncio's default high-water mark of a transport's write buffer */
+#define AUVPY_HIGH_WATER (64 * 1024)
+/* asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
+#define AUVPY_CONNLOST_WRITES_LOG 5
+/* Write flow control, asyncio's _FlowControlMixin: the protocol is paused
+ * above `high` bytes queued and resumed at `low` or fewer. */
+typedef struct {
+  size_t high;
+  size_t low;
+  PyObject* limits;  /* (low, high) as set_write_buffer_limits() took them, or NULL */
+  char paused;       /* pause_writing() called, resume_writing() not yet */
+} auvpy_flow_t;
+AUV_MOD_INTERNAL void auvpy_flow_init(auvpy_flow_t* flow);
+AUV_MOD_INTERNAL int auvpy_parse_write_limits(PyObject* high_obj, PyObject* low_obj,
+                                              size_t default_high, size_t* high,
+                                              size_t* low, PyObject** limits);
+AUV_MOD_INTERNAL int auvpy_flow_set_limits(auvpy_flow_t* flow, PyObject* high,
+                                           PyObject* low);
+AUV_MOD_INTERNAL PyObject* auvpy_flow_get_limits(const auvpy_flow_t* flow);
+/* 1 when `size` bytes queued cross the high-water mark of a running
+ * protocol: the caller then calls pause_writing() (auvpy_flow_call()). */
+static inline int auvpy_flow_pause_due(auvpy_flow_t* flow, size_t size) {
+  if (size <= flow->high || flow->paused)
+    return 0;
+  flow->paused = 1;
+  return 1;
+}
+/* 1 when a paused protocol is due its resume_writing(). */
+static inline int auvpy_flow_resume_due(auvpy_flow_t* flow, size_t size) {
+  if (!flow->paused || size > flow->low)
+    return 0;
+  flow->paused = 0;
+  return 1;
+}
+AUV_MOD_INTERNAL void auvpy_flow_call(LoopObject* loop, PyObject* transport,
+                                      PyObject* protocol, PyObject* method,
+                                      const char* message);
+AUV_MOD_INTERNAL void auvpy_callback_failed(LoopObject* loop, PyObject* transport,
+                                            PyObject* protocol, const char* message);
+AUV_MOD_INTERNAL void auvpy_write_after_lost(LoopObject* loop, int* conn_lost);
+AUV_MOD_INTERNAL PyObject* auvpy_connection_lost_call(auv_state* st, PyObject* protocol,
+                                                      PyObject* exc, PyObject** error);
+AUV_MOD_INTERNAL void auvpy_connection_lost_release(auv_state* st, LoopObject* loop,
+                                                    PyObject* transport, int fd,
+                                                    PyObject** sock);
+AUV_MOD_INTERNAL PyObject* auvpy_connection_lost_return(PyObject* r, PyObject* error);
+
+/* transport.c, shared with udp.c: the arguments of get_extra_info(),
+ * parsed as asyncio's transports do. */
 AUV_MOD_INTERNAL const char* auv__type_name(PyObject* obj);
 /* Enter ctx (a contextvars.Context) around protocol callbacks, as asyncio
  * runs them in the context current when the transport was made.  Returns

@@ -91,8 +91,7 @@ PyObject* auv__loop_watch_child_exit(LoopObject* loop, PyObject* const* args,
   if (err != 0) {
     self->watch = NULL;
     Py_DECREF(self);
-    errno = -err;
-    return PyErr_SetFromErrno(PyExc_OSError);
+    return auvpy_oserror(err);
   }
   auv_child_watch_set_data(self->watch, self);
   Py_INCREF(self);  /* the engine's, until the close callback */

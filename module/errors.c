@@ -5,6 +5,8 @@
  * through untouched. */
 #include "asyncuv_module.h"
 
+#include <errno.h>
+
 
 int auv__is_exit_exception(void) {
   return PyErr_ExceptionMatches(PyExc_SystemExit) ||
@@ -413,4 +415,10 @@ void auv__report_transport_error(LoopObject* loop, PyObject* transport,
   if (r == NULL)
     auv__loop_set_pending(loop);
   Py_XDECREF(r);
+}
+
+
+PyObject* auvpy_oserror(int err) {
+  errno = -err;
+  return PyErr_SetFromErrno(PyExc_OSError);
 }

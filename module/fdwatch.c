@@ -200,8 +200,7 @@ static int watcher_update(FdWatcherObject* w, int restart) {
   if (err == 0)
     err = auv_watch_start(w->watch, want & (restart | ~auv_watch_get_events(w->watch)));
   if (err != 0) {
-    errno = -err;
-    PyErr_SetFromErrno(PyExc_OSError);
+    auvpy_oserror(err);
     return -1;
   }
   return 0;
@@ -266,8 +265,7 @@ static FdWatcherObject* watcher_new(LoopObject* self, int fd) {
   err = auv_watch_new(self->loop, fd, watcher_cb, &w->watch);
   if (err != 0) {
     Py_DECREF(w);
-    errno = -err;
-    return (FdWatcherObject*) PyErr_SetFromErrno(PyExc_OSError);
+    return (FdWatcherObject*) auvpy_oserror(err);
   }
   /* The engine's pointer is borrowed: the index, or the caller, holds the
    * watcher while its engine watcher exists. */
@@ -754,8 +752,7 @@ PyObject* auv__loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t n
     Py_DECREF(key);
     Py_DECREF(l);
     if (err != 0) {
-      errno = -err;
-      return PyErr_SetFromErrno(PyExc_OSError);
+      return auvpy_oserror(err);
     }
     return NULL;
   }

@@ -357,8 +357,7 @@ static int loop_start_signal_wakeup(LoopObject* self, PyObject** old_fd) {
     r = PyObject_CallOneArg(st->set_wakeup_fd, old);
     Py_XDECREF(r);
     Py_DECREF(old);
-    errno = -err;
-    PyErr_SetFromErrno(PyExc_OSError);
+    auvpy_oserror(err);
     return -1;
   }
   *old_fd = old;

@@ -50,8 +50,6 @@
 /* asyncio.constants.FLOW_CONTROL_HIGH_WATER_SSL_READ / _WRITE, in KiB */
 #define TLS_HIGH_WATER_READ 256
 #define TLS_HIGH_WATER_WRITE 512
-/* asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
-#define TLS_CONNLOST_WRITES_LOG 5
 /* Writes gathered during a callback, at most: bigger ones go at once. */
 #define TLS_GATHER_MAX (64 * 1024)
 /* A TLS record's plaintext, at most, with room to spare. */
@@ -841,7 +839,7 @@ static int write_appdata(SSLProtocolObject* self, PyObject* data, PyObject* iter
 
   if (self->state == S_FLUSHING || self->state == S_SHUTDOWN ||
       self->state == S_UNWRAPPED) {
-    if (self->conn_lost >= TLS_CONNLOST_WRITES_LOG)
+    if (self->conn_lost >= AUVPY_CONNLOST_WRITES_LOG)
       log_warning(self, "SSL connection is closed");
     self->conn_lost++;
     return 0;
@@ -1840,7 +1838,7 @@ static int set_limits(PyObject* high, PyObject* low, size_t kb, size_t* high_out
                       size_t* low_out, PyObject** limits) {
   PyObject* h;
 
-  if (auv__parse_write_limits(high, low, kb * 1024, high_out, low_out, limits) < 0)
+  if (auvpy_parse_write_limits(high, low, kb * 1024, high_out, low_out, limits) < 0)
     return -1;
   /* size >= high: a fractional high is reached at its ceiling. */
   h = PyTuple_GET_ITEM(*limits, 1);

@@ -14,10 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define AUV_HIGH_WATER (64 * 1024)
-/* asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
-#define AUV_CONNLOST_WRITES_LOG 5
-
 /* asyncio.Transport's __slots__ (BaseTransport's "_extra") come first. */
 #define AUV_TRANSPORT_PAD 2
 
@@ -42,17 +38,14 @@ struct TransportObject {
   PyObject* empty_waiter;      /* loop.sendfile waits for the queue */
   struct transport_sendfile_s* sf;  /* a sendfile in progress, or NULL */
   Py_buffer rbuf;              /* a BufferedProtocol's buffer, during a read */
-  PyObject* limits;            /* (low, high) as set_write_buffer_limits() took them */
   PyObject* context;           /* protocol callbacks run in it (made with us) */
   PyObject* write_context;     /* the write() that found the queue empty */
-  size_t high_water;
-  size_t low_water;
+  auvpy_flow_t flow;           /* write flow control (transport_common.c) */
   int fd;
   int conn_lost;
   char closing;
   char paused;
   char eof;
-  char protocol_paused;
   char buffered;
   char have_rbuf;
   char bulk;                   /* the last read was big: read into rbytes */
@@ -128,12 +121,6 @@ static inline auv_state* transport_state(TransportObject* self) {
 }
 
 
-static PyObject* oserror_from(int err) {
-  errno = -err;
-  return PyErr_SetFromErrno(PyExc_OSError);
-}
-
-
 static int transport_call_soon_method(TransportObject* self, PyObject* name,
                                       PyObject* arg) {
   return auv__loop_call_soon_method(self->loop, (PyObject*) self, name, arg);
@@ -186,10 +173,7 @@ static void transport_fatal_error(TransportObject* self, const char* message) {
   PyObject* exc;
 
   if (auv__is_exit_exception()) {
-    if (self->loop != NULL)
-      auv__loop_set_pending(self->loop);
-    else
-      PyErr_WriteUnraisable((PyObject*) self);
+    auvpy_callback_failed(self->loop, (PyObject*) self, self->protocol, message);
     return;
   }
   exc = auv__take_exception();
@@ -250,45 +234,19 @@ static PyObject* call_protocol(TransportObject* self, PyObject* name, PyObject* 
 }
 
 
-/* pause_writing()/resume_writing() failures go to the exception handler. */
-static void transport_call_flow(TransportObject* self, PyObject* method,
-                                const char* message) {
-  PyObject* r;
-  PyObject* exc;
-
-  r = call_protocol(self, method, NULL);
-  if (r != NULL) {
-    Py_DECREF(r);
-    return;
-  }
-  if (auv__is_exit_exception()) {
-    if (self->loop != NULL)
-      auv__loop_set_pending(self->loop);
-    else
-      PyErr_WriteUnraisable((PyObject*) self);
-    return;
-  }
-  exc = auv__take_exception();
-  report_protocol_error(self, message, exc);
-  Py_XDECREF(exc);
-}
-
-
 static void transport_maybe_pause_protocol(TransportObject* self) {
-  if (transport_buffer_size(self) <= self->high_water || self->protocol_paused)
-    return;
-  self->protocol_paused = 1;
-  transport_call_flow(self, transport_state(self)->str_pause_writing,
-                      "protocol.pause_writing() failed");
+  if (auvpy_flow_pause_due(&self->flow, transport_buffer_size(self)))
+    auvpy_flow_call(self->loop, (PyObject*) self, self->protocol,
+                    transport_state(self)->str_pause_writing,
+                    "protocol.pause_writing() failed");
 }
 
 
 static void transport_maybe_resume_protocol(TransportObject* self) {
-  if (!self->protocol_paused || transport_buffer_size(self) > self->low_water)
-    return;
-  self->protocol_paused = 0;
-  transport_call_flow(self, transport_state(self)->str_resume_writing,
-                      "protocol.resume_writing() failed");
+  if (auvpy_flow_resume_due(&self->flow, transport_buffer_size(self)))
+    auvpy_flow_call(self->loop, (PyObject*) self, self->protocol,
+                    transport_state(self)->str_resume_writing,
+                    "protocol.resume_writing() failed");
 }
 
 
@@ -551,7 +509,7 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
     PyErr_NoMemory();
     transport_fatal_error(self, "Fatal read error on socket transport");
   } else if (nread < 0) {
-    oserror_from((int) nread);
+    auvpy_oserror((int) nread);
     transport_fatal_error(self, "Fatal read error on socket transport");
   }
 
@@ -570,7 +528,7 @@ static void transport_start_reading(TransportObject* self) {
     return;
   err = auv_stream_read_start(self->stream, transport_alloc_cb, transport_read_cb);
   if (err != 0) {
-    oserror_from(err);
+    auvpy_oserror(err);
     transport_fatal_error(self, "Fatal read error on socket transport");
   }
 }
@@ -673,8 +631,7 @@ static void transport_sendfile_cb(auv_sendfile_t* req, int status, uint64_t sent
       Py_DECREF(value);
     }
   } else {
-    errno = -status;
-    PyErr_SetFromErrno(PyExc_OSError);
+    auvpy_oserror(status);
   }
   if (PyErr_Occurred()) {
     value = auv__take_exception();
@@ -730,8 +687,7 @@ static PyObject* transport_sendfile(TransportObject* self, PyObject* args) {
   if (err != 0) {
     Py_DECREF(sf->fut);
     PyMem_Free(sf);
-    errno = -err;
-    return PyErr_SetFromErrno(PyExc_OSError);
+    return auvpy_oserror(err);
   }
   auv_sendfile_set_data(sf->req, Py_NewRef(self));  /* until the callback */
   self->sf = sf;
@@ -826,7 +782,7 @@ static void transport_drain_cb(auv_stream_t* stream, int status) {
   ctx = auv__context_enter(self->write_context != NULL ? self->write_context
                                                        : self->context);
   if (status < 0) {
-    oserror_from(status);
+    auvpy_oserror(status);
     transport_fatal_error(self, "Fatal write error on socket transport");
   } else {
     transport_maybe_resume_protocol(self);
@@ -936,21 +892,14 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
   if (buf.len == 0)
     goto out;
   if (self->conn_lost || self->stream == NULL) {
-    if (self->conn_lost >= AUV_CONNLOST_WRITES_LOG && self->loop != NULL) {
-      PyObject* r = PyObject_CallMethod(transport_state(self)->logger,
-                                        "warning", "s", "socket.send() raised exception.");
-      if (r == NULL)
-        PyErr_Clear();
-      Py_XDECREF(r);
-    }
-    self->conn_lost++;
+    auvpy_write_after_lost(self->loop, &self->conn_lost);
     goto out;
   }
 
   was_empty = transport_buffer_size(self) == 0;
   n = auv_stream_write(self->stream, &buf, 1);
   if (n < 0) {
-    oserror_from((int) n);
+    auvpy_oserror((int) n);
     transport_fatal_error(self, "Fatal write error on socket transport");
   } else {
     if (was_empty && transport_buffer_size(self) > 0) {
@@ -1039,7 +988,7 @@ static PyObject* transport_write_eof(TransportObject* self, PyObject* unused) {
   if (self->stream != NULL) {
     err = auv_stream_shutdown(self->stream, transport_shutdown_cb);
     if (err != 0 && err != -ENOTCONN)
-      return oserror_from(err);
+      return auvpy_oserror(err);
   }
   Py_RETURN_NONE;
 }
@@ -1120,11 +1069,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
     return NULL;
   if (self->loop == NULL)  /* done before: everything is released */
     Py_RETURN_NONE;
-  if (self->protocol != NULL)
-    r = call_protocol(self, transport_state(self)->str_connection_lost, exc);
-  else
-    r = Py_NewRef(Py_None);
-  error = PyErr_GetRaisedException();
+  r = auvpy_connection_lost_call(transport_state(self), self->protocol, exc, &error);
 
   /* A sendfile waiting for the queue or the socket learns of the end. */
   if (self->empty_waiter != NULL || self->sf != NULL) {
@@ -1144,14 +1089,8 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
 
   /* Whatever connection_lost() did: release the socket and the server. */
   transport_close_stream(self);
-  transport_forget_fd(self);
-  if (self->sock != NULL) {
-    PyObject* c = PyObject_CallMethodNoArgs(self->sock, transport_state(self)->str_close);
-    if (c == NULL)
-      PyErr_WriteUnraisable((PyObject*) self);
-    Py_XDECREF(c);
-    Py_CLEAR(self->sock);
-  }
+  auvpy_connection_lost_release(transport_state(self), self->loop, (PyObject*) self,
+                                self->fd, &self->sock);
   Py_CLEAR(self->protocol);
   Py_CLEAR(self->data_received);
   Py_CLEAR(self->get_buffer);
@@ -1303,100 +1242,12 @@ static PyObject* transport_get_write_buffer_size(TransportObject* self, PyObject
 
 
 static PyObject* transport_get_write_buffer_limits(TransportObject* self, PyObject* unused) {
-  if (self->limits != NULL)
-    return Py_NewRef(self->limits);
-  return Py_BuildValue("(nn)", (Py_ssize_t) self->low_water, (Py_ssize_t) self->high_water);
-}
-
-
-/* A limit as a size: a number of bytes compares with it as with its
- * floor (limits are >= 0 here); what no size can reach is SIZE_MAX. */
-static int limit_to_size(PyObject* value, size_t* size) {
-  PyObject* n;
-
-  n = PyNumber_Long(value);
-  if (n == NULL) {
-    if (!PyErr_ExceptionMatches(PyExc_OverflowError))  /* inf */
-      return -1;
-    PyErr_Clear();
-    *size = SIZE_MAX;
-    return 0;
-  }
-  *size = PyLong_AsSize_t(n);
-  Py_DECREF(n);
-  if (*size == (size_t) -1 && PyErr_Occurred()) {
-    if (!PyErr_ExceptionMatches(PyExc_OverflowError))
-      return -1;
-    PyErr_Clear();
-    *size = SIZE_MAX;
-  }
-  return 0;
-}
-
-
-/* set_write_buffer_limits(high, low) as asyncio's _FlowControlMixin does
- * it, in Python arithmetic: high defaults to default_high (or 4 * low),
- * low to high // 4, and high >= low >= 0 or ValueError.  Any numbers
- * asyncio takes are taken (floats, ints past 64 bits); *limits gets the
- * (low, high) that get_write_buffer_limits() returns. */
-int auv__parse_write_limits(PyObject* high_obj, PyObject* low_obj, size_t default_high,
-                            size_t* high_out, size_t* low_out, PyObject** limits) {
-  PyObject* four;
-  PyObject* zero;
-  PyObject* high;
-  PyObject* low;
-  size_t high_size;
-  size_t low_size;
-  int ok;
-
-  four = PyLong_FromLong(4);
-  if (four == NULL)
-    return -1;
-  if (high_obj != Py_None)
-    high = Py_NewRef(high_obj);
-  else if (low_obj == Py_None)
-    high = PyLong_FromSize_t(default_high);
-  else
-    high = PyNumber_Multiply(four, low_obj);
-  low = high == NULL ? NULL :
-        low_obj != Py_None ? Py_NewRef(low_obj) : PyNumber_FloorDivide(high, four);
-  Py_DECREF(four);
-  if (low == NULL) {
-    Py_XDECREF(high);
-    return -1;
-  }
-  ok = PyObject_RichCompareBool(high, low, Py_GE);
-  if (ok > 0) {
-    zero = PyLong_FromLong(0);
-    ok = zero == NULL ? -1 : PyObject_RichCompareBool(low, zero, Py_GE);
-    Py_XDECREF(zero);
-  }
-  if (ok == 0)
-    PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0",
-                 high, low);
-  if (ok > 0 && limit_to_size(high, &high_size) == 0 &&
-      limit_to_size(low, &low_size) == 0)
-    *limits = PyTuple_Pack(2, low, high);
-  else
-    *limits = NULL;
-  Py_DECREF(high);
-  Py_DECREF(low);
-  if (*limits == NULL)
-    return -1;
-  *high_out = high_size;
-  *low_out = low_size;
-  return 0;
+  return auvpy_flow_get_limits(&self->flow);
 }
 
 
 static int transport_set_limits(TransportObject* self, PyObject* high_obj, PyObject* low_obj) {
-  PyObject* limits;
-
-  if (auv__parse_write_limits(high_obj, low_obj, AUV_HIGH_WATER,
-                              &self->high_water, &self->low_water, &limits) < 0)
-    return -1;
-  Py_XSETREF(self->limits, limits);
-  return 0;
+  return auvpy_flow_set_limits(&self->flow, high_obj, low_obj);
 }
 
 
@@ -1589,13 +1440,11 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   self->weakreflist = NULL;
   self->empty_waiter = NULL;
   self->sf = NULL;
-  self->limits = NULL;
   self->context = self->write_context = NULL;
-  self->high_water = AUV_HIGH_WATER;
-  self->low_water = AUV_HIGH_WATER / 4;
+  auvpy_flow_init(&self->flow);
   self->fd = fd;
   self->conn_lost = 0;
-  self->closing = self->paused = self->eof = self->protocol_paused = 0;
+  self->closing = self->paused = self->eof = 0;
   self->buffered = self->have_rbuf = self->bulk = self->tls = 0;
   self->pipe = (char) pipe;
   PyObject_GC_Track(self);
@@ -1649,7 +1498,7 @@ names_done:
   err = auv_stream_new(loop->loop, fd, &self->stream);
   if (err != 0) {
     self->stream = NULL;
-    oserror_from(err);
+    auvpy_oserror(err);
     goto error;
   }
   auv_stream_set_data(self->stream, self);
@@ -1709,7 +1558,7 @@ static int transport_traverse(TransportObject* self, visitproc visit, void* arg)
   Py_VISIT(self->server);
   Py_VISIT(self->read_error);
   Py_VISIT(self->empty_waiter);
-  Py_VISIT(self->limits);
+  Py_VISIT(self->flow.limits);
   Py_VISIT(self->context);
   Py_VISIT(self->write_context);
   if (self->sf != NULL)
@@ -1733,7 +1582,7 @@ static int transport_clear(TransportObject* self) {
   Py_CLEAR(self->empty_waiter);
   Py_CLEAR(self->context);
   Py_CLEAR(self->write_context);
-  Py_CLEAR(self->limits);
+  Py_CLEAR(self->flow.limits);
   transport_sendfile_clear(self);
   Py_CLEAR(self->loop);
   return 0;
@@ -1828,7 +1677,7 @@ static PyMemberDef transport_members[] = {
   {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(TransportObject, weakreflist), Py_READONLY, NULL},
   {"_closing", Py_T_BOOL, offsetof(TransportObject, closing), Py_READONLY, NULL},
   {"_sock_fd", Py_T_INT, offsetof(TransportObject, fd), Py_READONLY, NULL},
-  {"_protocol_paused", Py_T_BOOL, offsetof(TransportObject, protocol_paused), Py_READONLY, NULL},
+  {"_protocol_paused", Py_T_BOOL, offsetof(TransportObject, flow.paused), Py_READONLY, NULL},
   {NULL}
 };
 

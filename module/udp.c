@@ -20,8 +20,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#define AUV_UDP_HIGH_WATER (64 * 1024)
-#define AUV_CONNLOST_WRITES_LOG 5
 #define AUV_UDP_PAD 2  /* asyncio.BaseTransport's __slots__ come first */
 
 typedef struct {
@@ -38,17 +36,14 @@ typedef struct {
   PyObject* last_addr;         /* the address last parsed by sendto() */
   PyObject* weakreflist;
   PyObject* context;           /* protocol callbacks run in it (made with us) */
-  PyObject* limits;            /* (low, high) as set_write_buffer_limits() took them */
   struct sockaddr_storage last_sa;
   socklen_t last_salen;
-  size_t high_water;
-  size_t low_water;
+  auvpy_flow_t flow;           /* write flow control (transport_common.c) */
   int fd;
   int family;
   int conn_lost;
   char closing;
   char connected;              /* a peer: send() without an address */
-  char protocol_paused;
 } DatagramObject;
 
 
@@ -91,18 +86,7 @@ static void datagram_report(DatagramObject* self, const char* message, PyObject*
  * KeyboardInterrupt end the run, others go to the exception handler (the
  * transport goes on, as when asyncio's reader callback raises). */
 static void datagram_callback_failed(DatagramObject* self, const char* message) {
-  PyObject* exc;
-
-  if (auv__is_exit_exception()) {
-    if (self->loop != NULL)
-      auv__loop_set_pending(self->loop);
-    else
-      PyErr_WriteUnraisable((PyObject*) self);
-    return;
-  }
-  exc = auv__take_exception();
-  datagram_report(self, message, exc);
-  Py_XDECREF(exc);
+  auvpy_callback_failed(self->loop, (PyObject*) self, self->protocol, message);
 }
 
 
@@ -151,8 +135,7 @@ static void datagram_error_received(DatagramObject* self, int err) {
 
   if (self->error_received == NULL)
     return;
-  errno = -err;
-  PyErr_SetFromErrno(PyExc_OSError);
+  auvpy_oserror(err);
   exc = auv__take_exception();
   if (exc == NULL)
     return;
@@ -164,36 +147,19 @@ static void datagram_error_received(DatagramObject* self, int err) {
 }
 
 
-static void datagram_call_flow(DatagramObject* self, PyObject* method, const char* message) {
-  PyObject* protocol;
-  PyObject* r;
-
-  if (self->protocol == NULL)
-    return;
-  protocol = Py_NewRef(self->protocol);
-  r = PyObject_CallMethodNoArgs(protocol, method);
-  Py_DECREF(protocol);
-  if (r == NULL)
-    datagram_callback_failed(self, message);
-  Py_XDECREF(r);
-}
-
-
 static void datagram_maybe_pause(DatagramObject* self) {
-  if (datagram_buffer_size(self) <= self->high_water || self->protocol_paused)
-    return;
-  self->protocol_paused = 1;
-  datagram_call_flow(self, datagram_state(self)->str_pause_writing,
-                     "protocol.pause_writing() failed");
+  if (auvpy_flow_pause_due(&self->flow, datagram_buffer_size(self)))
+    auvpy_flow_call(self->loop, (PyObject*) self, self->protocol,
+                    datagram_state(self)->str_pause_writing,
+                    "protocol.pause_writing() failed");
 }
 
 
 static void datagram_maybe_resume(DatagramObject* self) {
-  if (!self->protocol_paused || datagram_buffer_size(self) > self->low_water)
-    return;
-  self->protocol_paused = 0;
-  datagram_call_flow(self, datagram_state(self)->str_resume_writing,
-                     "protocol.resume_writing() failed");
+  if (auvpy_flow_resume_due(&self->flow, datagram_buffer_size(self)))
+    auvpy_flow_call(self->loop, (PyObject*) self, self->protocol,
+                    datagram_state(self)->str_resume_writing,
+                    "protocol.resume_writing() failed");
 }
 
 
@@ -383,8 +349,7 @@ static PyObject* datagram_start_reading(DatagramObject* self, PyObject* unused) 
   if (!self->closing && self->udp != NULL) {
     err = auv_udp_recv_start(self->udp, datagram_alloc_cb, datagram_recv_cb);
     if (err != 0) {
-      errno = -err;
-      return PyErr_SetFromErrno(PyExc_OSError);
+      return auvpy_oserror(err);
     }
   }
   Py_RETURN_NONE;
@@ -464,14 +429,7 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   }
   if (self->conn_lost || self->udp == NULL) {
     if (self->address != NULL || self->conn_lost) {
-      if (self->conn_lost >= AUV_CONNLOST_WRITES_LOG && self->loop != NULL) {
-        PyObject* w = PyObject_CallMethod(datagram_state(self)->logger, "warning", "s",
-                                          "socket.send() raised exception.");
-        if (w == NULL)
-          PyErr_Clear();
-        Py_XDECREF(w);
-      }
-      self->conn_lost++;
+      auvpy_write_after_lost(self->loop, &self->conn_lost);
       goto done;
     }
   }
@@ -528,8 +486,7 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   buf.len = (size_t) view.len;
   r = auv_udp_send(self->udp, &buf, 1, sa, salen);
   if (r < 0) {
-    errno = -r;
-    PyErr_SetFromErrno(PyExc_OSError);
+    auvpy_oserror(r);
     goto send_failed;
   }
   if (r == 0)
@@ -604,22 +561,10 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
     return NULL;
   if (self->loop == NULL)  /* done before: everything is released */
     Py_RETURN_NONE;
-  if (self->protocol != NULL) {
-    PyObject* protocol = Py_NewRef(self->protocol);
-    r = PyObject_CallMethodOneArg(protocol, datagram_state(self)->str_connection_lost, exc);
-    Py_DECREF(protocol);
-  } else
-    r = Py_NewRef(Py_None);
-  error = PyErr_GetRaisedException();
+  r = auvpy_connection_lost_call(datagram_state(self), self->protocol, exc, &error);
   datagram_close_udp(self);
-  auv__loop_disown_fd(self->loop, self->fd, (PyObject*) self);
-  if (self->sock != NULL) {
-    PyObject* c = PyObject_CallMethodNoArgs(self->sock, datagram_state(self)->str_close);
-    if (c == NULL)
-      PyErr_WriteUnraisable((PyObject*) self);
-    Py_XDECREF(c);
-    Py_CLEAR(self->sock);
-  }
+  auvpy_connection_lost_release(datagram_state(self), self->loop, (PyObject*) self,
+                                self->fd, &self->sock);
   Py_CLEAR(self->protocol);
   Py_CLEAR(self->datagram_received);
   Py_CLEAR(self->error_received);
@@ -685,9 +630,7 @@ static PyObject* datagram_get_write_buffer_size(DatagramObject* self, PyObject* 
 
 
 static PyObject* datagram_get_write_buffer_limits(DatagramObject* self, PyObject* unused) {
-  if (self->limits != NULL)
-    return Py_NewRef(self->limits);
-  return Py_BuildValue("(nn)", (Py_ssize_t) self->low_water, (Py_ssize_t) self->high_water);
+  return auvpy_flow_get_limits(&self->flow);
 }
 
 
@@ -696,15 +639,12 @@ static PyObject* datagram_set_write_buffer_limits(DatagramObject* self, PyObject
   static char* kwlist[] = { "high", "low", NULL };
   PyObject* high = Py_None;
   PyObject* low = Py_None;
-  PyObject* limits;
 
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:set_write_buffer_limits",
                                    kwlist, &high, &low))
     return NULL;
-  if (auv__parse_write_limits(high, low, AUV_UDP_HIGH_WATER,
-                              &self->high_water, &self->low_water, &limits) < 0)
+  if (auvpy_flow_set_limits(&self->flow, high, low) < 0)
     return NULL;
-  Py_XSETREF(self->limits, limits);
   datagram_maybe_pause(self);
   Py_RETURN_NONE;
 }
@@ -787,13 +727,11 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
   self->last_addr = NULL;
   self->weakreflist = NULL;
   self->last_salen = 0;
-  self->limits = NULL;
   self->context = NULL;
-  self->high_water = AUV_UDP_HIGH_WATER;
-  self->low_water = AUV_UDP_HIGH_WATER / 4;
+  auvpy_flow_init(&self->flow);
   self->fd = fd;
   self->conn_lost = 0;
-  self->closing = self->connected = self->protocol_paused = 0;
+  self->closing = self->connected = 0;
   sslen = sizeof(ss);
   self->family = getsockname(fd, (struct sockaddr*) &ss, &sslen) == 0 ? ss.ss_family : AF_UNSPEC;
   PyObject_GC_Track(self);
@@ -842,8 +780,7 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
   err = auv_udp_new(loop->loop, fd, &self->udp);
   if (err != 0) {
     self->udp = NULL;
-    errno = -err;
-    PyErr_SetFromErrno(PyExc_OSError);
+    auvpy_oserror(err);
     goto error;
   }
   auv_udp_set_data(self->udp, self);
@@ -897,7 +834,7 @@ static int datagram_traverse(DatagramObject* self, visitproc visit, void* arg) {
   Py_VISIT(self->address);
   Py_VISIT(self->last_addr);
   Py_VISIT(self->context);
-  Py_VISIT(self->limits);
+  Py_VISIT(self->flow.limits);
   return 0;
 }
 
@@ -910,7 +847,7 @@ static int datagram_clear(DatagramObject* self) {
   Py_CLEAR(self->address);
   Py_CLEAR(self->last_addr);
   Py_CLEAR(self->context);
-  Py_CLEAR(self->limits);
+  Py_CLEAR(self->flow.limits);
   Py_CLEAR(self->loop);
   return 0;
 }
@@ -963,7 +900,7 @@ static PyMemberDef datagram_members[] = {
   {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(DatagramObject, weakreflist), Py_READONLY, NULL},
   {"_closing", Py_T_BOOL, offsetof(DatagramObject, closing), Py_READONLY, NULL},
   {"_sock_fd", Py_T_INT, offsetof(DatagramObject, fd), Py_READONLY, NULL},
-  {"_protocol_paused", Py_T_BOOL, offsetof(DatagramObject, protocol_paused), Py_READONLY, NULL},
+  {"_protocol_paused", Py_T_BOOL, offsetof(DatagramObject, flow.paused), Py_READONLY, NULL},
   {NULL}
 };
 
