@@ -45,7 +45,7 @@ typedef struct {
   PyTypeObject* ChildWatchType;
   PyTypeObject* SSLProtocolType;    /* sslproto.c; NULL without ssl */
   PyTypeObject* SSLTransportType;
-  struct auv_tls_state* tls;        /* sslproto.c's state; NULL without ssl */
+  struct auvpy_tls_state* tls;        /* sslproto.c's state; NULL without ssl */
   PyObject* SSLSocket;              /* ssl.SSLSocket, or NULL without ssl */
   PyObject* zero;                   /* 0, for sock.gettimeout() != 0 */
   PyObject* str_set_result;
@@ -164,7 +164,7 @@ typedef struct {
   HandleObject* timer_free[AUV_HANDLE_FREELIST];
   int handle_nfree;
   int timer_nfree;
-} auv_state;
+} auvpy_state;
 
 typedef struct LoopObject LoopObject;
 
@@ -190,7 +190,7 @@ typedef struct {
   HandleObject base;
   double when;
   char scheduled;              /* in the engine's heap, owning a reference */
-  /* auv_timer_size() bytes of engine timer follow, at auv__timer_offset. */
+  /* auv_timer_size() bytes of engine timer follow, at auvpy_timer_offset. */
 } TimerHandleObject;
 
 struct LoopObject {
@@ -198,7 +198,7 @@ struct LoopObject {
   auv_loop_t* loop;            /* NULL once closed */
   auv_poll_t* signal_poll;     /* the signal wake-up fd, while running */
   struct FdWatcherObject** watchers;  /* add_reader()/add_writer() by fd */
-  auv_state* state;
+  auvpy_state* state;
   PyThreadState* tstate;       /* saved while blocked in the poll */
   PyObject* task_factory;
   PyObject* pending_exc;       /* a KeyboardInterrupt/SystemExit to re-raise */
@@ -211,7 +211,7 @@ struct LoopObject {
   char* read_buf;              /* transports read here for data_received() */
   PyObject* last_sockname;     /* shared by transports with equal names */
   PyObject* last_peer_host;
-  void* drop_ctx;              /* auv__loop_drop_callbacks(), while it runs */
+  void* drop_ctx;              /* auvpy_loop_drop_callbacks(), while it runs */
   size_t engine_holders;       /* C API loop_acquire()s not yet released */
   unsigned long thread_id;     /* of the thread running the loop, or 0 */
   double slow_callback_duration;
@@ -225,14 +225,14 @@ struct LoopObject {
   char executor_shutdown_called;
 };
 
-AUV_MOD_INTERNAL extern size_t auv__timer_offset;
+AUV_MOD_INTERNAL extern size_t auvpy_timer_offset;
 
-static inline auv_timer_t* auv__handle_timer(TimerHandleObject* th) {
-  return (auv_timer_t*) ((char*) th + auv__timer_offset);
+static inline auv_timer_t* auvpy_handle_timer(TimerHandleObject* th) {
+  return (auv_timer_t*) ((char*) th + auvpy_timer_offset);
 }
 
 /* PyBytes_FromStringAndSize(src, n), copied with auv__copy(). */
-static inline PyObject* auv__bytes_copy(const char* src, Py_ssize_t n) {
+static inline PyObject* auvpy_bytes_copy(const char* src, Py_ssize_t n) {
   PyObject* bytes;
 
   bytes = PyBytes_FromStringAndSize(NULL, n);
@@ -241,24 +241,24 @@ static inline PyObject* auv__bytes_copy(const char* src, Py_ssize_t n) {
   return bytes;
 }
 
-AUV_MOD_INTERNAL auv_state* auv__state_from_type(PyTypeObject* tp);
+AUV_MOD_INTERNAL auvpy_state* auvpy_state_from_type(PyTypeObject* tp);
 
 /* The module state of an object of one of the module's own types (not a
  * subclass), found from its type: also when its loop is gone (released at
  * connection_lost(), or cleared by the garbage collector). */
-static inline auv_state* auv__object_state(void* obj) {
-  return (auv_state*) PyType_GetModuleState(Py_TYPE((PyObject*) obj));
+static inline auvpy_state* auvpy_object_state(void* obj) {
+  return (auvpy_state*) PyType_GetModuleState(Py_TYPE((PyObject*) obj));
 }
 
 /* handle.c */
-AUV_MOD_INTERNAL extern PyType_Spec auv__handle_spec;
-AUV_MOD_INTERNAL extern PyType_Spec auv__timer_handle_spec;
-AUV_MOD_INTERNAL HandleObject* auv__handle_new(auv_state* st, LoopObject* loop,
+AUV_MOD_INTERNAL extern PyType_Spec auvpy_handle_spec;
+AUV_MOD_INTERNAL extern PyType_Spec auvpy_timer_handle_spec;
+AUV_MOD_INTERNAL HandleObject* auvpy_handle_new(auvpy_state* st, LoopObject* loop,
                                                PyObject* callback,
                                                PyObject* const* args,
                                                Py_ssize_t nargs,
                                                PyObject* context);
-AUV_MOD_INTERNAL TimerHandleObject* auv__timer_handle_new(auv_state* st,
+AUV_MOD_INTERNAL TimerHandleObject* auvpy_timer_handle_new(auvpy_state* st,
                                                           LoopObject* loop,
                                                           double when,
                                                           PyObject* callback,
@@ -267,143 +267,143 @@ AUV_MOD_INTERNAL TimerHandleObject* auv__timer_handle_new(auv_state* st,
                                                           PyObject* context);
 /* call_soon_threadsafe()'s handle where asyncio has one of its own (3.14):
  * cancel() from another thread waits for a running callback. */
-AUV_MOD_INTERNAL extern PyType_Spec auv__threadsafe_handle_spec;
-AUV_MOD_INTERNAL HandleObject* auv__threadsafe_handle_new(auv_state* st,
+AUV_MOD_INTERNAL extern PyType_Spec auvpy_threadsafe_handle_spec;
+AUV_MOD_INTERNAL HandleObject* auvpy_threadsafe_handle_new(auvpy_state* st,
                                                           LoopObject* loop,
                                                           PyObject* callback,
                                                           PyObject* const* args,
                                                           Py_ssize_t nargs,
                                                           PyObject* context);
-AUV_MOD_INTERNAL void auv__threadsafe_handle_call_cb(auv_loop_t* loop, void* arg);
-AUV_MOD_INTERNAL void auv__handle_run(HandleObject* h);
+AUV_MOD_INTERNAL void auvpy_threadsafe_handle_call_cb(auv_loop_t* loop, void* arg);
+AUV_MOD_INTERNAL void auvpy_handle_run(HandleObject* h);
 /* Drop the ready queue's reference to h (see handle.c on GC tracking). */
-AUV_MOD_INTERNAL void auv__handle_release(HandleObject* h);
-AUV_MOD_INTERNAL int auv__handle_visit_fields(HandleObject* h, visitproc visit, void* arg);
-AUV_MOD_INTERNAL void auv__handle_freelist_clear(auv_state* st);
-AUV_MOD_INTERNAL void auv__handle_call_cb(auv_loop_t* loop, void* arg);
-AUV_MOD_INTERNAL void auv__timer_fire_cb(auv_timer_t* timer);
+AUV_MOD_INTERNAL void auvpy_handle_release(HandleObject* h);
+AUV_MOD_INTERNAL int auvpy_handle_visit_fields(HandleObject* h, visitproc visit, void* arg);
+AUV_MOD_INTERNAL void auvpy_handle_freelist_clear(auvpy_state* st);
+AUV_MOD_INTERNAL void auvpy_handle_call_cb(auv_loop_t* loop, void* arg);
+AUV_MOD_INTERNAL void auvpy_timer_fire_cb(auv_timer_t* timer);
 
 /* Is a call in the engine's queue one of our handles (arg a HandleObject)? */
-static inline int auv__is_handle_call(auv_call_cb cb) {
-  return cb == auv__handle_call_cb || cb == auv__threadsafe_handle_call_cb;
+static inline int auvpy_is_handle_call(auv_call_cb cb) {
+  return cb == auvpy_handle_call_cb || cb == auvpy_threadsafe_handle_call_cb;
 }
 
 /* loop.c */
-AUV_MOD_INTERNAL extern PyType_Spec auv__loop_spec;
-AUV_MOD_INTERNAL void auv__loop_set_pending(LoopObject* loop);
+AUV_MOD_INTERNAL extern PyType_Spec auvpy_loop_spec;
+AUV_MOD_INTERNAL void auvpy_loop_set_pending(LoopObject* loop);
 /* Raise the loop's pending KeyboardInterrupt/SystemExit, if any: 1 if it
  * did (it is the current exception then), else 0. */
-AUV_MOD_INTERNAL int auv__loop_raise_pending(LoopObject* loop);
-AUV_MOD_INTERNAL int auv__loop_check_closed(LoopObject* loop);
+AUV_MOD_INTERNAL int auvpy_loop_raise_pending(LoopObject* loop);
+AUV_MOD_INTERNAL int auvpy_loop_check_closed(LoopObject* loop);
 /* RuntimeError unless the loop is idle or runs in this thread. */
-AUV_MOD_INTERNAL int auv__loop_check_thread(LoopObject* loop);
-AUV_MOD_INTERNAL char* auv__loop_read_buf(LoopObject* loop);
-AUV_MOD_INTERNAL int auv__loop_call_soon(LoopObject* loop, PyObject* callable,
+AUV_MOD_INTERNAL int auvpy_loop_check_thread(LoopObject* loop);
+AUV_MOD_INTERNAL char* auvpy_loop_read_buf(LoopObject* loop);
+AUV_MOD_INTERNAL int auvpy_loop_call_soon(LoopObject* loop, PyObject* callable,
                                          PyObject* const* args, Py_ssize_t nargs);
-AUV_MOD_INTERNAL int auv__loop_call_soon_method(LoopObject* loop, PyObject* obj,
+AUV_MOD_INTERNAL int auvpy_loop_call_soon_method(LoopObject* loop, PyObject* obj,
                                                 PyObject* name, PyObject* arg);
-AUV_MOD_INTERNAL int auv__loop_wake_waiter_soon(LoopObject* loop, PyObject* waiter);
+AUV_MOD_INTERNAL int auvpy_loop_wake_waiter_soon(LoopObject* loop, PyObject* waiter);
 /* Free the engine of a closed loop, unless it is busy; 0 or UV_EBUSY. */
-AUV_MOD_INTERNAL int auv__loop_free_engine(LoopObject* loop);
+AUV_MOD_INTERNAL int auvpy_loop_free_engine(LoopObject* loop);
 
 /* capi.c: the capsule of asyncuv-python.h */
-AUV_MOD_INTERNAL int auv__capi_add(PyObject* module);
+AUV_MOD_INTERNAL int auvpy_capi_add(PyObject* module);
 
 /* run.c: running, closing, debug mode, async generator hooks */
-AUV_MOD_INTERNAL PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused);
-AUV_MOD_INTERNAL PyObject* auv__loop_run_until_complete(LoopObject* self, PyObject* future);
-AUV_MOD_INTERNAL PyObject* auv__loop_close(LoopObject* self, PyObject* unused);
-AUV_MOD_INTERNAL PyObject* auv__loop_set_debug(LoopObject* self, PyObject* enabled);
-AUV_MOD_INTERNAL PyObject* auv__loop_set_origin_tracking(LoopObject* self, PyObject* enabled);
-AUV_MOD_INTERNAL PyObject* auv__loop_asyncgen_firstiter(LoopObject* self, PyObject* agen);
-AUV_MOD_INTERNAL PyObject* auv__loop_asyncgen_finalizer(LoopObject* self, PyObject* agen);
-AUV_MOD_INTERNAL PyObject* auv__stop_when_done(PyObject* module, PyObject* fut);
-AUV_MOD_INTERNAL void auv__loop_drop_callbacks(LoopObject* self);
-AUV_MOD_INTERNAL void auv__loop_stop_signal_wakeup(LoopObject* self);
-AUV_MOD_INTERNAL PyObject* auv__loop_signal_wakeup_fd(LoopObject* self, PyObject* unused);
-AUV_MOD_INTERNAL PyObject* auv__loop_make_signal_handle(LoopObject* self, PyObject* const* args,
+AUV_MOD_INTERNAL PyObject* auvpy_loop_run_forever(LoopObject* self, PyObject* unused);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_run_until_complete(LoopObject* self, PyObject* future);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_close(LoopObject* self, PyObject* unused);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_set_debug(LoopObject* self, PyObject* enabled);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_set_origin_tracking(LoopObject* self, PyObject* enabled);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_asyncgen_firstiter(LoopObject* self, PyObject* agen);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_asyncgen_finalizer(LoopObject* self, PyObject* agen);
+AUV_MOD_INTERNAL PyObject* auvpy_stop_when_done(PyObject* module, PyObject* fut);
+AUV_MOD_INTERNAL void auvpy_loop_drop_callbacks(LoopObject* self);
+AUV_MOD_INTERNAL void auvpy_loop_stop_signal_wakeup(LoopObject* self);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_signal_wakeup_fd(LoopObject* self, PyObject* unused);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_make_signal_handle(LoopObject* self, PyObject* const* args,
                                                       Py_ssize_t nargs);
 
 /* fdwatch.c: add_reader() and friends */
 typedef struct FdWatcherObject FdWatcherObject;
-AUV_MOD_INTERNAL extern PyType_Spec auv__fd_watcher_spec;
-AUV_MOD_INTERNAL int auv__fileobj_to_fd(auv_state* st, PyObject* fileobj);
-AUV_MOD_INTERNAL PyObject* auv__loop_add_reader(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
-AUV_MOD_INTERNAL PyObject* auv__loop_add_writer(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
-AUV_MOD_INTERNAL PyObject* auv__loop_remove_reader(LoopObject* self, PyObject* fd);
-AUV_MOD_INTERNAL PyObject* auv__loop_remove_writer(LoopObject* self, PyObject* fd);
-AUV_MOD_INTERNAL void auv__loop_close_watchers(LoopObject* self);
-AUV_MOD_INTERNAL int auv__loop_own_fd(LoopObject* self, int fd, PyObject* owner);
-AUV_MOD_INTERNAL void auv__loop_disown_fd(LoopObject* self, int fd, PyObject* owner);
-AUV_MOD_INTERNAL void auv__datagram_close_engine(PyObject* datagram);
-AUV_MOD_INTERNAL void auv__finalize_unclosed(PyObject* transport, PyObject** sock,
+AUV_MOD_INTERNAL extern PyType_Spec auvpy_fd_watcher_spec;
+AUV_MOD_INTERNAL int auvpy_fileobj_to_fd(auvpy_state* st, PyObject* fileobj);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_add_reader(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_add_writer(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_remove_reader(LoopObject* self, PyObject* fd);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_remove_writer(LoopObject* self, PyObject* fd);
+AUV_MOD_INTERNAL void auvpy_loop_close_watchers(LoopObject* self);
+AUV_MOD_INTERNAL int auvpy_loop_own_fd(LoopObject* self, int fd, PyObject* owner);
+AUV_MOD_INTERNAL void auvpy_loop_disown_fd(LoopObject* self, int fd, PyObject* owner);
+AUV_MOD_INTERNAL void auvpy_datagram_close_engine(PyObject* datagram);
+AUV_MOD_INTERNAL void auvpy_finalize_unclosed(PyObject* transport, PyObject** sock,
                                              void (*release)(PyObject* transport));
-AUV_MOD_INTERNAL void auv__loop_free_watchers(LoopObject* self);
-AUV_MOD_INTERNAL void auv__loop_clear_watchers(LoopObject* self);
-AUV_MOD_INTERNAL int auv__loop_visit_watchers(LoopObject* self, visitproc visit, void* arg);
-AUV_MOD_INTERNAL PyObject* auv__loop_add_reader_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
-AUV_MOD_INTERNAL PyObject* auv__loop_add_writer_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
-AUV_MOD_INTERNAL extern PyType_Spec auv__listener_spec;
-AUV_MOD_INTERNAL PyObject* auv__loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
-AUV_MOD_INTERNAL PyObject* auv__loop_unlisten(LoopObject* self, PyObject* sock);
-AUV_MOD_INTERNAL void auv__loop_close_listeners(LoopObject* self);
+AUV_MOD_INTERNAL void auvpy_loop_free_watchers(LoopObject* self);
+AUV_MOD_INTERNAL void auvpy_loop_clear_watchers(LoopObject* self);
+AUV_MOD_INTERNAL int auvpy_loop_visit_watchers(LoopObject* self, visitproc visit, void* arg);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_add_reader_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_add_writer_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL extern PyType_Spec auvpy_listener_spec;
+AUV_MOD_INTERNAL PyObject* auvpy_loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_unlisten(LoopObject* self, PyObject* sock);
+AUV_MOD_INTERNAL void auvpy_loop_close_listeners(LoopObject* self);
 
 /* transport.c: stream transports */
-AUV_MOD_INTERNAL extern PyType_Spec auv__transport_spec;
-AUV_MOD_INTERNAL extern size_t auv__transport_pad_end;
-AUV_MOD_INTERNAL PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args, PyObject* kwargs);
-AUV_MOD_INTERNAL PyObject* auv__loop_make_write_pipe_transport(LoopObject* loop, PyObject* args);
-AUV_MOD_INTERNAL void auv__transport_close_stream(PyObject* transport);
-AUV_MOD_INTERNAL int auv__transport_visit_engine_ref(PyObject* transport, visitproc visit,
+AUV_MOD_INTERNAL extern PyType_Spec auvpy_transport_spec;
+AUV_MOD_INTERNAL extern size_t auvpy_transport_pad_end;
+AUV_MOD_INTERNAL PyObject* auvpy_loop_make_socket_transport(LoopObject* loop, PyObject* args, PyObject* kwargs);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_make_write_pipe_transport(LoopObject* loop, PyObject* args);
+AUV_MOD_INTERNAL void auvpy_transport_close_stream(PyObject* transport);
+AUV_MOD_INTERNAL int auvpy_transport_visit_engine_ref(PyObject* transport, visitproc visit,
                                                      void* arg);
 
 /* sslproto.c: TLS, asyncio's SSL protocol in C */
-AUV_MOD_INTERNAL int auv__tls_init(PyObject* module, auv_state* st);
-AUV_MOD_INTERNAL int auv__tls_traverse(auv_state* st, visitproc visit, void* arg);
-AUV_MOD_INTERNAL void auv__tls_clear(auv_state* st);
-AUV_MOD_INTERNAL void auv__tls_free(auv_state* st);
+AUV_MOD_INTERNAL int auvpy_tls_init(PyObject* module, auvpy_state* st);
+AUV_MOD_INTERNAL int auvpy_tls_traverse(auvpy_state* st, visitproc visit, void* arg);
+AUV_MOD_INTERNAL void auvpy_tls_clear(auvpy_state* st);
+AUV_MOD_INTERNAL void auvpy_tls_free(auvpy_state* st);
 /* Ciphertext that a socket transport read, for its SSLProtocol (transport.c
  * calls it in place of buffer_updated()): 0, or -1 with an exception. */
-AUV_MOD_INTERNAL int auv__sslproto_feed(PyObject* protocol, char* data, size_t len);
+AUV_MOD_INTERNAL int auvpy_sslproto_feed(PyObject* protocol, char* data, size_t len);
 
-static inline int auv__is_sslproto(auv_state* st, PyObject* protocol) {
+static inline int auvpy_is_sslproto(auvpy_state* st, PyObject* protocol) {
   return st->SSLProtocolType != NULL && Py_IS_TYPE(protocol, st->SSLProtocolType);
 }
 
 /* udp.c: datagram transports */
-AUV_MOD_INTERNAL extern PyType_Spec auv__datagram_spec;
-AUV_MOD_INTERNAL extern size_t auv__datagram_pad_end;
-AUV_MOD_INTERNAL int auv__datagram_visit_engine_ref(PyObject* datagram, visitproc visit,
+AUV_MOD_INTERNAL extern PyType_Spec auvpy_datagram_spec;
+AUV_MOD_INTERNAL extern size_t auvpy_datagram_pad_end;
+AUV_MOD_INTERNAL int auvpy_datagram_visit_engine_ref(PyObject* datagram, visitproc visit,
                                                     void* arg);
-AUV_MOD_INTERNAL PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
+AUV_MOD_INTERNAL PyObject* auvpy_loop_make_datagram_transport(LoopObject* loop, PyObject* args,
                                                              PyObject* kwargs);
 
 /* childwatch.c: child exit watches on the engine */
-AUV_MOD_INTERNAL extern PyType_Spec auv__child_watch_spec;
-AUV_MOD_INTERNAL PyObject* auv__loop_watch_child_exit(LoopObject* loop, PyObject* const* args,
+AUV_MOD_INTERNAL extern PyType_Spec auvpy_child_watch_spec;
+AUV_MOD_INTERNAL PyObject* auvpy_loop_watch_child_exit(LoopObject* loop, PyObject* const* args,
                                                       Py_ssize_t nargs);
 
 /* sockops.c: sock_recv, sock_recv_into, sock_sendall */
-AUV_MOD_INTERNAL extern PyType_Spec auv__sockop_spec;
-AUV_MOD_INTERNAL PyObject* auv__loop_sock_recv(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
-AUV_MOD_INTERNAL PyObject* auv__loop_sock_recv_into(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
-AUV_MOD_INTERNAL PyObject* auv__loop_sock_sendall(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL extern PyType_Spec auvpy_sockop_spec;
+AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_recv(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_recv_into(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_sendall(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 
 /* errors.c: the exception handler chain */
 /* Is the current exception SystemExit or KeyboardInterrupt (which end a run
  * rather than go to the exception handler)? */
-AUV_MOD_INTERNAL int auv__is_exit_exception(void);
+AUV_MOD_INTERNAL int auvpy_is_exit_exception(void);
 /* Take the current exception: normalized, its traceback attached. */
-AUV_MOD_INTERNAL PyObject* auv__take_exception(void);
+AUV_MOD_INTERNAL PyObject* auvpy_take_exception(void);
 /* logger.<level>(*args, exc_info=True), the current exception (taken)
  * being handled meanwhile, as asyncio logs from an except clause. */
-AUV_MOD_INTERNAL void auv__log_with_exc_info(auv_state* st, PyObject* level, PyObject* args);
-AUV_MOD_INTERNAL PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context);
-AUV_MOD_INTERNAL PyObject* auv__loop_default_exception_handler(LoopObject* self, PyObject* context);
-AUV_MOD_INTERNAL PyObject* auv__loop_set_exception_handler(LoopObject* self, PyObject* handler);
-AUV_MOD_INTERNAL PyObject* auv__loop_get_exception_handler(LoopObject* self, PyObject* unused);
-AUV_MOD_INTERNAL void auv__loop_finalize(LoopObject* self);
-AUV_MOD_INTERNAL void auv__report_transport_error(LoopObject* loop, PyObject* transport,
+AUV_MOD_INTERNAL void auvpy_log_with_exc_info(auvpy_state* st, PyObject* level, PyObject* args);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_call_exception_handler(LoopObject* self, PyObject* context);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_default_exception_handler(LoopObject* self, PyObject* context);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_set_exception_handler(LoopObject* self, PyObject* handler);
+AUV_MOD_INTERNAL PyObject* auvpy_loop_get_exception_handler(LoopObject* self, PyObject* unused);
+AUV_MOD_INTERNAL void auvpy_loop_finalize(LoopObject* self);
+AUV_MOD_INTERNAL void auvpy_report_transport_error(LoopObject* loop, PyObject* transport,
                                                   PyObject* protocol, const char* message,
                                                   PyObject* exc);
 
@@ -451,22 +451,22 @@ AUV_MOD_INTERNAL void auvpy_flow_call(LoopObject* loop, PyObject* transport,
 AUV_MOD_INTERNAL void auvpy_callback_failed(LoopObject* loop, PyObject* transport,
                                             PyObject* protocol, const char* message);
 AUV_MOD_INTERNAL void auvpy_write_after_lost(LoopObject* loop, int* conn_lost);
-AUV_MOD_INTERNAL PyObject* auvpy_connection_lost_call(auv_state* st, PyObject* protocol,
+AUV_MOD_INTERNAL PyObject* auvpy_connection_lost_call(auvpy_state* st, PyObject* protocol,
                                                       PyObject* exc, PyObject** error);
-AUV_MOD_INTERNAL void auvpy_connection_lost_release(auv_state* st, LoopObject* loop,
+AUV_MOD_INTERNAL void auvpy_connection_lost_release(auvpy_state* st, LoopObject* loop,
                                                     PyObject* transport, int fd,
                                                     PyObject** sock);
 AUV_MOD_INTERNAL PyObject* auvpy_connection_lost_return(PyObject* r, PyObject* error);
 
 /* transport.c, shared with udp.c: the arguments of get_extra_info(),
  * parsed as asyncio's transports do. */
-AUV_MOD_INTERNAL const char* auv__type_name(PyObject* obj);
+AUV_MOD_INTERNAL const char* auvpy_type_name(PyObject* obj);
 /* Enter ctx (a contextvars.Context) around protocol callbacks, as asyncio
  * runs them in the context current when the transport was made.  Returns
- * a reference to exit with auv__context_exit(), or NULL where there is
+ * a reference to exit with auvpy_context_exit(), or NULL where there is
  * nothing to enter (no context, or it is entered already: a callback of
  * the same transport is running further up the stack). */
-static inline PyObject* auv__context_enter(PyObject* ctx) {
+static inline PyObject* auvpy_context_enter(PyObject* ctx) {
   if (ctx == NULL)
     return NULL;
   if (PyContext_Enter(ctx) < 0) {
@@ -475,15 +475,15 @@ static inline PyObject* auv__context_enter(PyObject* ctx) {
   }
   return Py_NewRef(ctx);
 }
-static inline void auv__context_exit(PyObject* ctx) {
+static inline void auvpy_context_exit(PyObject* ctx) {
   if (ctx == NULL)
     return;
   if (PyContext_Exit(ctx) < 0)
     PyErr_WriteUnraisable(ctx);
   Py_DECREF(ctx);
 }
-AUV_MOD_INTERNAL int auv__get_data_buffer(PyObject* data, Py_buffer* view, PyObject** copy);
-AUV_MOD_INTERNAL int auv__parse_extra_info_args(PyObject* const* args, Py_ssize_t nargs,
+AUV_MOD_INTERNAL int auvpy_get_data_buffer(PyObject* data, Py_buffer* view, PyObject** copy);
+AUV_MOD_INTERNAL int auvpy_parse_extra_info_args(PyObject* const* args, Py_ssize_t nargs,
                                                 PyObject* kwnames, PyObject** name,
                                                 PyObject** dflt);
 

@@ -12,14 +12,14 @@
 
 static int capi_loop_check(PyObject* obj) {
   PyObject* exc;
-  auv_state* st;
+  auvpy_state* st;
   int r;
 
   if (obj == NULL)
     return 0;
   /* Never fails: keep whatever exception the caller has. */
   exc = PyErr_GetRaisedException();
-  st = auv__state_from_type(Py_TYPE(obj));
+  st = auvpy_state_from_type(Py_TYPE(obj));
   r = st != NULL && st->LoopType != NULL && PyObject_TypeCheck(obj, st->LoopType);
   PyErr_Clear();
   PyErr_SetRaisedException(exc);
@@ -36,7 +36,7 @@ static auv_loop_t* capi_loop_acquire(PyObject* obj) {
     return NULL;
   }
   self = (LoopObject*) obj;
-  if (auv__loop_check_closed(self) < 0)
+  if (auvpy_loop_check_closed(self) < 0)
     return NULL;
   self->engine_holders++;
   Py_INCREF(obj);
@@ -61,7 +61,7 @@ static void capi_loop_release(PyObject* obj) {
   self = (LoopObject*) obj;
   self->engine_holders--;
   if (self->engine_holders == 0 && self->closed)
-    auv__loop_free_engine(self);
+    auvpy_loop_free_engine(self);
   Py_DECREF(obj);
 }
 
@@ -75,7 +75,7 @@ static const asyncuv_capi_t capi = {
 };
 
 
-int auv__capi_add(PyObject* module) {
+int auvpy_capi_add(PyObject* module) {
   PyObject* capsule;
   int r;
 

@@ -46,7 +46,7 @@ static void child_exit_cb(auv_child_watch_t* w, int pid, int returncode) {
   self->callback = NULL;
   if (callback != NULL && self->loop != NULL) {
     rc = PyLong_FromLong(returncode);
-    if (rc == NULL || auv__loop_call_soon(self->loop, callback, &rc, 1) < 0)
+    if (rc == NULL || auvpy_loop_call_soon(self->loop, callback, &rc, 1) < 0)
       PyErr_WriteUnraisable((PyObject*) self);
     Py_XDECREF(rc);
   }
@@ -55,7 +55,7 @@ static void child_exit_cb(auv_child_watch_t* w, int pid, int returncode) {
 }
 
 
-PyObject* auv__loop_watch_child_exit(LoopObject* loop, PyObject* const* args,
+PyObject* auvpy_loop_watch_child_exit(LoopObject* loop, PyObject* const* args,
                                      Py_ssize_t nargs) {
   ChildWatchObject* self;
   long pid;
@@ -76,7 +76,7 @@ PyObject* auv__loop_watch_child_exit(LoopObject* loop, PyObject* const* args,
     PyErr_SetString(PyExc_TypeError, "callback must be callable");
     return NULL;
   }
-  if (auv__loop_check_closed(loop) < 0 || auv__loop_check_thread(loop) < 0)
+  if (auvpy_loop_check_closed(loop) < 0 || auvpy_loop_check_thread(loop) < 0)
     return NULL;
 
   self = PyObject_GC_New(ChildWatchObject, loop->state->ChildWatchType);
@@ -102,7 +102,7 @@ PyObject* auv__loop_watch_child_exit(LoopObject* loop, PyObject* const* args,
 static PyObject* child_watch_cancel(ChildWatchObject* self, PyObject* unused) {
   int waiting;
 
-  if (self->watch != NULL && auv__loop_check_thread(self->loop) < 0)
+  if (self->watch != NULL && auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   waiting = self->watch != NULL && auv_child_watch_is_active(self->watch);
   child_watch_close(self);
@@ -169,7 +169,7 @@ static PyType_Slot child_watch_slots[] = {
   {0, NULL}
 };
 
-PyType_Spec auv__child_watch_spec = {
+PyType_Spec auvpy_child_watch_spec = {
   .name = "asyncuv._asyncuv._ChildWatch",
   .basicsize = sizeof(ChildWatchObject),
   .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |

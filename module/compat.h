@@ -154,9 +154,9 @@ typedef enum {
   AUV_CREATE_TASK_NAME_CONTEXT_SET_NAME,
   AUV_CREATE_TASK_EXTRA_KWARGS,
   AUV_CREATE_TASK_ALL_KWARGS
-} auv_create_task_rule_t;
+} auvpy_create_task_rule_t;
 
-static inline auv_create_task_rule_t auv_create_task_rule(void) {
+static inline auvpy_create_task_rule_t auvpy_create_task_rule(void) {
 #if PY_VERSION_HEX >= 0x030E0000
   return AUV_CREATE_TASK_ALL_KWARGS;
 #elif PY_VERSION_HEX >= 0x030D0000

@@ -8,13 +8,13 @@
 #include <errno.h>
 
 
-int auv__is_exit_exception(void) {
+int auvpy_is_exit_exception(void) {
   return PyErr_ExceptionMatches(PyExc_SystemExit) ||
          PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
 }
 
 
-PyObject* auv__take_exception(void) {
+PyObject* auvpy_take_exception(void) {
   return PyErr_GetRaisedException();
 }
 
@@ -23,7 +23,7 @@ PyObject* auv__take_exception(void) {
  * is taken) as the one being handled, as asyncio logs from its except
  * clauses: tests and applications that capture the call see the same
  * arguments.  A failure of the call itself is unraisable. */
-void auv__log_with_exc_info(auv_state* st, PyObject* level, PyObject* args) {
+void auvpy_log_with_exc_info(auvpy_state* st, PyObject* level, PyObject* args) {
   PyObject* value;
   PyObject* saved_type;
   PyObject* saved_value;
@@ -32,7 +32,7 @@ void auv__log_with_exc_info(auv_state* st, PyObject* level, PyObject* args) {
   PyObject* kwargs;
   PyObject* r;
 
-  value = auv__take_exception();
+  value = auvpy_take_exception();
   PyErr_GetExcInfo(&saved_type, &saved_value, &saved_tb);
   if (value != NULL)  /* steals the three */
     PyErr_SetExcInfo(Py_NewRef((PyObject*) Py_TYPE(value)), value,
@@ -57,7 +57,7 @@ static void log_current_error(LoopObject* self, const char* message) {
     PyErr_WriteUnraisable((PyObject*) self);
     return;
   }
-  auv__log_with_exc_info(self->state, self->state->str_error, args);
+  auvpy_log_with_exc_info(self->state, self->state->str_error, args);
   Py_DECREF(args);
 }
 
@@ -81,7 +81,7 @@ static int call_custom_handler(LoopObject* self, PyObject* handler, PyObject* co
   Py_DECREF(r);
   return 0;
 #else
-  auv_state* st;
+  auvpy_state* st;
   PyObject* thing;
   PyObject* ctx;
   PyObject* run;
@@ -141,8 +141,8 @@ static int call_custom_handler(LoopObject* self, PyObject* handler, PyObject* co
 }
 
 
-PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context) {
-  auv_state* st;
+PyObject* auvpy_loop_call_exception_handler(LoopObject* self, PyObject* context) {
+  auvpy_state* st;
   PyObject* handler;
   PyObject* r;
   PyObject* value;
@@ -157,7 +157,7 @@ PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context) 
       Py_DECREF(r);
       Py_RETURN_NONE;
     }
-    if (auv__is_exit_exception())
+    if (auvpy_is_exit_exception())
       return NULL;
     /* A failing default handler (a subclass's, say) still gets logged. */
     log_current_error(self, "Exception in default exception handler");
@@ -169,11 +169,11 @@ PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context) 
   Py_DECREF(handler);
   if (!failed)
     Py_RETURN_NONE;
-  if (auv__is_exit_exception())
+  if (auvpy_is_exit_exception())
     return NULL;
 
   /* The custom handler failed: report that through the default one. */
-  value = auv__take_exception();
+  value = auvpy_take_exception();
   report = Py_BuildValue("{sssOsO}",
                          "message", "Unhandled error in exception handler",
                          "exception", value ? value : Py_None,
@@ -188,7 +188,7 @@ PyObject* auv__loop_call_exception_handler(LoopObject* self, PyObject* context) 
     Py_DECREF(r);
     Py_RETURN_NONE;
   }
-  if (auv__is_exit_exception())
+  if (auvpy_is_exit_exception())
     return NULL;
   log_current_error(self, "Exception in default exception handler while "
                           "handling an unexpected error in custom exception "
@@ -226,8 +226,8 @@ static PyObject* format_stack_value(LoopObject* self, const char* what,
 }
 
 
-PyObject* auv__loop_default_exception_handler(LoopObject* self, PyObject* context) {
-  auv_state* st;
+PyObject* auvpy_loop_default_exception_handler(LoopObject* self, PyObject* context) {
+  auvpy_state* st;
   PyObject* message = NULL;
   PyObject* exception = NULL;
   PyObject* exc_info = NULL;
@@ -330,7 +330,7 @@ done:
 }
 
 
-PyObject* auv__loop_set_exception_handler(LoopObject* self, PyObject* handler) {
+PyObject* auvpy_loop_set_exception_handler(LoopObject* self, PyObject* handler) {
   if (handler != Py_None && !PyCallable_Check(handler)) {
     PyErr_Format(PyExc_TypeError,
                  "A callable object or None is expected, got %R", handler);
@@ -341,13 +341,13 @@ PyObject* auv__loop_set_exception_handler(LoopObject* self, PyObject* handler) {
 }
 
 
-PyObject* auv__loop_get_exception_handler(LoopObject* self, PyObject* unused) {
+PyObject* auvpy_loop_get_exception_handler(LoopObject* self, PyObject* unused) {
   return Py_NewRef(self->exception_handler ? self->exception_handler : Py_None);
 }
 
 
 /* An unclosed loop warns when collected, and is closed if it can be. */
-void auv__loop_finalize(LoopObject* self) {
+void auvpy_loop_finalize(LoopObject* self) {
   PyObject* exc;
   PyObject* r;
 
@@ -370,7 +370,7 @@ void auv__loop_finalize(LoopObject* self) {
  * ResourceWarning, then the socket closed.  release(transport), if not
  * NULL, lets go of the engine handle in between.  The current exception
  * is kept. */
-void auv__finalize_unclosed(PyObject* transport, PyObject** sock,
+void auvpy_finalize_unclosed(PyObject* transport, PyObject** sock,
                             void (*release)(PyObject* transport)) {
   PyObject* exc;
   PyObject* r;
@@ -394,7 +394,7 @@ void auv__finalize_unclosed(PyObject* transport, PyObject** sock,
 /* A transport's loop.call_exception_handler({message, exception,
  * transport, protocol}), as asyncio's transports report protocol errors;
  * a failing handler ends the run. */
-void auv__report_transport_error(LoopObject* loop, PyObject* transport,
+void auvpy_report_transport_error(LoopObject* loop, PyObject* transport,
                                  PyObject* protocol, const char* message,
                                  PyObject* exc) {
   PyObject* context;
@@ -410,10 +410,10 @@ void auv__report_transport_error(LoopObject* loop, PyObject* transport,
     PyErr_WriteUnraisable(transport);
     return;
   }
-  r = auv__loop_call_exception_handler(loop, context);
+  r = auvpy_loop_call_exception_handler(loop, context);
   Py_DECREF(context);
   if (r == NULL)
-    auv__loop_set_pending(loop);
+    auvpy_loop_set_pending(loop);
   Py_XDECREF(r);
 }
 

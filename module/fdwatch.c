@@ -26,7 +26,7 @@ struct FdWatcherObject {
 /* asyncio's rules for turning a file object into a descriptor
  * (selectors._fileobj_to_fd): an int, or int(fileobj.fileno()).  A new
  * reference, or NULL with ValueError for what is no file object. */
-static PyObject* fileobj_number(auv_state* st, PyObject* fileobj) {
+static PyObject* fileobj_number(auvpy_state* st, PyObject* fileobj) {
   PyObject* fileno;
   PyObject* num;
 
@@ -74,7 +74,7 @@ static void raise_bad_fd(PyObject* num, int why) {
 }
 
 
-int auv__fileobj_to_fd(auv_state* st, PyObject* fileobj) {
+int auvpy_fileobj_to_fd(auvpy_state* st, PyObject* fileobj) {
   PyObject* num;
   int fd;
   int r;
@@ -92,7 +92,7 @@ int auv__fileobj_to_fd(auv_state* st, PyObject* fileobj) {
 
 /* fd_owners[fd] = owner (a stream or datagram transport); 0 or -1 with an
  * exception set. */
-int auv__loop_own_fd(LoopObject* self, int fd, PyObject* owner) {
+int auvpy_loop_own_fd(LoopObject* self, int fd, PyObject* owner) {
   PyObject* key;
   int r;
 
@@ -106,7 +106,7 @@ int auv__loop_own_fd(LoopObject* self, int fd, PyObject* owner) {
 
 
 /* Drop fd_owners[fd] if owner still has it; never raises. */
-void auv__loop_disown_fd(LoopObject* self, int fd, PyObject* owner) {
+void auvpy_loop_disown_fd(LoopObject* self, int fd, PyObject* owner) {
   PyObject* exc;
   PyObject* key;
 
@@ -176,11 +176,11 @@ static void watcher_cb(auv_watch_t* watch, int events) {
   Py_INCREF(self);
   for (i = 0; i < n; i++) {
     if (self->pending_exc != NULL) {
-      if (auv_loop_call_soon(self->loop, auv__handle_call_cb, taken[i]) != 0)
-        auv__handle_release(taken[i]);
+      if (auv_loop_call_soon(self->loop, auvpy_handle_call_cb, taken[i]) != 0)
+        auvpy_handle_release(taken[i]);
       continue;
     }
-    auv__handle_call_cb(self->loop, taken[i]);  /* releases it */
+    auvpy_handle_call_cb(self->loop, taken[i]);  /* releases it */
   }
   Py_DECREF(self);
 }
@@ -336,7 +336,7 @@ static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
     return NULL;
   r = number_to_fd(num, &fd);
   if ((r == FD_OK && check_no_transport(self, args[0], fd) < 0) ||
-      auv__loop_check_closed(self) < 0) {
+      auvpy_loop_check_closed(self) < 0) {
     Py_DECREF(num);
     return NULL;
   }
@@ -346,7 +346,7 @@ static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
   if (r != FD_OK)
     return NULL;
 
-  h = auv__handle_new(self->state, self, args[1], args + 2, nargs - 2, NULL);
+  h = auvpy_handle_new(self->state, self, args[1], args + 2, nargs - 2, NULL);
   if (h == NULL)
     return NULL;
   /* Held by the watcher, not only by the ready queue: the collector must
@@ -441,43 +441,43 @@ static PyObject* none_instead(PyObject* r) {
 }
 
 
-PyObject* auv__loop_add_reader(LoopObject* self, PyObject* const* args,
+PyObject* auvpy_loop_add_reader(LoopObject* self, PyObject* const* args,
                                Py_ssize_t nargs) {
   return none_instead(loop_add_watch(self, args, nargs, 0, "add_reader"));
 }
 
 
-PyObject* auv__loop_add_writer(LoopObject* self, PyObject* const* args,
+PyObject* auvpy_loop_add_writer(LoopObject* self, PyObject* const* args,
                                Py_ssize_t nargs) {
   return none_instead(loop_add_watch(self, args, nargs, 1, "add_writer"));
 }
 
 
-PyObject* auv__loop_add_reader_handle(LoopObject* self, PyObject* const* args,
+PyObject* auvpy_loop_add_reader_handle(LoopObject* self, PyObject* const* args,
                                       Py_ssize_t nargs) {
   return loop_add_watch(self, args, nargs, 0, "_add_reader");
 }
 
 
-PyObject* auv__loop_add_writer_handle(LoopObject* self, PyObject* const* args,
+PyObject* auvpy_loop_add_writer_handle(LoopObject* self, PyObject* const* args,
                                       Py_ssize_t nargs) {
   return loop_add_watch(self, args, nargs, 1, "_add_writer");
 }
 
 
-PyObject* auv__loop_remove_reader(LoopObject* self, PyObject* fd) {
+PyObject* auvpy_loop_remove_reader(LoopObject* self, PyObject* fd) {
   return loop_remove_watch(self, fd, 0);
 }
 
 
-PyObject* auv__loop_remove_writer(LoopObject* self, PyObject* fd) {
+PyObject* auvpy_loop_remove_writer(LoopObject* self, PyObject* fd) {
   return loop_remove_watch(self, fd, 1);
 }
 
 
 /* Cancel and drop every watcher (at close, and when the collector clears
  * the loop). */
-void auv__loop_clear_watchers(LoopObject* self) {
+void auvpy_loop_clear_watchers(LoopObject* self) {
   FdWatcherObject* w;
   int fd;
 
@@ -498,15 +498,15 @@ void auv__loop_clear_watchers(LoopObject* self) {
 }
 
 
-/* The index itself, when the loop is freed (after auv__loop_clear_watchers()). */
-void auv__loop_free_watchers(LoopObject* self) {
+/* The index itself, when the loop is freed (after auvpy_loop_clear_watchers()). */
+void auvpy_loop_free_watchers(LoopObject* self) {
   PyMem_Free(self->watchers);
   self->watchers = NULL;
   self->nwatchers = 0;
 }
 
 
-int auv__loop_visit_watchers(LoopObject* self, visitproc visit, void* arg) {
+int auvpy_loop_visit_watchers(LoopObject* self, visitproc visit, void* arg) {
   PyObject* key;
   PyObject* value;
   Py_ssize_t pos;
@@ -522,9 +522,9 @@ int auv__loop_visit_watchers(LoopObject* self, visitproc visit, void* arg) {
   pos = 0;
   while (self->fd_owners != NULL && PyDict_Next(self->fd_owners, &pos, &key, &value)) {
     if (Py_IS_TYPE(value, self->state->DatagramType))
-      r = auv__datagram_visit_engine_ref(value, visit, arg);
+      r = auvpy_datagram_visit_engine_ref(value, visit, arg);
     else if (Py_IS_TYPE(value, self->state->TransportType))
-      r = auv__transport_visit_engine_ref(value, visit, arg);
+      r = auvpy_transport_visit_engine_ref(value, visit, arg);
     else
       r = 0;
     if (r != 0)
@@ -542,13 +542,13 @@ int auv__loop_visit_watchers(LoopObject* self, visitproc visit, void* arg) {
 
 /* At close: stop every watcher (cancelling its handles) and every
  * transport's engine stream. */
-void auv__loop_close_watchers(LoopObject* self) {
+void auvpy_loop_close_watchers(LoopObject* self) {
   PyObject* owners;
   PyObject* key;
   PyObject* value;
   Py_ssize_t pos;
 
-  auv__loop_clear_watchers(self);
+  auvpy_loop_clear_watchers(self);
   if (self->fd_owners == NULL)
     return;
   owners = PyDict_Copy(self->fd_owners);
@@ -560,9 +560,9 @@ void auv__loop_close_watchers(LoopObject* self) {
   while (PyDict_Next(owners, &pos, &key, &value)) {
     if (Py_IS_TYPE(value, self->state->DatagramType)) {
       /* A transport: its engine handle must not outlive the engine. */
-      auv__datagram_close_engine(value);
+      auvpy_datagram_close_engine(value);
     } else {
-      auv__transport_close_stream(value);
+      auvpy_transport_close_stream(value);
     }
   }
   /* The loop no longer holds what it watched: an unclosed transport can
@@ -608,7 +608,7 @@ static PyType_Slot watcher_slots[] = {
   {0, NULL}
 };
 
-PyType_Spec auv__fd_watcher_spec = {
+PyType_Spec auvpy_fd_watcher_spec = {
   .name = "asyncuv._asyncuv._FdWatcher",
   .basicsize = sizeof(FdWatcherObject),
   .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
@@ -631,7 +631,7 @@ typedef struct ListenerObject ListenerObject;
 
 
 /* The engine's reference, while the listener is open (see
- * auv__loop_visit_watchers()). */
+ * auvpy_loop_visit_watchers()). */
 static int listener_visit_engine_ref(PyObject* listener, visitproc visit, void* arg) {
   if (((ListenerObject*) listener)->listener != NULL)
     Py_VISIT(listener);
@@ -669,20 +669,20 @@ static void listener_connection_cb(auv_listener_t* l, int status, int fd) {
     r = NULL;
   }
   if (r == NULL) {
-    if (auv__is_exit_exception()) {
-      auv__loop_set_pending(self->loop);
+    if (auvpy_is_exit_exception()) {
+      auvpy_loop_set_pending(self->loop);
     } else {
       PyObject* ctx;
-      PyObject* exc = auv__take_exception();
+      PyObject* exc = auvpy_take_exception();
       ctx = Py_BuildValue("{sssO}", "message", "Error accepting a connection",
                           "exception", exc ? exc : Py_None);
       Py_XDECREF(exc);
       if (ctx != NULL) {
-        r = auv__loop_call_exception_handler(self->loop, ctx);
+        r = auvpy_loop_call_exception_handler(self->loop, ctx);
         Py_DECREF(ctx);
       }
       if (r == NULL)
-        auv__loop_set_pending(self->loop);
+        auvpy_loop_set_pending(self->loop);
     }
   }
   Py_XDECREF(r);
@@ -705,7 +705,7 @@ static void listener_close(ListenerObject* self) {
 }
 
 
-PyObject* auv__loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* auvpy_loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
   ListenerObject* l;
   PyObject* key;
   int fd;
@@ -715,9 +715,9 @@ PyObject* auv__loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t n
     PyErr_SetString(PyExc_TypeError, "_listen(sock, callback)");
     return NULL;
   }
-  if (auv__loop_check_closed(self) < 0 || auv__loop_check_thread(self) < 0)
+  if (auvpy_loop_check_closed(self) < 0 || auvpy_loop_check_thread(self) < 0)
     return NULL;
-  fd = auv__fileobj_to_fd(self->state, args[0]);
+  fd = auvpy_fileobj_to_fd(self->state, args[0]);
   if (fd < 0)
     return NULL;
   key = PyLong_FromLong(fd);
@@ -762,14 +762,14 @@ PyObject* auv__loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t n
 }
 
 
-PyObject* auv__loop_unlisten(LoopObject* self, PyObject* sock) {
+PyObject* auvpy_loop_unlisten(LoopObject* self, PyObject* sock) {
   ListenerObject* l;
   PyObject* key;
   int fd;
 
-  if (auv__loop_check_thread(self) < 0)
+  if (auvpy_loop_check_thread(self) < 0)
     return NULL;
-  fd = auv__fileobj_to_fd(self->state, sock);
+  fd = auvpy_fileobj_to_fd(self->state, sock);
   if (fd < 0)
     return NULL;
   if (self->listeners == NULL)  /* cleared by the collector */
@@ -794,7 +794,7 @@ PyObject* auv__loop_unlisten(LoopObject* self, PyObject* sock) {
 }
 
 
-void auv__loop_close_listeners(LoopObject* self) {
+void auvpy_loop_close_listeners(LoopObject* self) {
   PyObject* key;
   PyObject* value;
   Py_ssize_t pos;
@@ -841,7 +841,7 @@ static PyType_Slot listener_slots[] = {
   {0, NULL}
 };
 
-PyType_Spec auv__listener_spec = {
+PyType_Spec auvpy_listener_spec = {
   .name = "asyncuv._asyncuv._Listener",
   .basicsize = sizeof(ListenerObject),
   .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |

@@ -1,13 +1,13 @@
 /* Handle and TimerHandle: asyncio's callback wrappers, run by the engine.
  *
- * The engine's ready queue holds (auv__handle_call_cb, handle) and owns one
+ * The engine's ready queue holds (auvpy_handle_call_cb, handle) and owns one
  * reference to the handle.  A scheduled TimerHandle embeds its engine timer
  * and owns a reference to itself while the timer is in the heap. */
 #include "asyncuv_module.h"
 
 #include <string.h>
 
-size_t auv__timer_offset;
+size_t auvpy_timer_offset;
 
 
 static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
@@ -16,7 +16,7 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
   HandleObject* h;
   PyObject* argtuple;
   PyObject* source_traceback;
-  auv_state* st;
+  auvpy_state* st;
   Py_ssize_t i;
 
   if (nargs == 0) {
@@ -84,7 +84,7 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
   h->cancelled = 0;
   /* A plain Handle starts untracked: while only the ready queue holds it,
    * the loop's traversal visits its references (see loop.c), so queued
-   * handles cost the collector nothing.  auv__handle_release() tracks one
+   * handles cost the collector nothing.  auvpy_handle_release() tracks one
    * that outlives its turn in the queue with other holders. */
   if (tp != st->HandleType)
     PyObject_GC_Track(h);
@@ -92,21 +92,21 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
 }
 
 
-void auv__handle_release(HandleObject* h) {
+void auvpy_handle_release(HandleObject* h) {
   if (Py_REFCNT(h) > 1 && !PyObject_GC_IsTracked((PyObject*) h))
     PyObject_GC_Track(h);
   Py_DECREF(h);
 }
 
 
-HandleObject* auv__handle_new(auv_state* st, LoopObject* loop,
+HandleObject* auvpy_handle_new(auvpy_state* st, LoopObject* loop,
                               PyObject* callback, PyObject* const* args,
                               Py_ssize_t nargs, PyObject* context) {
   return handle_alloc(st->HandleType, loop, callback, args, nargs, context);
 }
 
 
-TimerHandleObject* auv__timer_handle_new(auv_state* st, LoopObject* loop,
+TimerHandleObject* auvpy_timer_handle_new(auvpy_state* st, LoopObject* loop,
                                          double when, PyObject* callback,
                                          PyObject* const* args,
                                          Py_ssize_t nargs,
@@ -119,16 +119,16 @@ TimerHandleObject* auv__timer_handle_new(auv_state* st, LoopObject* loop,
     return NULL;
   th->when = when;
   th->scheduled = 0;
-  auv_timer_init(loop->loop, auv__handle_timer(th));
-  auv_timer_set_data(auv__handle_timer(th), th);
+  auv_timer_init(loop->loop, auvpy_handle_timer(th));
+  auv_timer_set_data(auvpy_handle_timer(th), th);
   return th;
 }
 
 
 /* The module state: the loop's copy (cheaper than asking the type, on
  * cancel()'s path), or the type's once the collector cleared the loop. */
-static inline auv_state* handle_state(HandleObject* h) {
-  return h->loop != NULL ? h->loop->state : auv__object_state(h);
+static inline auvpy_state* handle_state(HandleObject* h) {
+  return h->loop != NULL ? h->loop->state : auvpy_object_state(h);
 }
 
 
@@ -136,7 +136,7 @@ static inline auv_state* handle_state(HandleObject* h) {
  * asyncio's Handle calls it: from 3.13 on the arguments are shown in debug
  * mode only (they may hold secrets), so it is told the loop's mode. */
 static PyObject* handle_format_source(HandleObject* h) {
-  auv_state* st = handle_state(h);
+  auvpy_state* st = handle_state(h);
   PyObject* stack[3];
 
   stack[0] = h->callback != NULL ? h->callback : Py_None;
@@ -157,15 +157,15 @@ static void handle_report(HandleObject* h) {
   PyObject* msg;
   PyObject* ctx;
   PyObject* res;
-  auv_state* st;
+  auvpy_state* st;
 
-  if (auv__is_exit_exception()) {
-    auv__loop_set_pending(h->loop);
+  if (auvpy_is_exit_exception()) {
+    auvpy_loop_set_pending(h->loop);
     return;
   }
 
   st = handle_state(h);
-  value = auv__take_exception();
+  value = auvpy_take_exception();
 
   ctx = NULL;
   msg = NULL;
@@ -198,8 +198,8 @@ static void handle_report(HandleObject* h) {
     Py_DECREF(res);
     return;
   }
-  if (auv__is_exit_exception()) {
-    auv__loop_set_pending(h->loop);
+  if (auvpy_is_exit_exception()) {
+    auvpy_loop_set_pending(h->loop);
     return;
   }
   PyErr_WriteUnraisable((PyObject*) h->loop);
@@ -214,7 +214,7 @@ static void handle_run_debug(HandleObject* h) {
 
   loop = h->loop;
   t0 = auv_loop_now(loop->loop);
-  auv__handle_run(h);
+  auvpy_handle_run(h);
   if (loop->loop == NULL)
     return;
   dt = (double) (auv_loop_now(loop->loop) - t0) / 1e9;
@@ -248,7 +248,7 @@ static void handle_run_debug(HandleObject* h) {
 }
 
 
-void auv__handle_run(HandleObject* h) {
+void auvpy_handle_run(HandleObject* h) {
   PyObject* res;
   PyObject* ctx;
 
@@ -279,26 +279,26 @@ static inline void handle_call(HandleObject* h) {
     if (h->loop->debug)
       handle_run_debug(h);
     else
-      auv__handle_run(h);
+      auvpy_handle_run(h);
     Py_DECREF(cb);
     Py_DECREF(args);
   }
 }
 
 
-void auv__handle_call_cb(auv_loop_t* loop, void* arg) {
+void auvpy_handle_call_cb(auv_loop_t* loop, void* arg) {
   handle_call(arg);
-  auv__handle_release(arg);
+  auvpy_handle_release(arg);
 }
 
 
-void auv__timer_fire_cb(auv_timer_t* timer) {
+void auvpy_timer_fire_cb(auv_timer_t* timer) {
   TimerHandleObject* th;
 
   th = auv_timer_get_data(timer);
   th->scheduled = 0;
   /* The heap's reference is now ours. */
-  auv__handle_call_cb(NULL, th);
+  auvpy_handle_call_cb(NULL, th);
 }
 
 
@@ -406,7 +406,7 @@ static PyObject* handle_cancel(HandleObject* h, PyObject* unused) {
     th = (TimerHandleObject*) h;
     if (th->scheduled) {
       th->scheduled = 0;
-      auv_timer_stop(auv__handle_timer(th));
+      auv_timer_stop(auvpy_handle_timer(th));
       handle_clear_callback(h);
       Py_DECREF(th);  /* the heap's reference; the caller still holds one */
       Py_RETURN_NONE;
@@ -432,11 +432,11 @@ static PyObject* handle_run_method(HandleObject* h, PyObject* unused) {
   if (h->callback != NULL) {
     PyObject* cb = Py_NewRef(h->callback);
     PyObject* args = Py_NewRef(h->args);
-    auv__handle_run(h);
+    auvpy_handle_run(h);
     Py_DECREF(cb);
     Py_DECREF(args);
   }
-  if (auv__loop_raise_pending(h->loop))
+  if (auvpy_loop_raise_pending(h->loop))
     return NULL;
   Py_RETURN_NONE;
 }
@@ -454,7 +454,7 @@ static PyObject* handle_run_method(HandleObject* h, PyObject* unused) {
 /* asyncio's slots are shadowed by read-only descriptors of ours, so the
  * pad holds nothing that a collection must see; traversal (run for every
  * young handle at every collection) skips it. */
-int auv__handle_visit_fields(HandleObject* h, visitproc visit, void* arg) {
+int auvpy_handle_visit_fields(HandleObject* h, visitproc visit, void* arg) {
   Py_VISIT(h->loop);
   Py_VISIT(h->callback);
   Py_VISIT(h->args);
@@ -467,7 +467,7 @@ int auv__handle_visit_fields(HandleObject* h, visitproc visit, void* arg) {
 
 static int handle_traverse(HandleObject* h, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(h));
-  return auv__handle_visit_fields(h, visit, arg);
+  return auvpy_handle_visit_fields(h, visit, arg);
 }
 
 
@@ -505,7 +505,7 @@ static int handle_clear(HandleObject* h) {
 
 static void handle_dealloc(HandleObject* h) {
   PyTypeObject* tp;
-  auv_state* st;
+  auvpy_state* st;
 
   tp = Py_TYPE(h);
   /* The loop's copy of the module state: cheaper than asking the type. */
@@ -533,7 +533,7 @@ static void handle_dealloc(HandleObject* h) {
 }
 
 
-void auv__handle_freelist_clear(auv_state* st) {
+void auvpy_handle_freelist_clear(auvpy_state* st) {
   while (st->handle_nfree > 0)
     PyObject_GC_Del(st->handle_free[--st->handle_nfree]);
   while (st->timer_nfree > 0)
@@ -612,7 +612,7 @@ static PyType_Slot handle_slots[] = {
   {0, NULL}
 };
 
-PyType_Spec auv__handle_spec = {
+PyType_Spec auvpy_handle_spec = {
   .name = "asyncuv.Handle",
   .basicsize = sizeof(HandleObject),
   .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
@@ -714,7 +714,7 @@ static PyType_Slot timer_handle_slots[] = {
 
 /* basicsize is set at module init: the engine timer's size is a run-time
  * value (auv_timer_size()). */
-PyType_Spec auv__timer_handle_spec = {
+PyType_Spec auvpy_timer_handle_spec = {
   .name = "asyncuv.TimerHandle",
   .basicsize = 0,
   .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
@@ -729,7 +729,7 @@ PyType_Spec auv__timer_handle_spec = {
  * cancelled() and run hold a lock, so that another thread that cancels the
  * handle, or asks whether it was cancelled, waits until a callback that has
  * started has finished -- asyncio's RLock, in C.  The loop's thread takes
- * the lock for the callback's run (auv__threadsafe_handle_call_cb); the
+ * the lock for the callback's run (auvpy_threadsafe_handle_call_cb); the
  * lock is reentrant, so the callback may cancel its own handle. */
 typedef struct {
   HandleObject base;
@@ -764,7 +764,7 @@ static void ts_release(ThreadSafeHandleObject* h, int acquired) {
 }
 
 
-HandleObject* auv__threadsafe_handle_new(auv_state* st, LoopObject* loop,
+HandleObject* auvpy_threadsafe_handle_new(auvpy_state* st, LoopObject* loop,
                                          PyObject* callback,
                                          PyObject* const* args,
                                          Py_ssize_t nargs, PyObject* context) {
@@ -785,7 +785,7 @@ HandleObject* auv__threadsafe_handle_new(auv_state* st, LoopObject* loop,
 }
 
 
-void auv__threadsafe_handle_call_cb(auv_loop_t* loop, void* arg) {
+void auvpy_threadsafe_handle_call_cb(auv_loop_t* loop, void* arg) {
   ThreadSafeHandleObject* h = arg;
   int acquired;
 
@@ -794,7 +794,7 @@ void auv__threadsafe_handle_call_cb(auv_loop_t* loop, void* arg) {
   acquired = ts_acquire(h);
   handle_call(&h->base);
   ts_release(h, acquired);
-  auv__handle_release(&h->base);
+  auvpy_handle_release(&h->base);
 }
 
 
@@ -865,8 +865,8 @@ static PyType_Slot ts_slots[] = {
   {0, NULL}
 };
 
-PyType_Spec auv__threadsafe_handle_spec = {
-  .name = "asyncuv._ThreadSafeHandle",
+PyType_Spec auvpy_threadsafe_handle_spec = {
+  .name = "asyncuv._asyncuv._ThreadSafeHandle",
   .basicsize = sizeof(ThreadSafeHandleObject),
   .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
   .slots = ts_slots,

@@ -23,7 +23,7 @@ static void loop_after_block(auv_loop_t* loop, void* arg) {
 }
 
 
-void auv__loop_set_pending(LoopObject* self) {
+void auvpy_loop_set_pending(LoopObject* self) {
   PyObject* exc;
 
   exc = PyErr_GetRaisedException();
@@ -37,7 +37,7 @@ void auv__loop_set_pending(LoopObject* self) {
 }
 
 
-int auv__loop_raise_pending(LoopObject* self) {
+int auvpy_loop_raise_pending(LoopObject* self) {
   if (self == NULL || self->pending_exc == NULL)
     return 0;
   PyErr_SetRaisedException(self->pending_exc);
@@ -51,14 +51,14 @@ int auv__loop_raise_pending(LoopObject* self) {
  * boundary, which is where malloc() puts a buffer this size (measured on
  * AMD EPYC: 0.7 GB/s against 4.4 GB/s; the 100 KiB echo went from 6,000 to
  * 20,000 requests/s). */
-char* auv__loop_read_buf(LoopObject* self) {
+char* auvpy_loop_read_buf(LoopObject* self) {
   if (self->read_buf == NULL)
     self->read_buf = aligned_alloc(AUV_READ_BUF_ALIGN, AUV_READ_BUF_SIZE);
   return self->read_buf;
 }
 
 
-int auv__loop_check_closed(LoopObject* self) {
+int auvpy_loop_check_closed(LoopObject* self) {
   if (self->closed) {
     PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
     return -1;
@@ -72,7 +72,7 @@ int auv__loop_check_closed(LoopObject* self) {
  * in every mode what changes the engine's handles (transports, servers,
  * child watches): the loop's thread polls without the GIL, and libuv reads
  * their lists meanwhile. */
-int auv__loop_check_thread(LoopObject* self) {
+int auvpy_loop_check_thread(LoopObject* self) {
   if (self != NULL && self->thread_id != 0 &&
       self->thread_id != PyThread_get_thread_ident()) {
     PyErr_SetString(PyExc_RuntimeError,
@@ -84,7 +84,7 @@ int auv__loop_check_thread(LoopObject* self) {
 }
 
 
-static int loop_is_coroutine(auv_state* st, PyObject* obj, PyObject* checker) {
+static int loop_is_coroutine(auvpy_state* st, PyObject* obj, PyObject* checker) {
   PyObject* r;
   int truth;
 
@@ -101,7 +101,7 @@ static int loop_is_coroutine(auv_state* st, PyObject* obj, PyObject* checker) {
  * called is refused in every mode (it could only fail later, far from the
  * mistake).  Debug mode adds asyncio's coroutine-function check. */
 static int loop_check_callback(LoopObject* self, PyObject* cb, const char* method) {
-  auv_state* st;
+  auvpy_state* st;
   int r;
 
   st = self->state;
@@ -132,7 +132,7 @@ static int loop_check_callback(LoopObject* self, PyObject* cb, const char* metho
 
 
 /* Parse the keyword-only `context=` that every call_* method takes. */
-static int loop_parse_context_kw(auv_state* st, PyObject* kwnames,
+static int loop_parse_context_kw(auvpy_state* st, PyObject* kwnames,
                                  PyObject* const* kwvalues, PyObject** context,
                                  const char* method) {
   Py_ssize_t i;
@@ -160,7 +160,7 @@ static int loop_parse_context_kw(auv_state* st, PyObject* kwnames,
 
 
 /* Most calls pass no keyword: that test stays in the caller. */
-static inline int loop_parse_context(auv_state* st, PyObject* kwnames,
+static inline int loop_parse_context(auvpy_state* st, PyObject* kwnames,
                                      PyObject* const* kwvalues,
                                      PyObject** context, const char* method) {
   *context = NULL;
@@ -186,20 +186,20 @@ static PyObject* loop_schedule_soon(LoopObject* self, PyObject* const* args,
                  method);
     return NULL;
   }
-  if (auv__loop_check_closed(self) < 0)
+  if (auvpy_loop_check_closed(self) < 0)
     return NULL;
-  if (self->debug && !threadsafe && auv__loop_check_thread(self) < 0)
+  if (self->debug && !threadsafe && auvpy_loop_check_thread(self) < 0)
     return NULL;
   if (loop_check_callback(self, args[0], method) < 0)
     return NULL;
 
   if (threadsafe && self->state->ThreadSafeHandleType != NULL) {
-    h = auv__threadsafe_handle_new(self->state, self, args[0], args + 1,
+    h = auvpy_threadsafe_handle_new(self->state, self, args[0], args + 1,
                                    nargs - 1, context);
-    call_cb = auv__threadsafe_handle_call_cb;
+    call_cb = auvpy_threadsafe_handle_call_cb;
   } else {
-    h = auv__handle_new(self->state, self, args[0], args + 1, nargs - 1, context);
-    call_cb = auv__handle_call_cb;
+    h = auvpy_handle_new(self->state, self, args[0], args + 1, nargs - 1, context);
+    call_cb = auvpy_handle_call_cb;
   }
   if (h == NULL)
     return NULL;
@@ -211,6 +211,9 @@ static PyObject* loop_schedule_soon(LoopObject* self, PyObject* const* args,
     Py_DECREF(h);
     return PyErr_NoMemory();
   }
+  /* From another thread too: the GIL serialises the engine's ready queue,
+   * so auv_loop_call_threadsafe()'s lock is not needed (asyncuv(7), "Data
+   * path"); the wake-up is. */
   if (threadsafe)
     auv_loop_wakeup(self->loop);
   return (PyObject*) h;
@@ -248,18 +251,18 @@ static PyObject* loop_schedule_at(LoopObject* self, double when,
   TimerHandleObject* th;
   int err;
 
-  if (auv__loop_check_closed(self) < 0)
+  if (auvpy_loop_check_closed(self) < 0)
     return NULL;
-  if (self->debug && auv__loop_check_thread(self) < 0)
+  if (self->debug && auvpy_loop_check_thread(self) < 0)
     return NULL;
   if (loop_check_callback(self, args[0], method) < 0)
     return NULL;
 
-  th = auv__timer_handle_new(self->state, self, when, args[0], args + 1,
+  th = auvpy_timer_handle_new(self->state, self, when, args[0], args + 1,
                              nargs - 1, context);
   if (th == NULL)
     return NULL;
-  err = auv_timer_start(auv__handle_timer(th), auv__timer_fire_cb,
+  err = auv_timer_start(auvpy_handle_timer(th), auvpy_timer_fire_cb,
                         loop_deadline(when));
   if (err != 0) {
     Py_DECREF(th);
@@ -359,7 +362,7 @@ static int loop_collect_call(auv_call_cb cb, void* arg, void* ctx) {
   drop_ctx_t* d = ctx;
   void** items;
 
-  if (!auv__is_handle_call(cb))
+  if (!auvpy_is_handle_call(cb))
     return 0;
   if (d->count == d->cap) {
     d->cap = d->cap == 0 ? 64 : 2 * d->cap;
@@ -388,14 +391,14 @@ static void loop_dispose_call(auv_loop_t* loop, void* arg) {
    * drops its callbacks. */
   if (d->count > 0 &&
       bsearch(&arg, d->ours, d->count, sizeof(void*), loop_cmp_ptr) != NULL)
-    auv__handle_release(arg);
+    auvpy_handle_release(arg);
 }
 
 
 /* Drop every queued handle and scheduled timer, as asyncio's close()
  * clears _ready and _scheduled (without cancelling the handles).  Calls and
  * timers C extensions put on the engine are dropped too. */
-void auv__loop_drop_callbacks(LoopObject* self) {
+void auvpy_loop_drop_callbacks(LoopObject* self) {
   TimerHandleObject* th;
   auv_timer_t* t;
   drop_ctx_t d = { NULL, 0, 0 };
@@ -416,7 +419,7 @@ void auv__loop_drop_callbacks(LoopObject* self) {
   PyMem_RawFree(d.ours);
   while ((t = auv_loop_next_timer(self->loop)) != NULL) {
     auv_timer_stop(t);
-    if (auv_timer_get_cb(t) == auv__timer_fire_cb) {
+    if (auv_timer_get_cb(t) == auvpy_timer_fire_cb) {
       th = auv_timer_get_data(t);
       th->scheduled = 0;
       Py_DECREF(th);
@@ -425,7 +428,7 @@ void auv__loop_drop_callbacks(LoopObject* self) {
 }
 
 
-int auv__loop_free_engine(LoopObject* self) {
+int auvpy_loop_free_engine(LoopObject* self) {
   int err;
 
   if (self->loop == NULL)
@@ -438,7 +441,7 @@ int auv__loop_free_engine(LoopObject* self) {
 
 
 static PyObject* loop_check_thread_method(LoopObject* self, PyObject* unused) {
-  if (auv__loop_check_thread(self) < 0)
+  if (auvpy_loop_check_thread(self) < 0)
     return NULL;
   Py_RETURN_NONE;
 }
@@ -587,7 +590,7 @@ done:
  * task factory. */
 static PyObject* loop_new_task(LoopObject* self, PyObject* coro,
                                PyObject* const* kwvalues, PyObject* kwnames) {
-  auv_state* st = self->state;
+  auvpy_state* st = self->state;
   PyObject* stack[4];
   PyObject* task_class;
   PyObject* task;
@@ -624,12 +627,12 @@ static PyObject* loop_new_task(LoopObject* self, PyObject* coro,
 
 
 /* create_task(coro, **kwargs) with asyncio's rules of this Python
- * (compat.h: auv_create_task_rule()): which keywords it takes, how a task
+ * (compat.h: auvpy_create_task_rule()): which keywords it takes, how a task
  * factory is called, and whether the name is set afterwards. */
 static PyObject* loop_create_task(LoopObject* self, PyObject* const* args,
                                   Py_ssize_t nargs, PyObject* kwnames) {
-  auv_state* st;
-  auv_create_task_rule_t rule;
+  auvpy_state* st;
+  auvpy_create_task_rule_t rule;
   PyObject* const* kwvalues;
   PyObject* name;
   PyObject* context;
@@ -650,7 +653,7 @@ static PyObject* loop_create_task(LoopObject* self, PyObject* const* args,
                  nargs);
     return NULL;
   }
-  rule = auv_create_task_rule();
+  rule = auvpy_create_task_rule();
   kwvalues = args + 1;
   nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
   name = Py_None;
@@ -668,7 +671,7 @@ static PyObject* loop_create_task(LoopObject* self, PyObject* const* args,
       return NULL;
     }
   }
-  if (auv__loop_check_closed(self) < 0)
+  if (auvpy_loop_check_closed(self) < 0)
     return NULL;
 
   if (self->task_factory == NULL)
@@ -802,7 +805,7 @@ static PyObject* loop_repr(LoopObject* self) {
 
 
 static void loop_finalize(LoopObject* self) {
-  auv__loop_finalize(self);
+  auvpy_loop_finalize(self);
 }
 
 
@@ -816,19 +819,19 @@ static PyObject* loop_get_thread_id(LoopObject* self, void* closure) {
 /* callable(*args) soon, as a Handle in the ready queue: what asyncio's
  * transports do with loop.call_soon().  -1 with an exception set if the
  * loop is closed or out of memory. */
-int auv__loop_call_soon(LoopObject* loop, PyObject* callable,
+int auvpy_loop_call_soon(LoopObject* loop, PyObject* callable,
                         PyObject* const* args, Py_ssize_t nargs) {
   HandleObject* h;
 
-  if (loop == NULL || auv__loop_check_closed(loop) < 0) {
+  if (loop == NULL || auvpy_loop_check_closed(loop) < 0) {
     if (!PyErr_Occurred())
       PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
     return -1;
   }
-  h = auv__handle_new(loop->state, loop, callable, args, nargs, NULL);
+  h = auvpy_handle_new(loop->state, loop, callable, args, nargs, NULL);
   if (h == NULL)
     return -1;
-  if (auv_loop_call_soon(loop->loop, auv__handle_call_cb, h) != 0) {
+  if (auv_loop_call_soon(loop->loop, auvpy_handle_call_cb, h) != 0) {
     Py_DECREF(h);
     PyErr_NoMemory();
     return -1;
@@ -838,7 +841,7 @@ int auv__loop_call_soon(LoopObject* loop, PyObject* callable,
 
 
 /* getattr(obj, name)(arg) soon (no argument if arg is NULL). */
-int auv__loop_call_soon_method(LoopObject* loop, PyObject* obj, PyObject* name,
+int auvpy_loop_call_soon_method(LoopObject* loop, PyObject* obj, PyObject* name,
                                PyObject* arg) {
   PyObject* method;
   int r;
@@ -846,7 +849,7 @@ int auv__loop_call_soon_method(LoopObject* loop, PyObject* obj, PyObject* name,
   method = PyObject_GetAttr(obj, name);
   if (method == NULL)
     return -1;
-  r = auv__loop_call_soon(loop, method, &arg, arg != NULL ? 1 : 0);
+  r = auvpy_loop_call_soon(loop, method, &arg, arg != NULL ? 1 : 0);
   Py_DECREF(method);
   return r;
 }
@@ -854,7 +857,7 @@ int auv__loop_call_soon_method(LoopObject* loop, PyObject* obj, PyObject* name,
 
 /* futures._set_result_unless_cancelled(waiter, None) soon: a transport's
  * waiter is woken after connection_made(). */
-int auv__loop_wake_waiter_soon(LoopObject* loop, PyObject* waiter) {
+int auvpy_loop_wake_waiter_soon(LoopObject* loop, PyObject* waiter) {
   PyObject* set_result;
   PyObject* args[2] = { waiter, Py_None };
   int r;
@@ -863,7 +866,7 @@ int auv__loop_wake_waiter_soon(LoopObject* loop, PyObject* waiter) {
                                 loop->state->str_set_result_unless_cancelled);
   if (set_result == NULL)
     return -1;
-  r = auv__loop_call_soon(loop, set_result, args, 2);
+  r = auvpy_loop_call_soon(loop, set_result, args, 2);
   Py_DECREF(set_result);
   return r;
 }
@@ -877,7 +880,7 @@ static PyObject* loop_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   self = (LoopObject*) type->tp_alloc(type, 0);
   if (self == NULL)
     return NULL;
-  self->state = auv__state_from_type(type);
+  self->state = auvpy_state_from_type(type);
   if (self->state == NULL) {
     Py_DECREF(self);
     return NULL;
@@ -919,13 +922,13 @@ static int loop_visit_call(auv_call_cb cb, void* arg, void* ctx) {
 
   HandleObject* h;
 
-  if (!auv__is_handle_call(cb))
+  if (!auvpy_is_handle_call(cb))
     return 0;
   h = arg;
   /* An untracked handle that only the queue holds is, for the collector,
    * part of the loop: visit what it references. */
   if (!PyObject_GC_IsTracked((PyObject*) h) && Py_REFCNT(h) == 1)
-    return auv__handle_visit_fields(h, (visitproc) v[0], v[1]);
+    return auvpy_handle_visit_fields(h, (visitproc) v[0], v[1]);
   return ((visitproc) v[0])((PyObject*) h, v[1]);
 }
 
@@ -933,7 +936,7 @@ static int loop_visit_call(auv_call_cb cb, void* arg, void* ctx) {
 static int loop_visit_timer(auv_timer_t* t, void* ctx) {
   void** v = ctx;
 
-  if (auv_timer_get_cb(t) == auv__timer_fire_cb)
+  if (auv_timer_get_cb(t) == auvpy_timer_fire_cb)
     return ((visitproc) v[0])((PyObject*) auv_timer_get_data(t), v[1]);
   return 0;
 }
@@ -949,7 +952,7 @@ static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
   Py_VISIT(self->default_executor);
   Py_VISIT(self->asyncgens);
   Py_VISIT(self->fd_owners);
-  r = auv__loop_visit_watchers(self, visit, arg);
+  r = auvpy_loop_visit_watchers(self, visit, arg);
   if (r != 0)
     return r;
   Py_VISIT(self->last_sockname);
@@ -977,14 +980,14 @@ static int loop_clear(LoopObject* self) {
   Py_CLEAR(self->default_executor);
   Py_CLEAR(self->asyncgens);
   Py_CLEAR(self->fd_owners);
-  auv__loop_clear_watchers(self);
+  auvpy_loop_clear_watchers(self);
   Py_CLEAR(self->last_sockname);
   Py_CLEAR(self->last_peer_host);
   Py_CLEAR(self->listeners);
   Py_CLEAR(self->signal_handlers);
   Py_CLEAR(self->pending_exc);
   if (self->thread_id == 0)
-    auv__loop_drop_callbacks(self);
+    auvpy_loop_drop_callbacks(self);
   return 0;
 }
 
@@ -998,9 +1001,9 @@ static void loop_dealloc(LoopObject* self) {
     return;  /* resurrected */
   PyObject_GC_UnTrack(self);
   loop_clear(self);
-  auv__loop_stop_signal_wakeup(self);
-  auv__loop_free_watchers(self);
-  auv__loop_free_engine(self);
+  auvpy_loop_stop_signal_wakeup(self);
+  auvpy_loop_free_watchers(self);
+  auvpy_loop_free_engine(self);
   if (self->signal_fds[0] >= 0) {
     close(self->signal_fds[0]);
     close(self->signal_fds[1]);
@@ -1030,52 +1033,52 @@ static PyMethodDef loop_methods[] = {
              "Arrange for callback(*args) to be called at loop time when.")},
   {"time", (PyCFunction) loop_time, METH_NOARGS,
    PyDoc_STR("Return the loop's time: the monotonic clock, in seconds.")},
-  {"run_forever", (PyCFunction) auv__loop_run_forever, METH_NOARGS,
+  {"run_forever", (PyCFunction) auvpy_loop_run_forever, METH_NOARGS,
    PyDoc_STR("Run until stop() is called.")},
-  {"run_until_complete", (PyCFunction) auv__loop_run_until_complete, METH_O,
+  {"run_until_complete", (PyCFunction) auvpy_loop_run_until_complete, METH_O,
    PyDoc_STR("Run until the future (or coroutine, wrapped in a Task) is done; "
              "return its result or raise its exception.")},
-  {"set_debug", (PyCFunction) auv__loop_set_debug, METH_O,
+  {"set_debug", (PyCFunction) auvpy_loop_set_debug, METH_O,
    PyDoc_STR("Turn debug mode on or off.")},
-  {"_set_coroutine_origin_tracking", (PyCFunction) auv__loop_set_origin_tracking,
+  {"_set_coroutine_origin_tracking", (PyCFunction) auvpy_loop_set_origin_tracking,
    METH_O, NULL},
-  {"_asyncgen_firstiter_hook", (PyCFunction) auv__loop_asyncgen_firstiter, METH_O, NULL},
-  {"_asyncgen_finalizer_hook", (PyCFunction) auv__loop_asyncgen_finalizer, METH_O, NULL},
-  {"call_exception_handler", (PyCFunction) auv__loop_call_exception_handler, METH_O,
+  {"_asyncgen_firstiter_hook", (PyCFunction) auvpy_loop_asyncgen_firstiter, METH_O, NULL},
+  {"_asyncgen_finalizer_hook", (PyCFunction) auvpy_loop_asyncgen_finalizer, METH_O, NULL},
+  {"call_exception_handler", (PyCFunction) auvpy_loop_call_exception_handler, METH_O,
    PyDoc_STR("Pass an error context to the exception handler.")},
-  {"default_exception_handler", (PyCFunction) auv__loop_default_exception_handler,
+  {"default_exception_handler", (PyCFunction) auvpy_loop_default_exception_handler,
    METH_O, PyDoc_STR("Log an error context on the 'asyncio' logger.")},
-  {"set_exception_handler", (PyCFunction) auv__loop_set_exception_handler, METH_O,
+  {"set_exception_handler", (PyCFunction) auvpy_loop_set_exception_handler, METH_O,
    PyDoc_STR("Set the exception handler, a callable(loop, context), or None.")},
-  {"get_exception_handler", (PyCFunction) auv__loop_get_exception_handler,
+  {"get_exception_handler", (PyCFunction) auvpy_loop_get_exception_handler,
    METH_NOARGS, PyDoc_STR("Return the exception handler, or None.")},
-  {"_make_socket_transport", (PyCFunction) (void (*)(void)) auv__loop_make_socket_transport,
+  {"_make_socket_transport", (PyCFunction) (void (*)(void)) auvpy_loop_make_socket_transport,
    METH_VARARGS | METH_KEYWORDS, NULL},
-  {"_make_write_pipe_transport", (PyCFunction) auv__loop_make_write_pipe_transport,
+  {"_make_write_pipe_transport", (PyCFunction) auvpy_loop_make_write_pipe_transport,
    METH_VARARGS, NULL},
-  {"_make_datagram_transport", (PyCFunction) (void (*)(void)) auv__loop_make_datagram_transport,
+  {"_make_datagram_transport", (PyCFunction) (void (*)(void)) auvpy_loop_make_datagram_transport,
    METH_VARARGS | METH_KEYWORDS, NULL},
-  {"add_reader", (PyCFunction) (void (*)(void)) auv__loop_add_reader, METH_FASTCALL,
+  {"add_reader", (PyCFunction) (void (*)(void)) auvpy_loop_add_reader, METH_FASTCALL,
    PyDoc_STR("add_reader(fd, callback, *args)\n--\n\n"
              "Call callback(*args) whenever fd is readable.")},
-  {"add_writer", (PyCFunction) (void (*)(void)) auv__loop_add_writer, METH_FASTCALL,
+  {"add_writer", (PyCFunction) (void (*)(void)) auvpy_loop_add_writer, METH_FASTCALL,
    PyDoc_STR("add_writer(fd, callback, *args)\n--\n\n"
              "Call callback(*args) whenever fd is writable.")},
-  {"_add_reader", (PyCFunction) (void (*)(void)) auv__loop_add_reader_handle, METH_FASTCALL, NULL},
-  {"_add_writer", (PyCFunction) (void (*)(void)) auv__loop_add_writer_handle, METH_FASTCALL, NULL},
-  {"_sock_recv", (PyCFunction) (void (*)(void)) auv__loop_sock_recv, METH_FASTCALL, NULL},
-  {"_watch_child_exit", (PyCFunction) (void (*)(void)) auv__loop_watch_child_exit,
+  {"_add_reader", (PyCFunction) (void (*)(void)) auvpy_loop_add_reader_handle, METH_FASTCALL, NULL},
+  {"_add_writer", (PyCFunction) (void (*)(void)) auvpy_loop_add_writer_handle, METH_FASTCALL, NULL},
+  {"_sock_recv", (PyCFunction) (void (*)(void)) auvpy_loop_sock_recv, METH_FASTCALL, NULL},
+  {"_watch_child_exit", (PyCFunction) (void (*)(void)) auvpy_loop_watch_child_exit,
    METH_FASTCALL, NULL},
-  {"_sock_recv_into", (PyCFunction) (void (*)(void)) auv__loop_sock_recv_into, METH_FASTCALL, NULL},
-  {"_sock_sendall", (PyCFunction) (void (*)(void)) auv__loop_sock_sendall, METH_FASTCALL, NULL},
-  {"_listen", (PyCFunction) (void (*)(void)) auv__loop_listen, METH_FASTCALL, NULL},
-  {"_unlisten", (PyCFunction) auv__loop_unlisten, METH_O, NULL},
-  {"_signal_wakeup_fd", (PyCFunction) auv__loop_signal_wakeup_fd, METH_NOARGS, NULL},
-  {"_make_signal_handle", (PyCFunction) (void (*)(void)) auv__loop_make_signal_handle,
+  {"_sock_recv_into", (PyCFunction) (void (*)(void)) auvpy_loop_sock_recv_into, METH_FASTCALL, NULL},
+  {"_sock_sendall", (PyCFunction) (void (*)(void)) auvpy_loop_sock_sendall, METH_FASTCALL, NULL},
+  {"_listen", (PyCFunction) (void (*)(void)) auvpy_loop_listen, METH_FASTCALL, NULL},
+  {"_unlisten", (PyCFunction) auvpy_loop_unlisten, METH_O, NULL},
+  {"_signal_wakeup_fd", (PyCFunction) auvpy_loop_signal_wakeup_fd, METH_NOARGS, NULL},
+  {"_make_signal_handle", (PyCFunction) (void (*)(void)) auvpy_loop_make_signal_handle,
    METH_FASTCALL, NULL},
-  {"remove_reader", (PyCFunction) auv__loop_remove_reader, METH_O,
+  {"remove_reader", (PyCFunction) auvpy_loop_remove_reader, METH_O,
    PyDoc_STR("Stop watching fd for reading; return True if it was watched.")},
-  {"remove_writer", (PyCFunction) auv__loop_remove_writer, METH_O,
+  {"remove_writer", (PyCFunction) auvpy_loop_remove_writer, METH_O,
    PyDoc_STR("Stop watching fd for writing; return True if it was watched.")},
   {"stop", (PyCFunction) loop_stop, METH_NOARGS,
    PyDoc_STR("Stop the loop after the current iteration.")},
@@ -1083,7 +1086,7 @@ static PyMethodDef loop_methods[] = {
    PyDoc_STR("Return True if the loop is running.")},
   {"is_closed", (PyCFunction) loop_is_closed, METH_NOARGS,
    PyDoc_STR("Return True if the loop was closed.")},
-  {"close", (PyCFunction) auv__loop_close, METH_NOARGS,
+  {"close", (PyCFunction) auvpy_loop_close, METH_NOARGS,
    PyDoc_STR("Close the loop: drop pending callbacks, shut the default "
              "executor down.  Not while running; idempotent.")},
   {"_check_thread", (PyCFunction) loop_check_thread_method, METH_NOARGS,
@@ -1117,7 +1120,7 @@ static PyGetSetDef loop_getset[] = {
   {"_asyncgens", (getter) loop_get_asyncgens, NULL, NULL, NULL},
   {"_engine_holders", (getter) loop_get_engine_holders, NULL,
    PyDoc_STR("C API loop_acquire()s not yet released (asyncuv-python.h)."), NULL},
-  {"_exception_handler", (getter) auv__loop_get_exception_handler, NULL, NULL, NULL},
+  {"_exception_handler", (getter) auvpy_loop_get_exception_handler, NULL, NULL, NULL},
   {NULL}
 };
 
@@ -1144,7 +1147,7 @@ static PyType_Slot loop_slots[] = {
   {0, NULL}
 };
 
-PyType_Spec auv__loop_spec = {
+PyType_Spec auvpy_loop_spec = {
   .name = "asyncuv._asyncuv.LoopBase",
   .basicsize = sizeof(LoopObject),
   .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |

@@ -1,18 +1,18 @@
 /* asyncuv._asyncuv: module state, types and initialisation (PEP 489). */
 #include "asyncuv_module.h"
 
-static struct PyModuleDef auv_module_def;
+static struct PyModuleDef auvpy_module_def;
 
-static PyMethodDef auv_stop_when_done_def = {
-  "_stop_when_done", (PyCFunction) auv__stop_when_done, METH_O,
+static PyMethodDef auvpy_stop_when_done_def = {
+  "_stop_when_done", (PyCFunction) auvpy_stop_when_done, METH_O,
   PyDoc_STR("run_until_complete()'s done callback: stop the future's loop.")
 };
 
 
-auv_state* auv__state_from_type(PyTypeObject* tp) {
+auvpy_state* auvpy_state_from_type(PyTypeObject* tp) {
   PyObject* module;
 
-  module = PyType_GetModuleByDef(tp, &auv_module_def);
+  module = PyType_GetModuleByDef(tp, &auvpy_module_def);
   if (module == NULL)
     return NULL;
   return PyModule_GetState(module);
@@ -53,8 +53,8 @@ static PyObject* str_tuple(int n, const char* a, const char* b, const char* c) {
 }
 
 
-static int auv_exec(PyObject* module) {
-  auv_state* st;
+static int auvpy_exec(PyObject* module) {
+  auvpy_state* st;
   PyObject* base;
   PyType_Spec timer_spec;
   size_t align;
@@ -201,7 +201,7 @@ static int auv_exec(PyObject* module) {
       (st->empty_tuple = PyTuple_New(0)) == NULL)
     return -1;
 
-  st->stop_when_done = PyCFunction_NewEx(&auv_stop_when_done_def, module, NULL);
+  st->stop_when_done = PyCFunction_NewEx(&auvpy_stop_when_done_def, module, NULL);
   if (st->stop_when_done == NULL)
     return -1;
 
@@ -215,7 +215,7 @@ static int auv_exec(PyObject* module) {
     return -1;
   }
   st->HandleType = (PyTypeObject*) PyType_FromModuleAndSpec(
-      module, &auv__handle_spec, st->aio_Handle);
+      module, &auvpy_handle_spec, st->aio_Handle);
   if (st->HandleType == NULL)
     return -1;
 
@@ -234,23 +234,23 @@ static int auv_exec(PyObject* module) {
       return -1;
     }
     st->ThreadSafeHandleType = (PyTypeObject*) PyType_FromModuleAndSpec(
-        module, &auv__threadsafe_handle_spec, st->aio_ThreadSafeHandle);
+        module, &auvpy_threadsafe_handle_spec, st->aio_ThreadSafeHandle);
     if (st->ThreadSafeHandleType == NULL)
       return -1;
   }
 
   /* The engine timer lives at the end of a TimerHandle, pointer-aligned. */
   align = sizeof(void*) > sizeof(double) ? sizeof(void*) : sizeof(double);
-  auv__timer_offset = (sizeof(TimerHandleObject) + align - 1) & ~(align - 1);
-  timer_spec = auv__timer_handle_spec;
-  timer_spec.basicsize = (int) (auv__timer_offset + auv_timer_size());
+  auvpy_timer_offset = (sizeof(TimerHandleObject) + align - 1) & ~(align - 1);
+  timer_spec = auvpy_timer_handle_spec;
+  timer_spec.basicsize = (int) (auvpy_timer_offset + auv_timer_size());
   st->TimerHandleType = (PyTypeObject*) PyType_FromModuleAndSpec(
       module, &timer_spec, st->aio_TimerHandle);
   if (st->TimerHandleType == NULL)
     return -1;
 
   st->FdWatcherType = (PyTypeObject*) PyType_FromModuleAndSpec(
-      module, &auv__fd_watcher_spec, NULL);
+      module, &auvpy_fd_watcher_spec, NULL);
   if (st->FdWatcherType == NULL)
     return -1;
 
@@ -258,14 +258,14 @@ static int auv_exec(PyObject* module) {
     PyObject* aio_transport = import_attr("asyncio.transports", "Transport");
     if (aio_transport == NULL)
       return -1;
-    if (((PyTypeObject*) aio_transport)->tp_basicsize > (Py_ssize_t) auv__transport_pad_end) {
+    if (((PyTypeObject*) aio_transport)->tp_basicsize > (Py_ssize_t) auvpy_transport_pad_end) {
       Py_DECREF(aio_transport);
       PyErr_SetString(PyExc_ImportError, "asyncuv: asyncio.Transport is larger "
                       "than this build of asyncuv allows");
       return -1;
     }
     st->TransportType = (PyTypeObject*) PyType_FromModuleAndSpec(
-        module, &auv__transport_spec, aio_transport);
+        module, &auvpy_transport_spec, aio_transport);
     Py_DECREF(aio_transport);
     if (st->TransportType == NULL)
       return -1;
@@ -282,41 +282,44 @@ static int auv_exec(PyObject* module) {
     if (bases == NULL)
       return -1;
     if (((PyTypeObject*) PyTuple_GET_ITEM(bases, 0))->tp_basicsize >
-        (Py_ssize_t) auv__datagram_pad_end) {
+        (Py_ssize_t) auvpy_datagram_pad_end) {
       Py_DECREF(bases);
       PyErr_SetString(PyExc_ImportError, "asyncuv: asyncio.Transport is larger "
                       "than this build of asyncuv allows");
       return -1;
     }
     st->DatagramType = (PyTypeObject*) PyType_FromModuleAndSpec(
-        module, &auv__datagram_spec, bases);
+        module, &auvpy_datagram_spec, bases);
     Py_DECREF(bases);
     if (st->DatagramType == NULL)
       return -1;
   }
 
   st->ListenerType = (PyTypeObject*) PyType_FromModuleAndSpec(
-      module, &auv__listener_spec, NULL);
+      module, &auvpy_listener_spec, NULL);
   if (st->ListenerType == NULL)
     return -1;
 
   st->SockOpType = (PyTypeObject*) PyType_FromModuleAndSpec(
-      module, &auv__sockop_spec, NULL);
+      module, &auvpy_sockop_spec, NULL);
   if (st->SockOpType == NULL)
     return -1;
 
   st->ChildWatchType = (PyTypeObject*) PyType_FromModuleAndSpec(
-      module, &auv__child_watch_spec, NULL);
+      module, &auvpy_child_watch_spec, NULL);
   if (st->ChildWatchType == NULL)
     return -1;
 
-  if (auv__tls_init(module, st) < 0)
+  if (auvpy_tls_init(module, st) < 0)
     return -1;
 
-  st->LoopType = (PyTypeObject*) PyType_FromModuleAndSpec(module, &auv__loop_spec, NULL);
+  st->LoopType = (PyTypeObject*) PyType_FromModuleAndSpec(module, &auvpy_loop_spec, NULL);
   if (st->LoopType == NULL)
     return -1;
 
+  /* Type names: the public types the package re-exports (Handle,
+   * TimerHandle) are asyncuv.X; every other type is asyncuv._asyncuv.X,
+   * where it is made, so that __module__ and pickle find it there. */
   if (PyModule_AddType(module, st->LoopType) < 0 ||
       PyModule_AddType(module, st->HandleType) < 0 ||
       PyModule_AddType(module, st->TimerHandleType) < 0 ||
@@ -326,7 +329,7 @@ static int auv_exec(PyObject* module) {
       PyModule_AddType(module, st->DatagramType) < 0)
     return -1;
 
-  if (auv__capi_add(module) < 0)
+  if (auvpy_capi_add(module) < 0)
     return -1;
 
   base = PyUnicode_FromString(auv_version_string());
@@ -339,8 +342,8 @@ static int auv_exec(PyObject* module) {
 }
 
 
-static int auv_traverse(PyObject* module, visitproc visit, void* arg) {
-  auv_state* st = PyModule_GetState(module);
+static int auvpy_traverse(PyObject* module, visitproc visit, void* arg) {
+  auvpy_state* st = PyModule_GetState(module);
 
   Py_VISIT(st->LoopType);
   Py_VISIT(st->HandleType);
@@ -384,12 +387,12 @@ static int auv_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->set_wakeup_fd);
   Py_VISIT(st->stop_when_done);
   Py_VISIT(st->coroutines);
-  return auv__tls_traverse(st, visit, arg);
+  return auvpy_tls_traverse(st, visit, arg);
 }
 
 
-static int auv_clear(PyObject* module) {
-  auv_state* st = PyModule_GetState(module);
+static int auvpy_clear(PyObject* module) {
+  auvpy_state* st = PyModule_GetState(module);
 
   Py_CLEAR(st->LoopType);
   Py_CLEAR(st->HandleType);
@@ -510,34 +513,34 @@ static int auv_clear(PyObject* module) {
   Py_CLEAR(st->str_set_result);
   Py_CLEAR(st->str_set_exception);
   Py_CLEAR(st->empty_tuple);
-  auv__handle_freelist_clear(st);
-  auv__tls_clear(st);
+  auvpy_handle_freelist_clear(st);
+  auvpy_tls_clear(st);
   return 0;
 }
 
 
-static void auv_free(void* module) {
-  auv_clear(module);
-  auv__tls_free(PyModule_GetState(module));
+static void auvpy_free(void* module) {
+  auvpy_clear(module);
+  auvpy_tls_free(PyModule_GetState(module));
 }
 
 
-static PyModuleDef_Slot auv_slots[] = {
-  {Py_mod_exec, auv_exec},
+static PyModuleDef_Slot auvpy_slots[] = {
+  {Py_mod_exec, auvpy_exec},
   {0, NULL}
 };
 
-static struct PyModuleDef auv_module_def = {
+static struct PyModuleDef auvpy_module_def = {
   PyModuleDef_HEAD_INIT,
   .m_name = "asyncuv._asyncuv",
   .m_doc = PyDoc_STR("The C core of asyncuv: an asyncio event loop on libasyncuv."),
-  .m_size = sizeof(auv_state),
-  .m_slots = auv_slots,
-  .m_traverse = auv_traverse,
-  .m_clear = auv_clear,
-  .m_free = auv_free,
+  .m_size = sizeof(auvpy_state),
+  .m_slots = auvpy_slots,
+  .m_traverse = auvpy_traverse,
+  .m_clear = auvpy_clear,
+  .m_free = auvpy_free,
 };
 
 PyMODINIT_FUNC PyInit__asyncuv(void) {
-  return PyModuleDef_Init(&auv_module_def);
+  return PyModuleDef_Init(&auvpy_module_def);
 }

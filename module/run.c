@@ -14,7 +14,7 @@
 
 
 static int loop_origin_tracking(LoopObject* self, int enabled) {
-  auv_state* st;
+  auvpy_state* st;
   PyObject* r;
   int depth;
 
@@ -43,7 +43,7 @@ static int loop_origin_tracking(LoopObject* self, int enabled) {
 }
 
 
-PyObject* auv__loop_set_origin_tracking(LoopObject* self, PyObject* enabled) {
+PyObject* auvpy_loop_set_origin_tracking(LoopObject* self, PyObject* enabled) {
   int truth;
 
   truth = PyObject_IsTrue(enabled);
@@ -53,7 +53,7 @@ PyObject* auv__loop_set_origin_tracking(LoopObject* self, PyObject* enabled) {
 }
 
 
-PyObject* auv__loop_set_debug(LoopObject* self, PyObject* enabled) {
+PyObject* auvpy_loop_set_debug(LoopObject* self, PyObject* enabled) {
   PyObject* tracking;
   PyObject* r;
   int truth;
@@ -81,7 +81,7 @@ PyObject* auv__loop_set_debug(LoopObject* self, PyObject* enabled) {
 
 /* --- Async generators ------------------------------------------------------ */
 
-PyObject* auv__loop_asyncgen_firstiter(LoopObject* self, PyObject* agen) {
+PyObject* auvpy_loop_asyncgen_firstiter(LoopObject* self, PyObject* agen) {
   if (self->asyncgens == NULL)  /* cleared by the collector */
     Py_RETURN_NONE;
   if (self->asyncgens_shutdown_called &&
@@ -93,7 +93,7 @@ PyObject* auv__loop_asyncgen_firstiter(LoopObject* self, PyObject* agen) {
 }
 
 
-PyObject* auv__loop_asyncgen_finalizer(LoopObject* self, PyObject* agen) {
+PyObject* auvpy_loop_asyncgen_finalizer(LoopObject* self, PyObject* agen) {
   PyObject* r;
   PyObject* aclose;
   PyObject* create_task;
@@ -162,7 +162,8 @@ error:
  * signal.set_wakeup_fd() points at a socket pair that the engine watches
  * while it runs.  Its callback schedules the handlers of the signals whose
  * numbers it reads (bytes written while the loop was not running wait in
- * the socket), then runs Python's own pending handlers. */
+ * the socket), then runs Python's own pending handlers.  Why not the
+ * engine's auv_signal_* (lib/signal.c): asyncuv(7), "Data path". */
 /* The table (loop._signal_handlers) is a dict that code may write to, as
  * asyncio's: a value that is not one of our handles goes asyncio's way
  * (_handle_signal()): None is ignored, else its _cancelled is read and its
@@ -182,7 +183,7 @@ static void loop_dispatch_other(LoopObject* self, PyObject* key, PyObject* h) {
     r = PyObject_CallMethod((PyObject*) self, "remove_signal_handler", "O", key);
   } else if (truth == 0) {
     run = PyObject_GetAttrString(h, "_run");
-    r = run == NULL || auv__loop_call_soon(self, run, NULL, 0) < 0 ? NULL : Py_NewRef(Py_None);
+    r = run == NULL || auvpy_loop_call_soon(self, run, NULL, 0) < 0 ? NULL : Py_NewRef(Py_None);
     Py_XDECREF(run);
   } else {
     r = NULL;
@@ -190,19 +191,19 @@ static void loop_dispatch_other(LoopObject* self, PyObject* key, PyObject* h) {
   if (r == NULL) {
     PyObject* exc;
     PyObject* ctx;
-    if (auv__is_exit_exception()) {
-      auv__loop_set_pending(self);
+    if (auvpy_is_exit_exception()) {
+      auvpy_loop_set_pending(self);
       return;
     }
-    exc = auv__take_exception();
+    exc = auvpy_take_exception();
     ctx = Py_BuildValue("{sNsOsO}", "message", PyUnicode_FromFormat(
                             "Exception in callback for signal %S", key),
                         "exception", exc != NULL ? exc : Py_None, "handle", h);
     Py_XDECREF(exc);
-    r = ctx == NULL ? NULL : auv__loop_call_exception_handler(self, ctx);
+    r = ctx == NULL ? NULL : auvpy_loop_call_exception_handler(self, ctx);
     Py_XDECREF(ctx);
     if (r == NULL)
-      auv__loop_set_pending(self);
+      auvpy_loop_set_pending(self);
   }
   Py_XDECREF(r);
 }
@@ -233,7 +234,7 @@ static void loop_dispatch_signal(LoopObject* self, int signum) {
     Py_XDECREF(r);
   } else {
     Py_INCREF(h);
-    if (auv_loop_call_soon(self->loop, auv__handle_call_cb, h) != 0) {
+    if (auv_loop_call_soon(self->loop, auvpy_handle_call_cb, h) != 0) {
       Py_DECREF(h);
       PyErr_NoMemory();
       PyErr_WriteUnraisable((PyObject*) self);
@@ -263,11 +264,11 @@ static void loop_signal_wakeup_cb(auv_poll_t* poll, int status, int events) {
       break;
   }
   if (PyErr_CheckSignals() < 0)
-    auv__loop_set_pending(self);
+    auvpy_loop_set_pending(self);
 }
 
 
-void auv__loop_stop_signal_wakeup(LoopObject* self) {
+void auvpy_loop_stop_signal_wakeup(LoopObject* self) {
   if (self->signal_poll != NULL) {
     auv_poll_close(self->signal_poll, NULL);
     self->signal_poll = NULL;
@@ -288,8 +289,8 @@ static int loop_make_signal_fds(LoopObject* self) {
 
 
 /* The fd for signal.set_wakeup_fd() (add_signal_handler() sets it). */
-PyObject* auv__loop_signal_wakeup_fd(LoopObject* self, PyObject* unused) {
-  if (auv__loop_check_closed(self) < 0 || loop_make_signal_fds(self) < 0)
+PyObject* auvpy_loop_signal_wakeup_fd(LoopObject* self, PyObject* unused) {
+  if (auvpy_loop_check_closed(self) < 0 || loop_make_signal_fds(self) < 0)
     return NULL;
   return PyLong_FromLong(self->signal_fds[1]);
 }
@@ -297,7 +298,7 @@ PyObject* auv__loop_signal_wakeup_fd(LoopObject* self, PyObject* unused) {
 
 /* loop._make_signal_handle(callback, args): a Handle for the signal
  * handler table, not scheduled (the wake-up callback schedules it). */
-PyObject* auv__loop_make_signal_handle(LoopObject* self, PyObject* const* args,
+PyObject* auvpy_loop_make_signal_handle(LoopObject* self, PyObject* const* args,
                                        Py_ssize_t nargs) {
   HandleObject* h;
 
@@ -305,7 +306,7 @@ PyObject* auv__loop_make_signal_handle(LoopObject* self, PyObject* const* args,
     PyErr_SetString(PyExc_TypeError, "_make_signal_handle(callback, args)");
     return NULL;
   }
-  h = auv__handle_new(self->state, self, args[0], &PyTuple_GET_ITEM(args[1], 0),
+  h = auvpy_handle_new(self->state, self, args[0], &PyTuple_GET_ITEM(args[1], 0),
                       PyTuple_GET_SIZE(args[1]), NULL);
   if (h == NULL)
     return NULL;
@@ -319,7 +320,7 @@ PyObject* auv__loop_make_signal_handle(LoopObject* self, PyObject* const* args,
 /* On success *old_fd is the previous wake-up fd to restore, or NULL when
  * this thread may not set one (not the main thread). */
 static int loop_start_signal_wakeup(LoopObject* self, PyObject** old_fd) {
-  auv_state* st;
+  auvpy_state* st;
   PyObject* args;
   PyObject* kwargs;
   PyObject* old;
@@ -351,7 +352,7 @@ static int loop_start_signal_wakeup(LoopObject* self, PyObject** old_fd) {
     auv_poll_set_data(self->signal_poll, self);
     err = auv_poll_start(self->signal_poll, AUV_READABLE, loop_signal_wakeup_cb);
     if (err != 0)
-      auv__loop_stop_signal_wakeup(self);
+      auvpy_loop_stop_signal_wakeup(self);
   }
   if (err != 0) {
     r = PyObject_CallOneArg(st->set_wakeup_fd, old);
@@ -398,7 +399,7 @@ static PyObject* loop_run_engine(LoopObject* self) {
   auv_loop_unref(loop);
   self->thread_id = 0;
 
-  if (auv__loop_raise_pending(self))
+  if (auvpy_loop_raise_pending(self))
     return NULL;
   Py_RETURN_NONE;
 }
@@ -418,8 +419,8 @@ static void keep_first_error(LoopObject* self, PyObject** first, PyObject* r) {
 }
 
 
-PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused) {
-  auv_state* st;
+PyObject* auvpy_loop_run_forever(LoopObject* self, PyObject* unused) {
+  auvpy_state* st;
   PyObject* err = NULL;
   PyObject* old_hooks;
   PyObject* old_fd;
@@ -427,7 +428,7 @@ PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused) {
   PyObject* r;
 
   st = self->state;
-  if (auv__loop_check_closed(self) < 0 || loop_check_running(self) < 0)
+  if (auvpy_loop_check_closed(self) < 0 || loop_check_running(self) < 0)
     return NULL;
   if (loop_origin_tracking(self, self->debug) < 0)
     return NULL;
@@ -448,7 +449,7 @@ PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused) {
     err = PyErr_GetRaisedException();
   keep_first_error(self, &err, PyObject_CallOneArg(st->set_running_loop, Py_None));
   if (old_fd != NULL) {
-    auv__loop_stop_signal_wakeup(self);
+    auvpy_loop_stop_signal_wakeup(self);
     /* With signal handlers, the wake-up fd stays ours: a signal that comes
      * before the next run is handled then. */
     if (self->signal_handlers == NULL || PyDict_GET_SIZE(self->signal_handlers) == 0) {
@@ -488,8 +489,8 @@ PyObject* auv__loop_run_forever(LoopObject* self, PyObject* unused) {
 /* Done callback of run_until_complete()'s future: stop its loop, unless the
  * future failed with SystemExit/KeyboardInterrupt, which already ended the
  * run on their way out. */
-PyObject* auv__stop_when_done(PyObject* module, PyObject* fut) {
-  auv_state* st;
+PyObject* auvpy_stop_when_done(PyObject* module, PyObject* fut) {
+  auvpy_state* st;
   PyObject* r;
   PyObject* loop;
   int cancelled;
@@ -535,8 +536,8 @@ static int call_truth(PyObject* obj, PyObject* method) {
 }
 
 
-PyObject* auv__loop_run_until_complete(LoopObject* self, PyObject* future) {
-  auv_state* st;
+PyObject* auvpy_loop_run_until_complete(LoopObject* self, PyObject* future) {
+  auvpy_state* st;
   PyObject* err = NULL;
   PyObject* stack[2];
   PyObject* fut;
@@ -545,7 +546,7 @@ PyObject* auv__loop_run_until_complete(LoopObject* self, PyObject* future) {
   int done;
 
   st = self->state;
-  if (auv__loop_check_closed(self) < 0 || loop_check_running(self) < 0)
+  if (auvpy_loop_check_closed(self) < 0 || loop_check_running(self) < 0)
     return NULL;
 
   r = PyObject_CallOneArg(st->isfuture, future);
@@ -616,7 +617,7 @@ static int loop_close_engine(LoopObject* self) {
 
   if (self->engine_holders > 0)
     return 0;
-  err = auv__loop_free_engine(self);
+  err = auvpy_loop_free_engine(self);
   if (err != 0) {
     /* Handles or work still hold the engine: leave it (to a later
      * close(), or to the process) rather than free it under them. */
@@ -628,7 +629,7 @@ static int loop_close_engine(LoopObject* self) {
 }
 
 
-PyObject* auv__loop_close(LoopObject* self, PyObject* unused) {
+PyObject* auvpy_loop_close(LoopObject* self, PyObject* unused) {
   PyObject* executor;
   PyObject* r;
   int engine_failed;
@@ -651,10 +652,10 @@ PyObject* auv__loop_close(LoopObject* self, PyObject* unused) {
   }
 
   self->closed = 1;
-  auv__loop_stop_signal_wakeup(self);
-  auv__loop_close_listeners(self);
-  auv__loop_close_watchers(self);
-  auv__loop_drop_callbacks(self);
+  auvpy_loop_stop_signal_wakeup(self);
+  auvpy_loop_close_listeners(self);
+  auvpy_loop_close_watchers(self);
+  auvpy_loop_drop_callbacks(self);
   /* A busy engine fails the close, but only after everything else is
    * closed: the wake-up fds, the default executor. */
   engine_failed = loop_close_engine(self) < 0;

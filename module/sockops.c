@@ -45,7 +45,7 @@ static int sockop_attempt(SockOpObject* op, PyObject** value) {
       }
       /* Into the loop's read buffer, then one bytes object of the size
        * received (recv(65536) that gets 1 KiB makes a 1 KiB object). */
-      buf = op->size <= AUV_READ_BUF_SIZE ? auv__loop_read_buf(op->loop)
+      buf = op->size <= AUV_READ_BUF_SIZE ? auvpy_loop_read_buf(op->loop)
                                           : PyMem_Malloc((size_t) op->size);
       if (buf == NULL) {
         PyErr_NoMemory();
@@ -55,7 +55,7 @@ static int sockop_attempt(SockOpObject* op, PyObject** value) {
         n = recv(op->fd, buf, (size_t) op->size, 0);
       while (n < 0 && errno == EINTR);
       if (n >= 0)
-        *value = auv__bytes_copy(buf, n);
+        *value = auvpy_bytes_copy(buf, n);
       if (op->size > AUV_READ_BUF_SIZE)
         PyMem_Free(buf);
       if (n < 0)
@@ -100,7 +100,7 @@ static PyObject* sockop_done(SockOpObject* op, PyObject* fut);
  * Called with the future, as its done callback: clean up (one object for
  * both, so that waiting makes no bound method). */
 static PyObject* sockop_call(SockOpObject* op, PyObject* args, PyObject* kwargs) {
-  auv_state* st;
+  auvpy_state* st;
   PyObject* value;
   PyObject* method;
   PyObject* r;
@@ -129,7 +129,7 @@ static PyObject* sockop_call(SockOpObject* op, PyObject* args, PyObject* kwargs)
     if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
         PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
       return NULL;
-    value = auv__take_exception();
+    value = auvpy_take_exception();
     method = st->str_set_exception;
   }
   r = PyObject_CallMethodOneArg(op->fut, method, value);
@@ -160,8 +160,8 @@ static PyObject* sockop_done(SockOpObject* op, PyObject* fut) {
     fd = PyLong_FromLong(op->fd);
     if (fd == NULL)
       return NULL;
-    r = op->kind == OP_SENDALL ? auv__loop_remove_writer(op->loop, fd)
-                               : auv__loop_remove_reader(op->loop, fd);
+    r = op->kind == OP_SENDALL ? auvpy_loop_remove_writer(op->loop, fd)
+                               : auvpy_loop_remove_reader(op->loop, fd);
     Py_DECREF(fd);
     if (r == NULL)
       return NULL;
@@ -173,7 +173,7 @@ static PyObject* sockop_done(SockOpObject* op, PyObject* fut) {
 
 
 static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int kind) {
-  auv_state* st;
+  auvpy_state* st;
   SockOpObject* op;
   PyObject* stack[2];
   PyObject* fd_obj;
@@ -285,8 +285,8 @@ static PyObject* sock_start(LoopObject* self, PyObject* sock, PyObject* arg, int
     goto error_fut;
   stack[0] = fd_obj;
   stack[1] = (PyObject*) op;
-  h = kind == OP_SENDALL ? auv__loop_add_writer_handle(self, stack, 2)
-                         : auv__loop_add_reader_handle(self, stack, 2);
+  h = kind == OP_SENDALL ? auvpy_loop_add_writer_handle(self, stack, 2)
+                         : auvpy_loop_add_reader_handle(self, stack, 2);
   Py_DECREF(fd_obj);
   if (h == NULL)
     goto error_fut;
@@ -314,7 +314,7 @@ error:
 }
 
 
-PyObject* auv__loop_sock_recv(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* auvpy_loop_sock_recv(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
     PyErr_SetString(PyExc_TypeError, "_sock_recv(sock, n)");
     return NULL;
@@ -323,7 +323,7 @@ PyObject* auv__loop_sock_recv(LoopObject* self, PyObject* const* args, Py_ssize_
 }
 
 
-PyObject* auv__loop_sock_recv_into(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* auvpy_loop_sock_recv_into(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
     PyErr_SetString(PyExc_TypeError, "_sock_recv_into(sock, buf)");
     return NULL;
@@ -332,7 +332,7 @@ PyObject* auv__loop_sock_recv_into(LoopObject* self, PyObject* const* args, Py_s
 }
 
 
-PyObject* auv__loop_sock_sendall(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* auvpy_loop_sock_sendall(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
     PyErr_SetString(PyExc_TypeError, "_sock_sendall(sock, data)");
     return NULL;
@@ -378,7 +378,7 @@ static PyType_Slot sockop_slots[] = {
   {0, NULL}
 };
 
-PyType_Spec auv__sockop_spec = {
+PyType_Spec auvpy_sockop_spec = {
   .name = "asyncuv._asyncuv._SockOp",
   .basicsize = sizeof(SockOpObject),
   .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |

@@ -22,7 +22,7 @@
  *    directly; a subclass (SSLContext.sslobject_class) is called as is.
  *  - The raw transport, when it is asyncuv's own (transport.c), hands the
  *    ciphertext it read into the loop's read buffer straight to
- *    auv__sslproto_feed(), which writes it into the incoming BIO: no
+ *    auvpy_sslproto_feed(), which writes it into the incoming BIO: no
  *    get_buffer()/buffer_updated() calls, no 256 KiB buffer per
  *    connection.  Other raw transports (TLS inside TLS) use the
  *    BufferedProtocol methods, as with asyncio.
@@ -66,7 +66,7 @@ static const char* const state_names[] = {
 };
 
 /* What the module keeps for TLS (module state's tls): NULL without ssl. */
-struct auv_tls_state {
+struct auvpy_tls_state {
   PyTypeObject* ViewType;
   PyObject* SSLObject;           /* ssl.SSLObject */
   PyObject* SSLSocketType;       /* _ssl._SSLSocket, what it wraps */
@@ -165,7 +165,7 @@ static PyType_Slot view_slots[] = {
 };
 
 static PyType_Spec view_spec = {
-  .name = "asyncuv._BufferView",
+  .name = "asyncuv._asyncuv._BufferView",
   .basicsize = sizeof(ViewObject),
   .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
            Py_TPFLAGS_DISALLOW_INSTANTIATION,
@@ -243,12 +243,12 @@ struct SSLProtocolObject {
 
 /* The module state: the loop's copy while there is a loop (cheaper than
  * asking the type, on every record); the type's once it is gone. */
-static inline auv_state* proto_state(SSLProtocolObject* self) {
-  return self->loop != NULL ? self->loop->state : auv__object_state(self);
+static inline auvpy_state* proto_state(SSLProtocolObject* self) {
+  return self->loop != NULL ? self->loop->state : auvpy_object_state(self);
 }
 
 
-static inline struct auv_tls_state* tls_state(SSLProtocolObject* self) {
+static inline struct auvpy_tls_state* tls_state(SSLProtocolObject* self) {
   return proto_state(self)->tls;
 }
 
@@ -300,7 +300,7 @@ static int call1_void(PyObject* obj, PyObject* name, PyObject* arg) {
 
 /* A BIO's 'pending', or -1 with an exception. */
 static Py_ssize_t bio_pending(SSLProtocolObject* self, PyObject* bio) {
-  struct auv_tls_state* t = tls_state(self);
+  struct auvpy_tls_state* t = tls_state(self);
   PyObject* n;
   Py_ssize_t v;
 
@@ -319,7 +319,7 @@ static Py_ssize_t bio_pending(SSLProtocolObject* self, PyObject* bio) {
 
 /* bio.read() / bio.write(data) of one of the protocol's MemoryBIOs. */
 static PyObject* bio_read(SSLProtocolObject* self, PyObject* bio) {
-  struct auv_tls_state* t = tls_state(self);
+  struct auvpy_tls_state* t = tls_state(self);
 
   if (t->d_bio_read != NULL)
     return PyObject_Vectorcall(t->d_bio_read, &bio, 1, NULL);
@@ -328,7 +328,7 @@ static PyObject* bio_read(SSLProtocolObject* self, PyObject* bio) {
 
 
 static int bio_write(SSLProtocolObject* self, PyObject* bio, PyObject* data) {
-  struct auv_tls_state* t = tls_state(self);
+  struct auvpy_tls_state* t = tls_state(self);
   PyObject* args[2] = { bio, data };
   PyObject* r;
 
@@ -344,7 +344,7 @@ static int bio_write(SSLProtocolObject* self, PyObject* bio, PyObject* data) {
 /* sslobj.read(n, buffer) and sslobj.write(data): the _ssl methods
  * themselves when sslobj is the _ssl object. */
 static PyObject* sslobj_read(SSLProtocolObject* self, PyObject* n, PyObject* buffer) {
-  struct auv_tls_state* t = tls_state(self);
+  struct auvpy_tls_state* t = tls_state(self);
   PyObject* args[3] = { self->sslobj, n, buffer };
 
   if (self->direct && t->d_ssl_read != NULL)
@@ -354,7 +354,7 @@ static PyObject* sslobj_read(SSLProtocolObject* self, PyObject* n, PyObject* buf
 
 
 static PyObject* sslobj_write(SSLProtocolObject* self, PyObject* data) {
-  struct auv_tls_state* t = tls_state(self);
+  struct auvpy_tls_state* t = tls_state(self);
   PyObject* args[2] = { self->sslobj, data };
 
   if (self->direct && t->d_ssl_write != NULL)
@@ -385,7 +385,7 @@ static PyObject* view_of(SSLProtocolObject* self, char* buf, Py_ssize_t len, int
 /* Is the current exception one of asyncio's SSLAgainErrors (SSLWantReadError,
  * SSLSyscallError)?  Then it is cleared and 1 returned. */
 static int clear_again_error(SSLProtocolObject* self) {
-  struct auv_tls_state* t = tls_state(self);
+  struct auvpy_tls_state* t = tls_state(self);
 
   if (PyErr_ExceptionMatches(t->SSLWantReadError) ||
       PyErr_ExceptionMatches(t->SSLSyscallError)) {
@@ -473,7 +473,7 @@ static PyObject* call_later_method(SSLProtocolObject* self, PyObject* delay, PyO
 /* --- Errors and the waiter ------------------------------------------------------ */
 
 static void wakeup_waiter(SSLProtocolObject* self, PyObject* exc) {
-  auv_state* st = proto_state(self);
+  auvpy_state* st = proto_state(self);
   PyObject* waiter;
   PyObject* r;
   int cancelled;
@@ -504,7 +504,7 @@ static void wakeup_waiter(SSLProtocolObject* self, PyObject* exc) {
  * OS errors are logged in debug mode, others (but cancellation) go to the
  * exception handler.  Steals nothing; keeps any current exception out. */
 static void fatal_error(SSLProtocolObject* self, PyObject* exc, const char* message) {
-  auv_state* st = proto_state(self);
+  auvpy_state* st = proto_state(self);
   PyObject* transport;
   PyObject* r;
 
@@ -529,7 +529,7 @@ static void fatal_error(SSLProtocolObject* self, PyObject* exc, const char* mess
       Py_XDECREF(args);
     }
   } else if (!PyObject_TypeCheck(exc, (PyTypeObject*) st->tls->CancelledError)) {
-    auv__report_transport_error(self->loop, transport != NULL ? transport : Py_None,
+    auvpy_report_transport_error(self->loop, transport != NULL ? transport : Py_None,
                                 (PyObject*) self, message, exc);
   }
   Py_XDECREF(transport);
@@ -538,7 +538,7 @@ static void fatal_error(SSLProtocolObject* self, PyObject* exc, const char* mess
 
 /* fatal_error() with the current exception, which is taken. */
 static void fatal_error_current(SSLProtocolObject* self, const char* message) {
-  PyObject* exc = auv__take_exception();
+  PyObject* exc = auvpy_take_exception();
 
   if (exc != NULL) {
     fatal_error(self, exc, message);
@@ -614,7 +614,7 @@ static void app_flow_failed(SSLProtocolObject* self, const char* message) {
   PyObject* context;
   PyObject* r;
 
-  exc = auv__take_exception();
+  exc = auvpy_take_exception();
   context = Py_BuildValue("{sssOsOsO}", "message", message,
                           "exception", exc != NULL ? exc : Py_None,
                           "transport", self->app_transport != NULL
@@ -625,7 +625,7 @@ static void app_flow_failed(SSLProtocolObject* self, const char* message) {
     PyErr_WriteUnraisable((PyObject*) self);
     return;
   }
-  r = auv__loop_call_exception_handler(self->loop, context);
+  r = auvpy_loop_call_exception_handler(self->loop, context);
   Py_DECREF(context);
   if (r == NULL)
     PyErr_WriteUnraisable((PyObject*) self);
@@ -636,7 +636,7 @@ static void app_flow_failed(SSLProtocolObject* self, const char* message) {
 /* asyncio's _control_app_writing(): pause_writing()/resume_writing() of the
  * application at the water marks of the plaintext not yet sent (size). */
 static int control_app_writing_size(SSLProtocolObject* self, size_t size) {
-  auv_state* st = proto_state(self);
+  auvpy_state* st = proto_state(self);
   PyObject* app;
   PyObject* r;
   int pause;
@@ -655,7 +655,7 @@ static int control_app_writing_size(SSLProtocolObject* self, size_t size) {
     Py_DECREF(r);
     return 0;
   }
-  if (auv__is_exit_exception())
+  if (auvpy_is_exit_exception())
     return -1;
   app_flow_failed(self, pause ? "protocol.pause_writing() failed"
                               : "protocol.resume_writing() failed");
@@ -987,7 +987,7 @@ static int do_read_copied(SSLProtocolObject* self) {
       buf = PyBytes_AS_STRING(dest);
     } else {
       dest = NULL;
-      buf = auv__loop_read_buf(self->loop);
+      buf = auvpy_loop_read_buf(self->loop);
       if (buf == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -1033,7 +1033,7 @@ static int do_read_copied(SSLProtocolObject* self) {
           return -1;
         data = dest;
       } else {
-        data = auv__bytes_copy(buf, got);
+        data = auvpy_bytes_copy(buf, got);
         if (data == NULL)
           return -1;
       }
@@ -1060,7 +1060,7 @@ static int do_read_copied(SSLProtocolObject* self) {
 
 /* asyncio's _do_read__buffered(): into the application's own buffer. */
 static int do_read_buffered(SSLProtocolObject* self) {
-  auv_state* st = proto_state(self);
+  auvpy_state* st = proto_state(self);
   PyObject* hint;
   PyObject* buf;
   PyObject* r;
@@ -1137,7 +1137,7 @@ static int do_read_buffered(SSLProtocolObject* self) {
   }
   PyBuffer_Release(&view);
   if (read_more &&
-      auv__loop_call_soon_method(self->loop, (PyObject*) self, st->tls->str_do_read_cb, NULL) < 0)
+      auvpy_loop_call_soon_method(self->loop, (PyObject*) self, st->tls->str_do_read_cb, NULL) < 0)
     return -1;
   if (offset > 0) {
     PyObject* nbytes = PyLong_FromSsize_t(offset);
@@ -1210,7 +1210,7 @@ static int call_eof_received(SSLProtocolObject* self) {
   if (keep_open > 0)
     log_warning(self, "returning true from eof_received() has no effect when using ssl");
   if (keep_open < 0) {
-    if (auv__is_exit_exception())
+    if (auvpy_is_exit_exception())
       return -1;
     fatal_error_current(self, "Error calling eof_received()");
   }
@@ -1221,7 +1221,7 @@ static int call_eof_received(SSLProtocolObject* self) {
 /* --- Flow control of the raw transport's reading ------------------------------------ */
 
 static int control_ssl_reading(SSLProtocolObject* self) {
-  struct auv_tls_state* t = tls_state(self);
+  struct auvpy_tls_state* t = tls_state(self);
   PyObject* transport;
   Py_ssize_t size;
   int r;
@@ -1265,7 +1265,7 @@ static int do_handshake(SSLProtocolObject* self) {
     return process_outgoing(self);
   if (!PyErr_ExceptionMatches(tls_state(self)->SSLError))
     return -1;
-  exc = auv__take_exception();
+  exc = auvpy_take_exception();
   rc = on_handshake_complete(self, exc);
   Py_XDECREF(exc);
   return rc;
@@ -1273,7 +1273,7 @@ static int do_handshake(SSLProtocolObject* self) {
 
 
 static int on_handshake_complete(SSLProtocolObject* self, PyObject* handshake_exc) {
-  struct auv_tls_state* t = tls_state(self);
+  struct auvpy_tls_state* t = tls_state(self);
   PyObject* peercert;
   PyObject* cipher;
   PyObject* compression;
@@ -1342,7 +1342,7 @@ static int on_handshake_complete(SSLProtocolObject* self, PyObject* handshake_ex
 failed:
   if (!is_exception())
     return -1;
-  exc = auv__take_exception();
+  exc = auvpy_take_exception();
 failed_with:
   self->state = S_UNWRAPPED;
   fatal_error(self, exc,
@@ -1382,7 +1382,7 @@ static int start_handshake(SSLProtocolObject* self) {
 static int do_shutdown(SSLProtocolObject* self);
 
 static int tls_abort(SSLProtocolObject* self, PyObject* exc) {
-  struct auv_tls_state* t = tls_state(self);
+  struct auvpy_tls_state* t = tls_state(self);
   PyObject* transport;
   int r;
 
@@ -1411,7 +1411,7 @@ static int on_shutdown_complete(SSLProtocolObject* self, PyObject* exc) {
     return 0;
   }
   transport = Py_NewRef(self->transport != NULL ? self->transport : Py_None);
-  r = auv__loop_call_soon_method(self->loop, transport, proto_state(self)->str_close,
+  r = auvpy_loop_call_soon_method(self->loop, transport, proto_state(self)->str_close,
                                  NULL);
   Py_DECREF(transport);
   return r;
@@ -1419,7 +1419,7 @@ static int on_shutdown_complete(SSLProtocolObject* self, PyObject* exc) {
 
 
 static int do_shutdown(SSLProtocolObject* self) {
-  struct auv_tls_state* t = tls_state(self);
+  struct auvpy_tls_state* t = tls_state(self);
   PyObject* r;
   PyObject* exc;
   int rc;
@@ -1431,7 +1431,7 @@ static int do_shutdown(SSLProtocolObject* self) {
         return process_outgoing(self);
       if (!PyErr_ExceptionMatches(t->SSLError))
         return -1;
-      exc = auv__take_exception();
+      exc = auvpy_take_exception();
       rc = on_shutdown_complete(self, exc);
       Py_XDECREF(exc);
       return rc;
@@ -1516,7 +1516,7 @@ static int feed(SSLProtocolObject* self, char* data, Py_ssize_t len) {
 /* transport.c: ciphertext read by asyncuv's socket transport, from its
  * buffer; 0, or -1 with an exception as the protocol's buffer_updated()
  * would have raised it. */
-int auv__sslproto_feed(PyObject* protocol, char* data, size_t len) {
+int auvpy_sslproto_feed(PyObject* protocol, char* data, size_t len) {
   int r;
 
   Py_INCREF(protocol);
@@ -1548,7 +1548,7 @@ static PyObject* proto_connection_made(SSLProtocolObject* self, PyObject* transp
 
 
 static PyObject* proto_connection_lost(SSLProtocolObject* self, PyObject* exc) {
-  auv_state* st = proto_state(self);
+  auvpy_state* st = proto_state(self);
   PyObject* r;
   int rc = 0;
 
@@ -1569,7 +1569,7 @@ static PyObject* proto_connection_lost(SSLProtocolObject* self, PyObject* exc) {
   if (self->state != S_DO_HANDSHAKE &&
       (self->app_state == A_CON_MADE || self->app_state == A_EOF)) {
     self->app_state = A_CON_LOST;
-    rc = auv__loop_call_soon_method(self->loop,
+    rc = auvpy_loop_call_soon_method(self->loop,
                                     self->app_protocol != NULL ? self->app_protocol : Py_None,
                                     st->str_connection_lost, exc);
   }
@@ -1760,7 +1760,7 @@ static PyObject* proto_do_read_cb(SSLProtocolObject* self, PyObject* unused) {
 /* --- The application's side -------------------------------------------------------- */
 
 static int set_app_protocol(SSLProtocolObject* self, PyObject* protocol) {
-  auv_state* st = proto_state(self);
+  auvpy_state* st = proto_state(self);
   PyObject* get_buffer = NULL;
   PyObject* buffer_updated = NULL;
   PyObject* data_received = NULL;
@@ -1807,7 +1807,7 @@ static int set_app_protocol(SSLProtocolObject* self, PyObject* protocol) {
 
 
 static PyObject* get_extra_info(SSLProtocolObject* self, PyObject* name, PyObject* dflt) {
-  struct auv_tls_state* t = tls_state(self);
+  struct auvpy_tls_state* t = tls_state(self);
 
   if (PyUnicode_Check(name)) {
     if (PyUnicode_Compare(name, t->str_sslcontext) == 0)
@@ -1863,7 +1863,7 @@ static SSLProtocolObject* app_proto(SSLTransportObject* self, const char* attr) 
 
 
 static int app_check_thread(SSLTransportObject* self) {
-  return auv__loop_check_thread(self->loop);
+  return auvpy_loop_check_thread(self->loop);
 }
 
 
@@ -1874,7 +1874,7 @@ static PyObject* tr_get_extra_info(SSLTransportObject* self, PyObject* const* ar
   PyObject* dflt;
   PyObject* r;
 
-  if (auv__parse_extra_info_args(args, nargs, kwnames, &name, &dflt) < 0)
+  if (auvpy_parse_extra_info_args(args, nargs, kwnames, &name, &dflt) < 0)
     return NULL;
   proto = app_proto(self, "_get_extra_info");
   if (proto == NULL)
@@ -1923,7 +1923,7 @@ static PyObject* tr_is_closing(SSLTransportObject* self, PyObject* unused) {
     Py_RETURN_FALSE;
   {
     PyObject* transport = Py_NewRef(proto->transport);
-    PyObject* r = call0(transport, auv__object_state(self)->str_is_closing);
+    PyObject* r = call0(transport, auvpy_object_state(self)->str_is_closing);
     Py_DECREF(transport);
     return r;
   }
@@ -1979,7 +1979,7 @@ static PyObject* tr_resume_reading(SSLTransportObject* self, PyObject* unused) {
     return NULL;
   if (proto->app_reading_paused) {
     proto->app_reading_paused = 0;
-    if (auv__loop_call_soon_method(proto->loop, (PyObject*) proto,
+    if (auvpy_loop_call_soon_method(proto->loop, (PyObject*) proto,
                                    tls_state(proto)->str_resume_cb, NULL) < 0)
       return NULL;
   }
@@ -2204,7 +2204,7 @@ static PyObject* tr_get_start_tls_compatible(SSLTransportObject* self, void* clo
 
 
 static PyObject* tr_get_sendfile_compatible(SSLTransportObject* self, void* closure) {
-  return Py_NewRef(auv__object_state(self)->tls->sendfile_fallback);
+  return Py_NewRef(auvpy_object_state(self)->tls->sendfile_fallback);
 }
 
 
@@ -2317,7 +2317,7 @@ static PyType_Slot tr_slots[] = {
 };
 
 static PyType_Spec tr_spec = {
-  .name = "asyncuv.SSLTransport",
+  .name = "asyncuv._asyncuv.SSLTransport",
   .basicsize = sizeof(SSLTransportObject),
   .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
   .slots = tr_slots,
@@ -2332,8 +2332,8 @@ static PyType_Spec tr_spec = {
  * _make_ssl_transport() and start_tls(), which have resolved the context
  * (ssl=True) and the timeouts (None: asyncio's constants) and checked them. */
 static PyObject* proto_create(PyTypeObject* type, PyObject* const* args, Py_ssize_t nargs) {
-  auv_state* st;
-  struct auv_tls_state* t;
+  auvpy_state* st;
+  struct auvpy_tls_state* t;
   SSLProtocolObject* self;
   PyObject* hostname;
   PyObject* wrap_args[5];
@@ -2341,7 +2341,7 @@ static PyObject* proto_create(PyTypeObject* type, PyObject* const* args, Py_ssiz
   int call_made;
   int truth;
 
-  st = auv__state_from_type(type);
+  st = auvpy_state_from_type(type);
   if (st == NULL)
     return NULL;
   t = st->tls;
@@ -2600,7 +2600,7 @@ static PyType_Slot proto_slots[] = {
 };
 
 static PyType_Spec proto_spec = {
-  .name = "asyncuv.SSLProtocol",
+  .name = "asyncuv._asyncuv.SSLProtocol",
   .basicsize = sizeof(SSLProtocolObject),
   .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
   .slots = proto_slots,
@@ -2634,8 +2634,8 @@ static PyObject* method_descriptor(PyObject* type, const char* name) {
 }
 
 
-int auv__tls_init(PyObject* module, auv_state* st) {
-  struct auv_tls_state* t;
+int auvpy_tls_init(PyObject* module, auvpy_state* st) {
+  struct auvpy_tls_state* t;
   PyObject* base;
   PyObject* mode;
 
@@ -2770,8 +2770,8 @@ int auv__tls_init(PyObject* module, auv_state* st) {
   X(str_resume_cb) X(str_do_read_cb) X(str_sslcontext) X(str_peercert)         \
   X(str_cipher_key) X(str_compression_key) X(str_ssl_object)
 
-int auv__tls_traverse(auv_state* st, visitproc visit, void* arg) {
-  struct auv_tls_state* t = st->tls;
+int auvpy_tls_traverse(auvpy_state* st, visitproc visit, void* arg) {
+  struct auvpy_tls_state* t = st->tls;
 
   Py_VISIT(st->SSLProtocolType);
   Py_VISIT(st->SSLTransportType);
@@ -2784,8 +2784,8 @@ int auv__tls_traverse(auv_state* st, visitproc visit, void* arg) {
 }
 
 
-void auv__tls_clear(auv_state* st) {
-  struct auv_tls_state* t = st->tls;
+void auvpy_tls_clear(auvpy_state* st) {
+  struct auvpy_tls_state* t = st->tls;
 
   Py_CLEAR(st->SSLProtocolType);
   Py_CLEAR(st->SSLTransportType);
@@ -2797,8 +2797,8 @@ void auv__tls_clear(auv_state* st) {
 }
 
 
-void auv__tls_free(auv_state* st) {
-  auv__tls_clear(st);
+void auvpy_tls_free(auvpy_state* st) {
+  auvpy_tls_clear(st);
   PyMem_Free(st->tls);
   st->tls = NULL;
 }

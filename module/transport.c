@@ -116,14 +116,14 @@ static void share_peer_host(LoopObject* loop, PyObject* name) {
 
 /* The module state: the loop's copy, or the type's once the loop is gone
  * (released at connection_lost(), or cleared by the collector). */
-static inline auv_state* transport_state(TransportObject* self) {
-  return self->loop != NULL ? self->loop->state : auv__object_state(self);
+static inline auvpy_state* transport_state(TransportObject* self) {
+  return self->loop != NULL ? self->loop->state : auvpy_object_state(self);
 }
 
 
 static int transport_call_soon_method(TransportObject* self, PyObject* name,
                                       PyObject* arg) {
-  return auv__loop_call_soon_method(self->loop, (PyObject*) self, name, arg);
+  return auvpy_loop_call_soon_method(self->loop, (PyObject*) self, name, arg);
 }
 
 
@@ -148,7 +148,7 @@ static size_t transport_buffer_size(TransportObject* self) {
 
 static void report_protocol_error(TransportObject* self, const char* message,
                                   PyObject* exc) {
-  auv__report_transport_error(self->loop, (PyObject*) self, self->protocol, message, exc);
+  auvpy_report_transport_error(self->loop, (PyObject*) self, self->protocol, message, exc);
 }
 
 
@@ -172,11 +172,11 @@ static void transport_force_close(TransportObject* self, PyObject* exc) {
 static void transport_fatal_error(TransportObject* self, const char* message) {
   PyObject* exc;
 
-  if (auv__is_exit_exception()) {
+  if (auvpy_is_exit_exception()) {
     auvpy_callback_failed(self->loop, (PyObject*) self, self->protocol, message);
     return;
   }
-  exc = auv__take_exception();
+  exc = auvpy_take_exception();
   if (self->loop != NULL && PyObject_TypeCheck(exc, (PyTypeObject*) PyExc_OSError)) {
     if (self->loop->debug) {
       /* asyncio: logger.debug("%r: %s", self, message, exc_info=True). */
@@ -185,7 +185,7 @@ static void transport_fatal_error(TransportObject* self, const char* message) {
         PyErr_WriteUnraisable((PyObject*) self);
       } else {
         PyErr_SetObject((PyObject*) Py_TYPE(exc), exc);
-        auv__log_with_exc_info(transport_state(self), transport_state(self)->str_debug, args);
+        auvpy_log_with_exc_info(transport_state(self), transport_state(self)->str_debug, args);
         Py_DECREF(args);
       }
     }
@@ -263,8 +263,8 @@ static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
   self = auv_stream_get_data(stream);
   if (self->tls) {
     /* TLS: the ciphertext goes from the loop's buffer into the SSL
-     * protocol's incoming BIO (auv__sslproto_feed()). */
-    *base = auv__loop_read_buf(self->loop);
+     * protocol's incoming BIO (auvpy_sslproto_feed()). */
+    *base = auvpy_loop_read_buf(self->loop);
     *len = *base != NULL ? AUV_READ_BUF_SIZE : 0;
     return;
   }
@@ -282,14 +282,14 @@ static void transport_alloc_cb(auv_stream_t* stream, size_t suggested,
       }
       PyErr_Clear();  /* the loop's buffer will do */
     }
-    *base = auv__loop_read_buf(self->loop);
+    *base = auvpy_loop_read_buf(self->loop);
     *len = *base != NULL ? AUV_READ_BUF_SIZE : 0;
     return;
   }
   Py_INCREF(self);
-  ctx = auv__context_enter(self->context);  /* get_buffer() runs in it */
+  ctx = auvpy_context_enter(self->context);  /* get_buffer() runs in it */
   transport_alloc_buffered(self, suggested, base, len);
-  auv__context_exit(ctx);
+  auvpy_context_exit(ctx);
   Py_DECREF(self);
 }
 
@@ -323,7 +323,7 @@ static void transport_alloc_buffered(TransportObject* self, size_t suggested,
   }
   /* Reported by the read callback, which the engine calls next. */
   if (PyErr_Occurred())
-    Py_XSETREF(self->read_error, auv__take_exception());
+    Py_XSETREF(self->read_error, auvpy_take_exception());
 }
 
 
@@ -370,7 +370,7 @@ static PyObject* deliver_copy(TransportObject* self, const char* base, ssize_t n
   Py_ssize_t len;
 
   if (!self->buffered) {
-    PyObject* data = auv__bytes_copy(base, nread);
+    PyObject* data = auvpy_bytes_copy(base, nread);
     if (data == NULL)
       return NULL;
     r = call_cached(self->data_received, data);
@@ -419,7 +419,7 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
 
   self = auv_stream_get_data(stream);
   Py_INCREF(self);  /* a protocol callback may close and drop us */
-  ctx = auv__context_enter(self->context);
+  ctx = auvpy_context_enter(self->context);
 
   /* The read went into a BufferedProtocol's buffer: released at the end,
    * after whatever the protocol does with it (get_buffer() may even have
@@ -463,7 +463,7 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
     if (self->conn_lost)
       goto done;
     if (self->tls && !in_rbuf) {
-      r = auv__sslproto_feed(self->protocol, base, (size_t) nread) < 0 ? NULL
+      r = auvpy_sslproto_feed(self->protocol, base, (size_t) nread) < 0 ? NULL
           : Py_NewRef(Py_None);
       if (r == NULL)
         transport_fatal_error(self, "Fatal error: protocol.buffer_updated() call failed.");
@@ -492,7 +492,7 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
          * copy.  rbytes stays for the next read: a bytes object cannot be
          * shrunk with the public API, and shrinking it (then allocating a
          * new one) cost an mremap and fresh pages per read. */
-        data = auv__bytes_copy(base, nread);
+        data = auvpy_bytes_copy(base, nread);
       }
       self->bulk = nread >= AUV_READ_BUF_SIZE / 2;
       if (!self->bulk)
@@ -516,7 +516,7 @@ static void transport_read_cb(auv_stream_t* stream, ssize_t nread, char* base) {
 done:
   if (in_rbuf)
     PyBuffer_Release(&view);
-  auv__context_exit(ctx);
+  auvpy_context_exit(ctx);
   Py_DECREF(self);
 }
 
@@ -549,7 +549,7 @@ static int transport_take_context(TransportObject* self) {
 
 /* The first reading starts after connection_made(): queued after it. */
 static PyObject* transport_start_reading_method(TransportObject* self, PyObject* unused) {
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (transport_take_context(self) < 0)
     return NULL;
@@ -563,7 +563,7 @@ static PyObject* transport_start_reading_method(TransportObject* self, PyObject*
 /* --- loop.sendfile ------------------------------------------------------------ */
 
 /* fut.set_result(value) / fut.set_exception(value), unless fut is done. */
-static void future_set(auv_state* st, PyObject* fut, PyObject* method, PyObject* value) {
+static void future_set(auvpy_state* st, PyObject* fut, PyObject* method, PyObject* value) {
   PyObject* done;
   PyObject* r;
   int is_done;
@@ -595,7 +595,7 @@ static void transport_sendfile_cb(auv_sendfile_t* req, int status, uint64_t sent
   PyObject* exceptions;
   PyObject* type;
   PyObject* value;
-  auv_state* st;
+  auvpy_state* st;
 
   self = auv_sendfile_get_data(req);  /* the request's reference */
   sf = self->sf;
@@ -634,7 +634,7 @@ static void transport_sendfile_cb(auv_sendfile_t* req, int status, uint64_t sent
     auvpy_oserror(status);
   }
   if (PyErr_Occurred()) {
-    value = auv__take_exception();
+    value = auvpy_take_exception();
     if (value != NULL)
       future_set(st, sf->fut, st->str_set_exception, value);
     Py_XDECREF(value);
@@ -657,7 +657,7 @@ static PyObject* transport_sendfile(TransportObject* self, PyObject* args) {
 
   if (!PyArg_ParseTuple(args, "iLK:_sendfile", &in_fd, &offset, &count))
     return NULL;
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (self->loop == NULL || self->stream == NULL) {
     PyErr_SetString(PyExc_ConnectionError, "Connection is closed by peer");
@@ -713,7 +713,7 @@ static void transport_sendfile_clear(TransportObject* self) {
 static PyObject* transport_sendfile_finish(TransportObject* self, PyObject* unused) {
   uint64_t sent;
 
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   sent = 0;
   if (self->sf != NULL)
@@ -779,7 +779,7 @@ static void transport_drain_cb(auv_stream_t* stream, int status) {
   Py_INCREF(self);
   /* asyncio's writer callback: made by the write() that found the queue
    * empty, in that call's context. */
-  ctx = auv__context_enter(self->write_context != NULL ? self->write_context
+  ctx = auvpy_context_enter(self->write_context != NULL ? self->write_context
                                                        : self->context);
   if (status < 0) {
     auvpy_oserror(status);
@@ -798,14 +798,14 @@ static void transport_drain_cb(auv_stream_t* stream, int status) {
         PyErr_WriteUnraisable((PyObject*) self);
     }
   }
-  auv__context_exit(ctx);
+  auvpy_context_exit(ctx);
   Py_DECREF(self);
 }
 
 
 /* type(obj).__name__, as asyncio's messages show it (tp_name without its
  * module, for the types of C). */
-const char* auv__type_name(PyObject* obj) {
+const char* auvpy_type_name(PyObject* obj) {
   const char* name = Py_TYPE(obj)->tp_name;
   const char* dot = strrchr(name, '.');
   return dot != NULL ? dot + 1 : name;
@@ -816,7 +816,7 @@ const char* auv__type_name(PyObject* obj) {
  * memoryview) in *view.  A memoryview that is not C-contiguous (a slice
  * with a step) is copied into *copy first: asyncio takes it too.  -1 with
  * an exception set; else the caller releases view and copy. */
-int auv__get_data_buffer(PyObject* data, Py_buffer* view, PyObject** copy) {
+int auvpy_get_data_buffer(PyObject* data, Py_buffer* view, PyObject** copy) {
   *copy = NULL;
   if (PyObject_GetBuffer(data, view, PyBUF_SIMPLE) == 0)
     return 0;
@@ -865,10 +865,10 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
       /* asyncio's write pipe: assert isinstance(...), repr(data). */
       PyErr_Format(PyExc_AssertionError, "%R", data);
     else
-      PyErr_Format(PyExc_TypeError, AUV_WRITE_DATA_TYPE_ERROR, auv__type_name(data));
+      PyErr_Format(PyExc_TypeError, AUV_WRITE_DATA_TYPE_ERROR, auvpy_type_name(data));
     return NULL;
   }
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (self->eof) {
     PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
@@ -884,7 +884,7 @@ static PyObject* transport_write(TransportObject* self, PyObject* data) {
     buf.len = (size_t) PyBytes_GET_SIZE(data);
     view.obj = NULL;
   } else {
-    if (auv__get_data_buffer(data, &view, &copy) < 0)
+    if (auvpy_get_data_buffer(data, &view, &copy) < 0)
       return NULL;
     buf.base = view.buf;
     buf.len = (size_t) view.len;
@@ -917,7 +917,7 @@ out:
     PyBuffer_Release(&view);
   Py_XDECREF(copy);
   /* A KeyboardInterrupt in a protocol callback: raise it here. */
-  if (auv__loop_raise_pending(self->loop))
+  if (auvpy_loop_raise_pending(self->loop))
     return NULL;
   Py_RETURN_NONE;
 error:
@@ -978,7 +978,7 @@ static void transport_shutdown_cb(auv_stream_t* stream, int status) {
 static PyObject* transport_write_eof(TransportObject* self, PyObject* unused) {
   int err;
 
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (self->closing || self->eof)
     Py_RETURN_NONE;
@@ -1002,7 +1002,7 @@ static PyObject* transport_can_write_eof(TransportObject* self, PyObject* unused
 /* --- Closing ------------------------------------------------------------------- */
 
 static PyObject* transport_close(TransportObject* self, PyObject* unused) {
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (self->closing)
     Py_RETURN_NONE;
@@ -1021,7 +1021,7 @@ static PyObject* transport_close(TransportObject* self, PyObject* unused) {
 
 
 static PyObject* transport_abort(TransportObject* self, PyObject* unused) {
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   transport_force_close(self, NULL);
   Py_RETURN_NONE;
@@ -1030,7 +1030,7 @@ static PyObject* transport_abort(TransportObject* self, PyObject* unused) {
 
 /* asyncio's SSLProtocol calls its transport's _force_close(exc). */
 static PyObject* transport_force_close_method(TransportObject* self, PyObject* exc) {
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   transport_force_close(self, exc == Py_None ? NULL : exc);
   Py_RETURN_NONE;
@@ -1056,7 +1056,7 @@ static int transport_check_reads(TransportObject* self) {
 
 
 static void transport_forget_fd(TransportObject* self) {
-  auv__loop_disown_fd(self->loop, self->fd, (PyObject*) self);
+  auvpy_loop_disown_fd(self->loop, self->fd, (PyObject*) self);
 }
 
 
@@ -1065,7 +1065,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   PyObject* error;
   PyObject* server;
 
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (self->loop == NULL)  /* done before: everything is released */
     Py_RETURN_NONE;
@@ -1154,7 +1154,7 @@ static int transport_set_protocol_impl(TransportObject* self, PyObject* protocol
       return -1;
   }
   self->buffered = (char) buffered;
-  self->tls = (char) auv__is_sslproto(transport_state(self), protocol);
+  self->tls = (char) auvpy_is_sslproto(transport_state(self), protocol);
   Py_XSETREF(self->data_received, data_received);
   Py_XSETREF(self->get_buffer, get_buffer);
   Py_XSETREF(self->buffer_updated, buffer_updated);
@@ -1206,7 +1206,7 @@ static int transport_log_debug(TransportObject* self, const char* fmt) {
 static PyObject* transport_pause_reading(TransportObject* self, PyObject* unused) {
   if (transport_check_reads(self) < 0)
     return NULL;
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (self->closing || self->paused)
     Py_RETURN_NONE;
@@ -1222,7 +1222,7 @@ static PyObject* transport_pause_reading(TransportObject* self, PyObject* unused
 static PyObject* transport_resume_reading(TransportObject* self, PyObject* unused) {
   if (transport_check_reads(self) < 0)
     return NULL;
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (self->closing || !self->paused)
     Py_RETURN_NONE;
@@ -1268,7 +1268,7 @@ static PyObject* transport_set_write_buffer_limits(TransportObject* self, PyObje
 
 
 /* get_extra_info(name, default=None). */
-int auv__parse_extra_info_args(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+int auvpy_parse_extra_info_args(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
                                PyObject** name, PyObject** dflt) {
   Py_ssize_t i;
 
@@ -1300,7 +1300,7 @@ static PyObject* transport_get_extra_info(TransportObject* self, PyObject* const
   PyObject* dflt;
   PyObject* value;
 
-  if (auv__parse_extra_info_args(args, nargs, kwnames, &name, &dflt) < 0)
+  if (auvpy_parse_extra_info_args(args, nargs, kwnames, &name, &dflt) < 0)
     return NULL;
   /* The common keys live in fields: no dict per connection. */
   if (PyUnicode_Check(name)) {
@@ -1377,7 +1377,7 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
                                   PyObject* waiter, PyObject* extra, PyObject* server,
                                   int pipe, int watch_peer);
 
-PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
+PyObject* auvpy_loop_make_socket_transport(LoopObject* loop, PyObject* args,
                                           PyObject* kwargs) {
   static char* kwlist[] = { "sock", "protocol", "waiter", "extra", "server", NULL };
   PyObject* sock;
@@ -1396,7 +1396,7 @@ PyObject* auv__loop_make_socket_transport(LoopObject* loop, PyObject* args,
 /* loop._make_write_pipe_transport(pipe, protocol, waiter, extra, watch_peer):
  * the caller checked the file type.  watch_peer (a pipe, FIFO or socket)
  * makes the transport learn at once that the reader went away. */
-PyObject* auv__loop_make_write_pipe_transport(LoopObject* loop, PyObject* args) {
+PyObject* auvpy_loop_make_write_pipe_transport(LoopObject* loop, PyObject* args) {
   PyObject* pipe;
   PyObject* protocol;
   PyObject* waiter;
@@ -1417,9 +1417,9 @@ static PyObject* transport_create(LoopObject* loop, PyObject* sock, PyObject* pr
   int fd;
   int err;
 
-  if (auv__loop_check_closed(loop) < 0 || auv__loop_check_thread(loop) < 0)
+  if (auvpy_loop_check_closed(loop) < 0 || auvpy_loop_check_thread(loop) < 0)
     return NULL;
-  fd = auv__fileobj_to_fd(loop->state, sock);
+  fd = auvpy_fileobj_to_fd(loop->state, sock);
   if (fd < 0)
     return NULL;
 
@@ -1507,7 +1507,7 @@ names_done:
   if (!pipe)
     auv_tcp_nodelay(fd, 1);  /* asyncio disables Nagle; fails harmlessly on non-TCP */
 
-  if (auv__loop_own_fd(loop, fd, (PyObject*) self) < 0)
+  if (auvpy_loop_own_fd(loop, fd, (PyObject*) self) < 0)
     goto error;
 
   if (server != Py_None) {
@@ -1520,10 +1520,10 @@ names_done:
   }
 
   /* connection_made(), then reading, then the waiter: asyncio's order. */
-  if (auv__loop_call_soon_method(loop, protocol, loop->state->str_connection_made,
+  if (auvpy_loop_call_soon_method(loop, protocol, loop->state->str_connection_made,
                                  (PyObject*) self) < 0 ||
       (watch_peer && transport_call_soon_method(self, loop->state->str_start_reading, NULL) < 0) ||
-      (waiter != Py_None && auv__loop_wake_waiter_soon(loop, waiter) < 0))
+      (waiter != Py_None && auvpy_loop_wake_waiter_soon(loop, waiter) < 0))
     goto error;
   return (PyObject*) self;
 
@@ -1599,7 +1599,7 @@ static void transport_release_unclosed(PyObject* self) {
 
 /* For the loop's traversal: the engine's reference, while the stream is
  * open (the loop's close callback drops it). */
-int auv__transport_visit_engine_ref(PyObject* transport, visitproc visit, void* arg) {
+int auvpy_transport_visit_engine_ref(PyObject* transport, visitproc visit, void* arg) {
   if (((TransportObject*) transport)->stream != NULL)
     Py_VISIT(transport);
   return 0;
@@ -1608,7 +1608,7 @@ int auv__transport_visit_engine_ref(PyObject* transport, visitproc visit, void* 
 
 /* An unclosed transport warns when collected and closes its socket. */
 static void transport_finalize(TransportObject* self) {
-  auv__finalize_unclosed((PyObject*) self, &self->sock, transport_release_unclosed);
+  auvpy_finalize_unclosed((PyObject*) self, &self->sock, transport_release_unclosed);
 }
 
 
@@ -1631,7 +1631,7 @@ static void transport_dealloc(TransportObject* self) {
 
 
 /* Called by the loop at close(): the engine stream must not outlive it. */
-void auv__transport_close_stream(PyObject* transport) {
+void auvpy_transport_close_stream(PyObject* transport) {
   transport_close_stream((TransportObject*) transport);
 }
 
@@ -1689,7 +1689,7 @@ static PyObject* transport_get_pipe(TransportObject* self, void* closure) {
 
 
 static int transport_set_pipe(TransportObject* self, PyObject* value, void* closure) {
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return -1;
   if (!self->pipe || value != Py_None) {
     PyErr_SetString(PyExc_AttributeError, "_pipe can only be set to None on a pipe transport");
@@ -1723,11 +1723,11 @@ static PyType_Slot transport_slots[] = {
   {0, NULL}
 };
 
-PyType_Spec auv__transport_spec = {
-  .name = "asyncuv.SocketTransport",
+PyType_Spec auvpy_transport_spec = {
+  .name = "asyncuv._asyncuv.SocketTransport",
   .basicsize = sizeof(TransportObject),
   .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
   .slots = transport_slots,
 };
 
-size_t auv__transport_pad_end = offsetof(TransportObject, loop);
+size_t auvpy_transport_pad_end = offsetof(TransportObject, loop);

@@ -143,15 +143,15 @@ void auvpy_callback_failed(LoopObject* loop, PyObject* transport, PyObject* prot
                            const char* message) {
   PyObject* exc;
 
-  if (auv__is_exit_exception()) {
+  if (auvpy_is_exit_exception()) {
     if (loop != NULL)
-      auv__loop_set_pending(loop);
+      auvpy_loop_set_pending(loop);
     else
       PyErr_WriteUnraisable(transport);
     return;
   }
-  exc = auv__take_exception();
-  auv__report_transport_error(loop, transport, protocol, message, exc);
+  exc = auvpy_take_exception();
+  auvpy_report_transport_error(loop, transport, protocol, message, exc);
   Py_XDECREF(exc);
 }
 
@@ -177,7 +177,7 @@ void auvpy_write_after_lost(LoopObject* loop, int* conn_lost) {
 /* protocol.connection_lost(exc) (None if there is no protocol), the
  * protocol held for the length of the call; what it raised is taken into
  * *error, to be raised again by auvpy_connection_lost_return(). */
-PyObject* auvpy_connection_lost_call(auv_state* st, PyObject* protocol, PyObject* exc,
+PyObject* auvpy_connection_lost_call(auvpy_state* st, PyObject* protocol, PyObject* exc,
                                      PyObject** error) {
   PyObject* r;
 
@@ -195,11 +195,11 @@ PyObject* auvpy_connection_lost_call(auv_state* st, PyObject* protocol, PyObject
 
 /* After connection_lost(), whatever it did: the loop forgets the fd, the
  * socket object is closed and released. */
-void auvpy_connection_lost_release(auv_state* st, LoopObject* loop, PyObject* transport,
+void auvpy_connection_lost_release(auvpy_state* st, LoopObject* loop, PyObject* transport,
                                    int fd, PyObject** sock) {
   PyObject* c;
 
-  auv__loop_disown_fd(loop, fd, transport);
+  auvpy_loop_disown_fd(loop, fd, transport);
   if (*sock != NULL) {
     c = PyObject_CallMethodNoArgs(*sock, st->str_close);
     if (c == NULL)

@@ -49,8 +49,8 @@ typedef struct {
 
 /* The module state: the loop's copy, or the type's once the loop is gone
  * (released at connection_lost(), or cleared by the collector). */
-static inline auv_state* datagram_state(DatagramObject* self) {
-  return self->loop != NULL ? self->loop->state : auv__object_state(self);
+static inline auvpy_state* datagram_state(DatagramObject* self) {
+  return self->loop != NULL ? self->loop->state : auvpy_object_state(self);
 }
 
 
@@ -73,12 +73,12 @@ static size_t datagram_buffer_size(DatagramObject* self) {
 
 
 static int datagram_call_soon_method(DatagramObject* self, PyObject* name, PyObject* arg) {
-  return auv__loop_call_soon_method(self->loop, (PyObject*) self, name, arg);
+  return auvpy_loop_call_soon_method(self->loop, (PyObject*) self, name, arg);
 }
 
 
 static void datagram_report(DatagramObject* self, const char* message, PyObject* exc) {
-  auv__report_transport_error(self->loop, (PyObject*) self, self->protocol, message, exc);
+  auvpy_report_transport_error(self->loop, (PyObject*) self, self->protocol, message, exc);
 }
 
 
@@ -136,7 +136,7 @@ static void datagram_error_received(DatagramObject* self, int err) {
   if (self->error_received == NULL)
     return;
   auvpy_oserror(err);
-  exc = auv__take_exception();
+  exc = auvpy_take_exception();
   if (exc == NULL)
     return;
   r = call_held(self->error_received, &exc, 1);
@@ -279,7 +279,7 @@ static void datagram_alloc_cb(auv_udp_t* udp, size_t suggested, char** base, siz
   DatagramObject* self;
 
   self = auv_udp_get_data(udp);
-  *base = auv__loop_read_buf(self->loop);
+  *base = auvpy_loop_read_buf(self->loop);
   *len = *base != NULL ? AUV_READ_BUF_SIZE : 0;
 }
 
@@ -296,9 +296,9 @@ static void datagram_recv_cb(auv_udp_t* udp, ssize_t nread, char* base,
   if (self->conn_lost || nread == -EAGAIN)
     return;
   Py_INCREF(self);  /* a protocol callback may close and drop us */
-  ctx = auv__context_enter(self->context);
+  ctx = auvpy_context_enter(self->context);
   if (nread >= 0) {
-    data = auv__bytes_copy(base, nread);
+    data = auvpy_bytes_copy(base, nread);
     pyaddr = data != NULL ? address_from_sockaddr(addr, addrlen) : NULL;
     r = NULL;
     if (pyaddr != NULL) {
@@ -316,7 +316,7 @@ static void datagram_recv_cb(auv_udp_t* udp, ssize_t nread, char* base,
   } else {
     datagram_error_received(self, (int) nread);
   }
-  auv__context_exit(ctx);
+  auvpy_context_exit(ctx);
   Py_DECREF(self);
 }
 
@@ -327,7 +327,7 @@ static void datagram_send_cb(auv_udp_t* udp, int status) {
 
   self = auv_udp_get_data(udp);
   Py_INCREF(self);
-  ctx = auv__context_enter(self->context);
+  ctx = auvpy_context_enter(self->context);
   if (status < 0) {
     datagram_error_received(self, status);
   } else {
@@ -336,7 +336,7 @@ static void datagram_send_cb(auv_udp_t* udp, int status) {
     if (self->closing && !self->conn_lost && datagram_buffer_size(self) == 0)
       datagram_force_close_quietly(self, NULL);
   }
-  auv__context_exit(ctx);
+  auvpy_context_exit(ctx);
   Py_DECREF(self);
 }
 
@@ -344,7 +344,7 @@ static void datagram_send_cb(auv_udp_t* udp, int status) {
 static PyObject* datagram_start_reading(DatagramObject* self, PyObject* unused) {
   int err;
 
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (!self->closing && self->udp != NULL) {
     err = auv_udp_recv_start(self->udp, datagram_alloc_cb, datagram_recv_cb);
@@ -397,14 +397,14 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
   if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
     PyErr_Format(PyExc_TypeError,
                  "data argument must be a bytes-like object, not '%.100s'",
-                 auv__type_name(data));
+                 auvpy_type_name(data));
     return NULL;
   }
-  if (auv__get_data_buffer(data, &view, &copy) < 0)
+  if (auvpy_get_data_buffer(data, &view, &copy) < 0)
     return NULL;
   if (copy != NULL)
     data = copy;  /* the socket module's fallback sends it too */
-  if (auv__loop_check_thread(self->loop) < 0) {
+  if (auvpy_loop_check_thread(self->loop) < 0) {
     PyBuffer_Release(&view);
     Py_XDECREF(copy);
     return NULL;
@@ -496,7 +496,7 @@ static PyObject* datagram_sendto(DatagramObject* self, PyObject* const* args,
 send_failed:
   /* OSError: protocol.error_received(), as asyncio; anything else raises. */
   if (PyErr_ExceptionMatches(PyExc_OSError)) {
-    PyObject* exc = auv__take_exception();
+    PyObject* exc = auvpy_take_exception();
     if (exc != NULL && self->error_received != NULL) {
       PyObject* res = call_held(self->error_received, &exc, 1);
       if (res == NULL) {
@@ -510,8 +510,8 @@ send_failed:
   }
   /* Anything else is fatal, as asyncio's _fatal_error(): the exception
    * handler hears of it and the transport closes with it. */
-  if (!auv__is_exit_exception()) {
-    PyObject* exc = auv__take_exception();
+  if (!auvpy_is_exit_exception()) {
+    PyObject* exc = auvpy_take_exception();
     datagram_report(self, "Fatal write error on datagram transport", exc);
     datagram_force_close_quietly(self, exc);
     Py_XDECREF(exc);
@@ -531,7 +531,7 @@ done:
 /* --- Closing ------------------------------------------------------------------------- */
 
 static PyObject* datagram_close(DatagramObject* self, PyObject* unused) {
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (self->closing)
     Py_RETURN_NONE;
@@ -545,7 +545,7 @@ static PyObject* datagram_close(DatagramObject* self, PyObject* unused) {
 
 
 static PyObject* datagram_abort(DatagramObject* self, PyObject* unused) {
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (datagram_force_close(self, NULL) < 0)
     return NULL;
@@ -557,7 +557,7 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
   PyObject* r;
   PyObject* error;
 
-  if (auv__loop_check_thread(self->loop) < 0)
+  if (auvpy_loop_check_thread(self->loop) < 0)
     return NULL;
   if (self->loop == NULL)  /* done before: everything is released */
     Py_RETURN_NONE;
@@ -656,7 +656,7 @@ static PyObject* datagram_get_extra_info(DatagramObject* self, PyObject* const* 
   PyObject* dflt;
   PyObject* value;
 
-  if (auv__parse_extra_info_args(args, nargs, kwnames, &name, &dflt) < 0)
+  if (auvpy_parse_extra_info_args(args, nargs, kwnames, &name, &dflt) < 0)
     return NULL;
   value = self->extra == NULL ? NULL : PyDict_GetItemWithError(self->extra, name);
   if (value == NULL) {
@@ -690,7 +690,7 @@ static PyObject* datagram_repr(DatagramObject* self) {
 
 /* loop._make_datagram_transport(sock, protocol, address=None, waiter=None,
  * extra=None), as asyncio's selector loop names it. */
-PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
+PyObject* auvpy_loop_make_datagram_transport(LoopObject* loop, PyObject* args,
                                             PyObject* kwargs) {
   static char* kwlist[] = { "sock", "protocol", "address", "waiter", "extra", NULL };
   DatagramObject* self;
@@ -708,9 +708,9 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OOO:_make_datagram_transport",
                                    kwlist, &sock, &protocol, &address, &waiter, &extra))
     return NULL;
-  if (auv__loop_check_closed(loop) < 0 || auv__loop_check_thread(loop) < 0)
+  if (auvpy_loop_check_closed(loop) < 0 || auvpy_loop_check_thread(loop) < 0)
     return NULL;
-  fd = auv__fileobj_to_fd(loop->state, sock);
+  fd = auvpy_fileobj_to_fd(loop->state, sock);
   if (fd < 0)
     return NULL;
 
@@ -787,20 +787,20 @@ PyObject* auv__loop_make_datagram_transport(LoopObject* loop, PyObject* args,
   auv_udp_set_send_cb(self->udp, datagram_send_cb);
   Py_INCREF(self);  /* the engine's, until the handle's close callback */
   /* Seen by add_reader() and the like, and closed with the loop. */
-  if (auv__loop_own_fd(loop, fd, (PyObject*) self) < 0)
+  if (auvpy_loop_own_fd(loop, fd, (PyObject*) self) < 0)
     goto error;
 
   /* connection_made(), then reading, then the waiter: asyncio's order. */
-  if (auv__loop_call_soon_method(loop, protocol, loop->state->str_connection_made,
+  if (auvpy_loop_call_soon_method(loop, protocol, loop->state->str_connection_made,
                                  (PyObject*) self) < 0 ||
       datagram_call_soon_method(self, loop->state->str_start_reading, NULL) < 0 ||
-      (waiter != Py_None && auv__loop_wake_waiter_soon(loop, waiter) < 0))
+      (waiter != Py_None && auvpy_loop_wake_waiter_soon(loop, waiter) < 0))
     goto error;
   return (PyObject*) self;
 
 error:
   datagram_close_udp(self);
-  auv__loop_disown_fd(loop, fd, (PyObject*) self);
+  auvpy_loop_disown_fd(loop, fd, (PyObject*) self);
   Py_DECREF(self);
   return NULL;
 }
@@ -808,7 +808,7 @@ error:
 
 /* For the loop's traversal: the engine's reference, while the handle is
  * open (its close callback drops it). */
-int auv__datagram_visit_engine_ref(PyObject* datagram, visitproc visit, void* arg) {
+int auvpy_datagram_visit_engine_ref(PyObject* datagram, visitproc visit, void* arg) {
   if (((DatagramObject*) datagram)->udp != NULL)
     Py_VISIT(datagram);
   return 0;
@@ -816,7 +816,7 @@ int auv__datagram_visit_engine_ref(PyObject* datagram, visitproc visit, void* ar
 
 
 /* At loop close: the engine handle must not outlive the engine. */
-void auv__datagram_close_engine(PyObject* datagram) {
+void auvpy_datagram_close_engine(PyObject* datagram) {
   datagram_close_udp((DatagramObject*) datagram);
 }
 
@@ -855,7 +855,7 @@ static int datagram_clear(DatagramObject* self) {
 
 /* An unclosed transport warns, as asyncio's, and closes its socket. */
 static void datagram_finalize(DatagramObject* self) {
-  auv__finalize_unclosed((PyObject*) self, &self->sock, auv__datagram_close_engine);
+  auvpy_finalize_unclosed((PyObject*) self, &self->sock, auvpy_datagram_close_engine);
 }
 
 
@@ -916,11 +916,11 @@ static PyType_Slot datagram_slots[] = {
   {0, NULL}
 };
 
-PyType_Spec auv__datagram_spec = {
+PyType_Spec auvpy_datagram_spec = {
   .name = "asyncuv._asyncuv.DatagramTransport",
   .basicsize = sizeof(DatagramObject),
   .flags = AUV_TPFLAGS_ASYNCIO_SUBTYPE,
   .slots = datagram_slots,
 };
 
-size_t auv__datagram_pad_end = offsetof(DatagramObject, loop);
+size_t auvpy_datagram_pad_end = offsetof(DatagramObject, loop);
