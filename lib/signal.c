@@ -2,7 +2,9 @@
  *
  * libuv's handler only writes the signal to a pipe that the loop reads, so
  * the callback runs on the loop thread, in the poll step, like any I/O
- * callback; several watchers of one signal each get it.
+ * callback; several watchers of one signal each get it.  The Python
+ * module does not use these (module/run.c: signal.set_wakeup_fd(), so that
+ * Python's own handlers run; asyncuv(7), "Data path").
  */
 #include <stdlib.h>
 
