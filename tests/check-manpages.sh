@@ -86,12 +86,15 @@ done
 # 5. The overview page exists.
 if [ -f "$man/asyncuv.7" ]; then pass; else fail "no overview page man/asyncuv.7"; fi
 
-# 6. Every page other than a stub renders without warnings.
+# 6. Every page other than a stub renders without warnings.  groff runs
+# without the libasan that make check preloads under --enable-sanitizers:
+# its reports would be troff's, not ours.
 if command -v groff > /dev/null 2>&1; then
   for page in "$man"/*.[37]; do
     [ -f "$page" ] || continue
     is_stub "$page" && continue
-    if groff -man -ww -z "$page" > "$tmp/groff.out" 2>&1 && [ ! -s "$tmp/groff.out" ]; then
+    if env -u LD_PRELOAD groff -man -ww -z "$page" > "$tmp/groff.out" 2>&1 &&
+       [ ! -s "$tmp/groff.out" ]; then
       pass
     else
       fail "man/$(basename "$page"): groff warnings:"
