@@ -123,6 +123,16 @@ STATUSES = {
     'xpass': 'unexpected passes',
 }
 BAD = ('failed', 'error', 'timeout', 'crash')
+
+# A build configured with --enable-sanitizers (make check exports
+# AUV_SANITIZERS): libasan, preloaded into the interpreter, maps every block
+# above 128 KiB afresh, and a test that moves megabytes through Python
+# objects runs 10 to 100 times slower (test_ssl's
+# test_create_connection_ssl_1, whose test server grows 1 MiB bytes objects
+# with +=, outlives its 30 s handshake timeout on the stock loop too).  The
+# per-test timeout and the tests' own support.SHORT_TIMEOUT and LONG_TIMEOUT
+# are scaled by this, as regrtest's --timeout does for slow buildbots.
+SANITIZER_TIMEOUT_SCALE = 5
 # What faulthandler.dump_traceback_later() writes before the stacks.
 FAULTHANDLER_TIMEOUT = re.compile(r'^Timeout \(\d+:\d\d:\d\d(\.\d+)?\)!$',
                                   re.MULTILINE)
@@ -209,6 +219,7 @@ class ModuleJob:
             text=True, start_new_session=True)
         orders = {'loop': self.args.loop, 'module': self.result.name,
                   'group': self.args.group, 'timeout': self.args.timeout,
+                  'timeout_scale': self.args.timeout_scale,
                   'done': sorted(self.reported)}
         try:
             with proc.stdin:
@@ -460,6 +471,7 @@ def summarize(reporter: Reporter, args: argparse.Namespace,
                        'bad': len(bad) + unaccounted,
                        'unaccounted_classes': unaccounted,
                        'seconds': round(elapsed, 1),
+                       'timeout_scale': args.timeout_scale,
                        **{s: counts[s] for s in STATUSES}}, out)
             out.write('\n')
 
@@ -499,9 +511,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='only these modules (test_tasks or tasks)')
     parser.add_argument('--jobs', '-j', type=int, default=2,
                         help='worker processes at a time (default 2)')
-    parser.add_argument('--timeout', type=float, default=60.0,
+    parser.add_argument('--timeout', type=float, default=None,
                         help='seconds per test before it is a timeout '
-                             '(default 60)')
+                             '(default 60; times %d in a sanitizer build)'
+                             % SANITIZER_TIMEOUT_SCALE)
     parser.add_argument('--log', default=str(HERE / 'last-run.log'),
                         help='log file (default %(default)s)')
     parser.add_argument('--python', default=sys.executable,
@@ -519,6 +532,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='also write the counts to PATH as JSON')
     args = parser.parse_args(argv)
     args.jobs = max(1, args.jobs)
+    args.timeout_scale = (SANITIZER_TIMEOUT_SCALE
+                          if os.environ.get('AUV_SANITIZERS') else 1)
+    if args.timeout is None:
+        args.timeout = 60.0 * args.timeout_scale
     args.parser = parser
     return args
 
@@ -635,6 +652,9 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.log, 'w') as log:
         log.write(f'conformance run: loop {args.loop}, group {args.group}, '
                   f'modules {" ".join(args.modules)}\n')
+        if args.timeout_scale != 1:
+            log.write(f'sanitizer build (AUV_SANITIZERS): timeouts times '
+                      f'{args.timeout_scale}, {args.timeout:g} s per test\n')
         reporter = Reporter(args.modules, args, log)
 
         def work():

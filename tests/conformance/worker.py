@@ -444,6 +444,11 @@ def main() -> None:
 
     from test import support
     support.verbose = 0
+    # A sanitizer build (run.py's SANITIZER_TIMEOUT_SCALE): the tests' own
+    # timeouts, before the test modules bind them as default arguments.
+    scale = orders.get('timeout_scale', 1)
+    support.SHORT_TIMEOUT *= scale
+    support.LONG_TIMEOUT *= scale
     patch_test_helpers()
 
     api = load_loop(orders['loop'])
