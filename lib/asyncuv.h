@@ -543,6 +543,12 @@ AUV_EXTERN int auv_child_watch_start(auv_loop_t* loop, int pid,
 /* Stop watching and free the watch (also needed after cb); close_cb(data)
  * runs on the loop thread once the memory is released. */
 AUV_EXTERN void auv_child_watch_close(auv_child_watch_t* w, auv_close_cb close_cb);
+/* auv_child_watch_close(), and a child that has not exited yet is reaped
+ * when it does by a thread of the library's (cb is not called): for a loop
+ * that closes while its children run.  0, or a negative errno if no thread
+ * could start (the watch is closed all the same); UV_EINVAL if w is NULL
+ * or closed. */
+AUV_EXTERN int auv_child_watch_detach(auv_child_watch_t* w, auv_close_cb close_cb);
 AUV_EXTERN int auv_child_watch_get_pid(const auv_child_watch_t* w);
 /* Non-zero until cb has run or the watch is closed. */
 AUV_EXTERN int auv_child_watch_is_active(const auv_child_watch_t* w);

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -329,6 +330,49 @@ void auv_child_watch_close(auv_child_watch_t* w, auv_close_cb close_cb) {
     close(w->pidfd);
     w->pidfd = -1;
   }
+}
+
+
+/* A detached child's reaper: blocks until the child exits and reaps it. */
+static void* auv__reaper_run(void* arg) {
+  siginfo_t info;
+  int r;
+
+  do
+    r = waitid(P_PID, (id_t) (intptr_t) arg, &info, WEXITED);
+  while (r != 0 && errno == EINTR);
+  return NULL;
+}
+
+
+int auv_child_watch_detach(auv_child_watch_t* w, auv_close_cb close_cb) {
+  pthread_attr_t attr;
+  pthread_t thread;
+  sigset_t all;
+  sigset_t old;
+  int err;
+
+  if (w == NULL || uv_is_closing((uv_handle_t*) &w->handle))
+    return UV_EINVAL;
+  err = 0;
+  if (auv_child_watch_is_active(w)) {
+    /* The same kind of thread as auv__waiter_start()'s, but it reaps: the
+     * loop that would have is going away. */
+    if (pthread_attr_init(&attr) != 0) {
+      err = UV_ENOMEM;
+    } else {
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      pthread_attr_setstacksize(&attr, AUV__WAITER_STACK);
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, &old);
+      err = -pthread_create(&thread, &attr, auv__reaper_run,
+                            (void*) (intptr_t) w->pid);
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      pthread_attr_destroy(&attr);
+    }
+  }
+  auv_child_watch_close(w, close_cb);
+  return err;
 }
 
 

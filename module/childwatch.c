@@ -111,6 +111,27 @@ static PyObject* child_watch_cancel(ChildWatchObject* self, PyObject* unused) {
 }
 
 
+/* loop.close() with the child still running: the engine reaps it when it
+ * exits, on a thread of its own (auv_child_watch_detach()). */
+static PyObject* child_watch_detach(ChildWatchObject* self, PyObject* unused) {
+  int waiting;
+  int err;
+
+  if (self->watch != NULL && auvpy_loop_check_thread(self->loop) < 0)
+    return NULL;
+  waiting = self->watch != NULL && auv_child_watch_is_active(self->watch);
+  err = 0;
+  if (self->watch != NULL) {
+    err = auv_child_watch_detach(self->watch, child_close_cb);
+    self->watch = NULL;
+  }
+  Py_CLEAR(self->callback);
+  if (err != 0)
+    return auvpy_oserror(err);
+  return PyBool_FromLong(waiting);
+}
+
+
 static PyObject* child_watch_get_pid(ChildWatchObject* self, void* closure) {
   return PyLong_FromLong(self->pid);
 }
@@ -151,6 +172,9 @@ static void child_watch_dealloc(ChildWatchObject* self) {
 static PyMethodDef child_watch_methods[] = {
   {"cancel", (PyCFunction) child_watch_cancel, METH_NOARGS,
    PyDoc_STR("Stop watching; return True if the child had not exited yet.")},
+  {"detach", (PyCFunction) child_watch_detach, METH_NOARGS,
+   PyDoc_STR("Stop watching; a child that has not exited yet is reaped when "
+             "it does.  Return True if it had not exited yet.")},
   {NULL}
 };
 

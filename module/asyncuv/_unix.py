@@ -133,13 +133,13 @@ class UnixMixin:
                               f'shutdown stage, skipping signal handlers '
                               f'removal', ResourceWarning, source=self)
                 self._signal_handlers.clear()
-        # Children still running when the loop closes are reaped by a
-        # thread, as nobody will watch their pidfd any more.
+        # Children still running when the loop closes are reaped when they
+        # exit, by a thread of the engine's (auv_child_watch_detach()), as
+        # nobody will watch them any more.
         watches = self.__dict__.pop('_child_watches', None)
         if watches and not self.is_closed():
-            for pid, (watch, callback) in watches.items():
-                if watch.cancel():
-                    _start_waiter_thread(self, pid, callback)
+            for watch in watches.values():
+                watch.detach()
         super().close()
 
     # --- Pipes -------------------------------------------------------------
@@ -340,42 +340,12 @@ def _watch_child(loop, pid, callback):
     watches = loop.__dict__.setdefault('_child_watches', {})
 
     def exited(returncode):
-        if watches.get(pid, (None,))[0] is watch:
+        if watches.get(pid) is watch:
             del watches[pid]
         callback(returncode)
 
-    try:
-        watch = loop._watch_child_exit(pid, exited)
-    except OSError:
-        _start_waiter_thread(loop, pid, callback)
-        return
-    watches[pid] = (watch, callback)
-
-
-def _start_waiter_thread(loop, pid, callback):
-    thread = threading.Thread(target=_wait_in_thread,
-                              args=(loop, pid, callback),
-                              name=f'asyncuv-waitpid-{pid}', daemon=True)
-    thread.start()
-
-
-def _reap(pid):
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        # Reaped by someone else (a SIGCHLD handler with waitpid(-1)).
-        logger.warning('Unknown child process pid %d, will report '
-                       'returncode 255', pid)
-        return 255
-    return os.waitstatus_to_exitcode(status)
-
-
-def _wait_in_thread(loop, pid, callback):
-    returncode = _reap(pid)
-    try:
-        loop.call_soon_threadsafe(callback, returncode)
-    except RuntimeError:
-        pass  # the loop is closed: nobody is waiting any more
+    watch = loop._watch_child_exit(pid, exited)
+    watches[pid] = watch
 
 
 # --- Flow control shared by the write transports ------------------------------

@@ -116,6 +116,7 @@
   X(child_watch_exit)                                                   \
   X(child_watch_not_a_child)                                            \
   X(child_watch_close_early)                                            \
+  X(child_watch_detach)                                                 \
   X(child_watch_einval)                                                 \
   X(signal_delivery)                                                    \
   X(signal_einval)                                                      \

@@ -513,6 +513,33 @@ TEST_IMPL(child_watch_close_early) {
 }
 
 
+TEST_IMPL(child_watch_detach) {
+  auv_loop_t* loop;
+  auv_child_watch_t* w;
+  watch_t c;
+  int pid;
+
+  /* Detached before the exit: no callback, and a thread of the library's
+   * reaps the child once it exits: its pid goes away. */
+  ASSERT_OK(auv_loop_new(&loop));
+  pid = fork_wait_for_signal();
+  w = watch(loop, pid, &c);
+  ASSERT_OK(auv_child_watch_detach(w, on_watch_closed));
+  ASSERT_EQ(UV_EINVAL, auv_child_watch_detach(w, on_watch_closed));
+  ASSERT_EQ(UV_EINVAL, auv_child_watch_detach(NULL, NULL));
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(1, c.closed);
+  ASSERT_EQ(0, c.calls);
+  CLOSE_LOOP(loop);
+  ASSERT_OK(kill(pid, SIGKILL));
+  /* A zombie still answers kill(pid, 0); a reaped child does not.  The
+   * runner's timeout bounds the wait. */
+  while (kill(pid, 0) == 0)
+    uv_sleep(1);
+  ASSERT_EQ(ESRCH, errno);
+}
+
+
 TEST_IMPL(child_watch_einval) {
   auv_loop_t* loop;
   auv_child_watch_t* w;
