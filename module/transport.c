@@ -1110,13 +1110,7 @@ static PyObject* transport_call_connection_lost(TransportObject* self, PyObject*
   if (self->conn_lost == 0)
     self->conn_lost = 1;
   Py_CLEAR(self->loop);
-
-  if (error != NULL) {
-    Py_XDECREF(r);
-    PyErr_SetRaisedException(error);
-    return NULL;
-  }
-  return r;
+  return auvpy_connection_lost_return(r, error);
 }
 
 

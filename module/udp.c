@@ -573,12 +573,7 @@ static PyObject* datagram_call_connection_lost(DatagramObject* self, PyObject* e
   if (self->conn_lost == 0)
     self->conn_lost = 1;
   Py_CLEAR(self->loop);
-  if (error != NULL) {
-    Py_XDECREF(r);
-    PyErr_SetRaisedException(error);
-    return NULL;
-  }
-  return r;
+  return auvpy_connection_lost_return(r, error);
 }
 
 
