@@ -179,7 +179,10 @@ struct HandleObject {
   PyObject* asyncio_slots[AUV_ASYNCIO_HANDLE_PAD];
   LoopObject* loop;
   PyObject* callback;          /* NULL once cancelled */
-  PyObject* args;              /* a tuple; NULL once cancelled */
+  PyObject* args;              /* a tuple, or NULL: see arg0 */
+  PyObject* arg0;              /* the one argument, while args is NULL: its
+                                * tuple is made only if asked for (handle
+                                * args); both NULL once cancelled */
   PyObject* context;
   PyObject* source_traceback;  /* debug mode only */
   PyObject* repr;              /* kept at cancel() in debug mode */

@@ -15,12 +15,19 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
                                   Py_ssize_t nargs, PyObject* context) {
   HandleObject* h;
   PyObject* argtuple;
+  PyObject* arg0;
   PyObject* source_traceback;
   auvpy_state* st;
   Py_ssize_t i;
 
+  /* One argument (a future's set_result(), a task's wake-up) is kept as it
+   * is: no tuple unless someone asks for the handle's args. */
+  arg0 = NULL;
   if (nargs == 0) {
     argtuple = Py_NewRef(loop->state->empty_tuple);
+  } else if (nargs == 1) {
+    argtuple = NULL;
+    arg0 = Py_NewRef(args[0]);
   } else {
     argtuple = PyTuple_New(nargs);
     if (argtuple == NULL)
@@ -32,7 +39,8 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
   if (context == NULL || context == Py_None) {
     context = PyContext_CopyCurrent();
     if (context == NULL) {
-      Py_DECREF(argtuple);
+      Py_XDECREF(argtuple);
+      Py_XDECREF(arg0);
       return NULL;
     }
   } else {
@@ -47,7 +55,8 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
       source_traceback = PyObject_CallOneArg(loop->state->extract_stack,
                                              (PyObject*) frame);
       if (source_traceback == NULL) {
-        Py_DECREF(argtuple);
+        Py_XDECREF(argtuple);
+        Py_XDECREF(arg0);
         Py_DECREF(context);
         return NULL;
       }
@@ -66,7 +75,8 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
   } else {
     h = PyObject_GC_New(HandleObject, tp);
     if (h == NULL) {
-      Py_DECREF(argtuple);
+      Py_XDECREF(argtuple);
+      Py_XDECREF(arg0);
       Py_DECREF(context);
       Py_XDECREF(source_traceback);
       return NULL;
@@ -78,6 +88,7 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
   h->loop = (LoopObject*) Py_NewRef(loop);
   h->callback = Py_NewRef(callback);
   h->args = argtuple;
+  h->arg0 = arg0;
   h->context = context;
   h->source_traceback = source_traceback;
   h->repr = NULL;
@@ -132,21 +143,40 @@ static inline auvpy_state* handle_state(HandleObject* h) {
 }
 
 
+/* The handle's args as asyncio keeps them: a tuple, None once cancelled.
+ * A single argument gets its tuple now, kept from then on.  A new
+ * reference; NULL with an exception set if the tuple cannot be made. */
+static PyObject* handle_args(HandleObject* h) {
+  if (h->args == NULL && h->arg0 != NULL) {
+    h->args = PyTuple_Pack(1, h->arg0);
+    if (h->args == NULL)
+      return NULL;
+    Py_CLEAR(h->arg0);
+  }
+  return Py_NewRef(h->args != NULL ? h->args : Py_None);
+}
+
+
 /* format_helpers._format_callback_source() of the handle's callback, as
  * asyncio's Handle calls it: from 3.13 on the arguments are shown in debug
  * mode only (they may hold secrets), so it is told the loop's mode. */
 static PyObject* handle_format_source(HandleObject* h) {
   auvpy_state* st = handle_state(h);
   PyObject* stack[3];
+  PyObject* res;
 
   stack[0] = h->callback != NULL ? h->callback : Py_None;
-  stack[1] = h->args != NULL ? h->args : Py_None;
+  stack[1] = handle_args(h);
+  if (stack[1] == NULL)
+    return NULL;
 #if AUV_FORMAT_CALLBACK_SOURCE_TAKES_DEBUG
   stack[2] = h->loop != NULL && h->loop->debug ? Py_True : Py_False;
-  return PyObject_Vectorcall(st->format_callback_source, stack, 2, st->kw_debug);
+  res = PyObject_Vectorcall(st->format_callback_source, stack, 2, st->kw_debug);
 #else
-  return PyObject_Vectorcall(st->format_callback_source, stack, 2, NULL);
+  res = PyObject_Vectorcall(st->format_callback_source, stack, 2, NULL);
 #endif
+  Py_DECREF(stack[1]);
+  return res;
 }
 
 
@@ -257,8 +287,15 @@ void auvpy_handle_run(HandleObject* h) {
     handle_report(h);
     return;
   }
-  res = PyObject_Vectorcall(h->callback, &PyTuple_GET_ITEM(h->args, 0),
-                            PyTuple_GET_SIZE(h->args), NULL);
+  if (h->args != NULL)
+    res = PyObject_Vectorcall(h->callback, &PyTuple_GET_ITEM(h->args, 0),
+                              PyTuple_GET_SIZE(h->args), NULL);
+  else {
+    /* From a copy: the handle's field may change while the callback runs
+     * (asking for its args makes their tuple); the caller keeps it alive. */
+    PyObject* arg0 = h->arg0;
+    res = PyObject_Vectorcall(h->callback, &arg0, 1, NULL);
+  }
   if (PyContext_Exit(ctx) < 0 && res != NULL)
     Py_CLEAR(res);
   if (res == NULL)
@@ -268,21 +305,47 @@ void auvpy_handle_run(HandleObject* h) {
 }
 
 
+static void handle_run_debug_kept(HandleObject* h) {
+  PyObject* cb = Py_NewRef(h->callback);
+  PyObject* args = Py_XNewRef(h->args);
+  PyObject* arg0 = Py_XNewRef(h->arg0);
+
+  handle_run_debug(h);
+  Py_DECREF(cb);
+  Py_XDECREF(args);
+  Py_XDECREF(arg0);
+}
+
+
 /* A queued handle's turn: run it unless it has no callback (cancelled, or
  * cleared by the collector, which also took its loop, while a queue still
  * held it). */
 static inline void handle_call(HandleObject* h) {
-  if (!h->cancelled && h->callback != NULL) {
-    /* Keep the callback alive while it runs: it may cancel its handle. */
-    PyObject* cb = Py_NewRef(h->callback);
-    PyObject* args = Py_NewRef(h->args);
-    if (h->loop->debug)
-      handle_run_debug(h);
-    else
-      auvpy_handle_run(h);
-    Py_DECREF(cb);
-    Py_DECREF(args);
+  PyObject* cb;
+  PyObject* args;
+  PyObject* arg0;
+
+  if (h->cancelled || h->callback == NULL)
+    return;
+  if (h->loop->debug) {
+    handle_run_debug_kept(h);
+    return;
   }
+  /* An untracked handle that only the queue holds is out of everyone
+   * else's reach (the collector does not list it): nothing can cancel it
+   * while its callback runs. */
+  if (Py_REFCNT(h) == 1 && !PyObject_GC_IsTracked((PyObject*) h)) {
+    auvpy_handle_run(h);
+    return;
+  }
+  /* Keep the callback alive while it runs: it may cancel its handle. */
+  cb = Py_NewRef(h->callback);
+  args = Py_XNewRef(h->args);
+  arg0 = Py_XNewRef(h->arg0);
+  auvpy_handle_run(h);
+  Py_DECREF(cb);
+  Py_XDECREF(args);
+  Py_XDECREF(arg0);
 }
 
 
@@ -393,6 +456,7 @@ static void handle_clear_callback(HandleObject* h) {
   }
   Py_CLEAR(h->callback);
   Py_CLEAR(h->args);
+  Py_CLEAR(h->arg0);
 }
 
 
@@ -431,10 +495,12 @@ static PyObject* handle_get_context(HandleObject* h, PyObject* unused) {
 static PyObject* handle_run_method(HandleObject* h, PyObject* unused) {
   if (h->callback != NULL) {
     PyObject* cb = Py_NewRef(h->callback);
-    PyObject* args = Py_NewRef(h->args);
+    PyObject* args = Py_XNewRef(h->args);
+    PyObject* arg0 = Py_XNewRef(h->arg0);
     auvpy_handle_run(h);
     Py_DECREF(cb);
-    Py_DECREF(args);
+    Py_XDECREF(args);
+    Py_XDECREF(arg0);
   }
   if (auvpy_loop_raise_pending(h->loop))
     return NULL;
@@ -458,6 +524,7 @@ int auvpy_handle_visit_fields(HandleObject* h, visitproc visit, void* arg) {
   Py_VISIT(h->loop);
   Py_VISIT(h->callback);
   Py_VISIT(h->args);
+  Py_VISIT(h->arg0);
   Py_VISIT(h->context);
   Py_VISIT(h->source_traceback);
   Py_VISIT(h->repr);
@@ -495,6 +562,7 @@ static int handle_clear(HandleObject* h) {
   handle_clear_pad(h);
   Py_CLEAR(h->callback);
   Py_CLEAR(h->args);
+  Py_CLEAR(h->arg0);
   Py_CLEAR(h->context);
   Py_CLEAR(h->source_traceback);
   Py_CLEAR(h->repr);
@@ -547,7 +615,7 @@ static PyObject* handle_get_callback(HandleObject* h, void* closure) {
 
 
 static PyObject* handle_get_args(HandleObject* h, void* closure) {
-  return Py_NewRef(h->args ? h->args : Py_None);
+  return handle_args(h);
 }
 
 
@@ -650,10 +718,13 @@ static PyObject* timer_handle_richcompare(TimerHandleObject* a, PyObject* other,
     r = PyObject_RichCompareBool(a->base.callback ? a->base.callback : Py_None,
                                  b->base.callback ? b->base.callback : Py_None,
                                  Py_EQ);
-    if (r > 0)
-      r = PyObject_RichCompareBool(a->base.args ? a->base.args : Py_None,
-                                   b->base.args ? b->base.args : Py_None,
-                                   Py_EQ);
+    if (r > 0) {
+      PyObject* aa = handle_args(&a->base);
+      PyObject* ba = aa == NULL ? NULL : handle_args(&b->base);
+      r = ba == NULL ? -1 : PyObject_RichCompareBool(aa, ba, Py_EQ);
+      Py_XDECREF(aa);
+      Py_XDECREF(ba);
+    }
     if (r < 0)
       return NULL;
   }

@@ -113,6 +113,58 @@ class TestHandle:
         handle.cancel()
         loop.set_debug(False)
 
+    @pytest.mark.parametrize("debug", [False, True])
+    @pytest.mark.parametrize("method", sorted(FAR_SCHEDULERS))
+    def test_repr_shows_a_single_argument_as_asyncio_does(self, loop, method, debug):
+        loop.set_debug(debug)
+        handle = FAR_SCHEDULERS[method](loop, my_callback_fn, "secret")
+        shown = debug or sys.version_info < (3, 13)
+        expected = "my_callback_fn('secret')" if shown else "my_callback_fn()"
+        assert f" {expected} at " in repr(handle)
+        handle.cancel()
+        loop.set_debug(False)
+
+    @pytest.mark.parametrize("args", [(), ("one",), ("one", 2)])
+    @pytest.mark.parametrize("method", sorted(FAR_SCHEDULERS))
+    def test_args_slot_is_the_arguments_tuple(self, loop, method, args):
+        # asyncio keeps them in the slot _args: a tuple, the same object at
+        # every look, None once the handle is cancelled.
+        handle = FAR_SCHEDULERS[method](loop, noop, *args)
+        assert type(handle._args) is tuple
+        assert handle._args == args
+        assert handle._args is handle._args
+        handle.cancel()
+        assert handle._args is None
+
+    @pytest.mark.parametrize("method", sorted(SCHEDULERS))
+    def test_callback_may_read_its_handles_args_and_cancel_it(self, loop, method):
+        seen = []
+        handles = []
+
+        def callback(arg):
+            seen.append((arg, handles[0]._args))
+            handles[0].cancel()
+            seen.append((arg, handles[0]._args))
+
+        handles.append(SCHEDULERS[method](loop, callback, Payload()))
+        run_briefly(loop)
+        [(arg, args), (arg2, after)] = seen
+        assert type(arg) is Payload and args == (arg,) and arg2 is arg
+        assert after is None
+
+    @pytest.mark.parametrize("method", sorted(SCHEDULERS))
+    def test_an_unheld_handle_releases_its_argument_after_the_run(self, loop, method):
+        got = []
+        payload = Payload()
+        ref = weakref.ref(payload)
+        SCHEDULERS[method](loop, got.append, payload)
+        del payload
+        run_briefly(loop)
+        assert got[0] is ref()
+        got.clear()
+        gc.collect()
+        assert ref() is None
+
     @pytest.mark.allow_loop_errors
     @pytest.mark.parametrize("debug", [False, True])
     def test_exception_message_shows_the_arguments_as_asyncio_does(self, loop, debug):
