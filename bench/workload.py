@@ -21,10 +21,11 @@ implements them.
 import argparse
 import asyncio
 import json
-import platform
 import statistics
 import sys
 import time
+
+import machine
 
 
 async def _job(loop, n, sem):
@@ -98,21 +99,6 @@ def run_once(factory, njobs):
     return dt, cpu, count, checksum
 
 
-def _machine():
-    """The CPU model and the kernel, for the JSON output."""
-    cpu = None
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return ', '.join(x for x in (cpu, f'{platform.system()} '
-                                 f'{platform.release()}') if x)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--jobs', type=int, default=20000)
@@ -156,7 +142,7 @@ def main(argv=None):
         with open(args.json, 'w') as f:
             json.dump({'benchmark': 'workload', 'jobs': args.jobs,
                        'time': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-                       'machine': _machine(),
+                       'machine': machine.describe(),
                        'repeat': args.repeat, 'versions': versions,
                        'wall_s': times, 'cpu_s': cpus,
                        'jobs_per_s': rate, 'jobs_per_cpu_s': cpu_rate},

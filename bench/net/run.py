@@ -48,7 +48,6 @@ import argparse
 import atexit
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -61,6 +60,10 @@ from dataclasses import dataclass, field
 
 import idle_memory
 import procutil
+
+# bench/machine.py, shared with bench/workload.py.
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import machine  # noqa: E402
 from procutil import LineReader, NotImplementedLoop, Server, ServerError
 
 HERE = procutil.HERE
@@ -714,15 +717,6 @@ def environment(cfg: Config, pin_note: str, cpus: list[int]) -> dict:
         return (res.stdout or res.stderr).strip().splitlines()[0] \
             if (res.stdout or res.stderr).strip() else None
 
-    cpu_model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     return {
         "python": cmd_out([cfg.python, "-VV"]),
         "uvloop": procutil.module_version(cfg.python, "uvloop", cfg.env),
@@ -731,8 +725,8 @@ def environment(cfg: Config, pin_note: str, cpus: list[int]) -> dict:
                                              cfg.env),
         "libuv": cmd_out(["pkg-config", "--modversion", "libuv"]),
         "wrk": cmd_out(["wrk", "--version"]),
-        "kernel": platform.release(),
-        "cpu": cpu_model,
+        "kernel": machine.kernel(),
+        "cpu": machine.cpu_model(),
         "cpus_available": cpus,
         "pinning": pin_note,
         "clk_tck": procutil.CLK_TCK,
