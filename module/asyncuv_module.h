@@ -56,6 +56,14 @@ typedef struct {
   PyObject* futures;                /* asyncio.futures */
   PyObject* futures_dict;           /* its __dict__: Future is looked up there */
   PyObject* tasks_dict;             /* asyncio.tasks.__dict__: Task likewise */
+  /* Where dict watchers exist (3.12+), the two dicts are watched, and the
+   * classes found there are kept until either dict changes (see
+   * auvpy_asyncio_class()).  dict_watcher: PyDict_AddWatcher()'s id + 1, or
+   * 0 without one. */
+  int dict_watcher;
+  unsigned long classes_epoch;      /* auvpy_asyncio_dicts_epoch when kept */
+  PyObject* kept_Future;
+  PyObject* kept_Task;
 
   PyObject* Future;                 /* asyncio.Future */
   PyObject* aio_Handle;             /* asyncio.Handle */
@@ -285,6 +293,9 @@ AUV_MOD_INTERNAL int auvpy_handle_visit_fields(HandleObject* h, visitproc visit,
 AUV_MOD_INTERNAL void auvpy_handle_freelist_clear(auvpy_state* st);
 AUV_MOD_INTERNAL void auvpy_handle_call_cb(auv_loop_t* loop, void* arg);
 AUV_MOD_INTERNAL void auvpy_timer_fire_cb(auv_timer_t* timer);
+AUV_MOD_INTERNAL PyObject* auvpy_asyncio_class(auvpy_state* st, PyObject** kept,
+                                               PyObject* dict, PyObject* name,
+                                               const char* where);
 
 /* Is a call in the engine's queue one of our handles (arg a HandleObject)? */
 static inline int auvpy_is_handle_call(auv_call_cb cb) {

@@ -13,6 +13,14 @@
 #  define AUV_ASYNCIO_ISCOROUTINEFUNCTION "iscoroutinefunction"
 #endif
 
+/* 3.12 has dict watchers (PyDict_AddWatcher()): a callback told of every
+ * change to a watched dict. */
+#if PY_VERSION_HEX >= 0x030C0000
+#  define AUV_HAVE_DICT_WATCHERS 1
+#else
+#  define AUV_HAVE_DICT_WATCHERS 0
+#endif
+
 /* --- C API ---------------------------------------------------------------- */
 
 /* 3.12 replaces PyErr_Fetch(), PyErr_Restore() and

@@ -447,18 +447,6 @@ static PyObject* loop_check_thread_method(LoopObject* self, PyObject* unused) {
 }
 
 
-/* asyncio.futures.Future or asyncio.tasks.Task as asyncio's loop finds
- * it: looked up at each call, since code (CPython's tests among it) swaps
- * in the pure-Python classes. */
-static PyObject* loop_asyncio_class(PyObject* dict, PyObject* name,
-                                    const char* where) {
-  PyObject* cls;
-
-  if (PyDict_GetItemRef(dict, name, &cls) == 0)
-    PyErr_Format(PyExc_AttributeError, "module '%s' has no attribute '%U'",
-                 where, name);
-  return cls;
-}
 
 
 static PyObject* loop_create_future(LoopObject* self, PyObject* unused) {
@@ -467,8 +455,9 @@ static PyObject* loop_create_future(LoopObject* self, PyObject* unused) {
   PyObject* fut;
   PyObject* running;
 
-  cls = loop_asyncio_class(self->state->futures_dict, self->state->str_Future,
-                           "asyncio.futures");
+  cls = auvpy_asyncio_class(self->state, &self->state->kept_Future,
+                            self->state->futures_dict, self->state->str_Future,
+                            "asyncio.futures");
   if (cls == NULL)
     return NULL;
   /* Future() takes the running loop itself, at half the cost of
@@ -597,7 +586,8 @@ static PyObject* loop_new_task(LoopObject* self, PyObject* coro,
   PyObject* kw;
   Py_ssize_t nkw;
 
-  task_class = loop_asyncio_class(st->tasks_dict, st->str_Task, "asyncio.tasks");
+  task_class = auvpy_asyncio_class(st, &st->kept_Task, st->tasks_dict,
+                                   st->str_Task, "asyncio.tasks");
   if (task_class == NULL)
     return NULL;
   nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);

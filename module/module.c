@@ -53,6 +53,98 @@ static PyObject* str_tuple(int n, const char* a, const char* b, const char* c) {
 }
 
 
+/* --- asyncio's Future and Task classes ------------------------------------ */
+
+/* Changed whenever a dict that some module state watches changes: each
+ * state compares it with the value it had when it kept its classes.  One
+ * counter for every interpreter is enough (a change anywhere only makes
+ * the others look again); the module does not run under a per-interpreter
+ * GIL. */
+static unsigned long auvpy_asyncio_dicts_epoch;
+
+#if AUV_HAVE_DICT_WATCHERS
+static int asyncio_dict_changed(PyDict_WatchEvent event, PyObject* dict,
+                                PyObject* key, PyObject* new_value) {
+  auvpy_asyncio_dicts_epoch++;
+  return 0;
+}
+#endif
+
+
+/* asyncio.futures.Future or asyncio.tasks.Task as asyncio's loop finds it:
+ * whatever the module holds under that name now, since code (CPython's
+ * tests among it) swaps in the pure-Python classes.  With a dict watcher
+ * the class found is kept until the module's dict changes; without, it is
+ * looked up each time.  A new reference, or NULL with an exception. */
+PyObject* auvpy_asyncio_class(auvpy_state* st, PyObject** kept, PyObject* dict,
+                              PyObject* name, const char* where) {
+  PyObject* cls;
+
+  if (st->dict_watcher != 0) {
+    if (st->classes_epoch != auvpy_asyncio_dicts_epoch) {
+      st->classes_epoch = auvpy_asyncio_dicts_epoch;
+      Py_CLEAR(st->kept_Future);
+      Py_CLEAR(st->kept_Task);
+    }
+    if (*kept != NULL)
+      return Py_NewRef(*kept);
+  }
+  if (PyDict_GetItemRef(dict, name, &cls) == 0)
+    PyErr_Format(PyExc_AttributeError, "module '%s' has no attribute '%U'",
+                 where, name);
+  if (cls != NULL && st->dict_watcher != 0 &&
+      st->classes_epoch == auvpy_asyncio_dicts_epoch)
+    Py_XSETREF(*kept, Py_NewRef(cls));
+  return cls;
+}
+
+
+/* Watch asyncio.futures' and asyncio.tasks' dicts, where there are dict
+ * watchers and one is free (an interpreter has 8); else nothing is kept. */
+static void watch_asyncio_dicts(auvpy_state* st) {
+#if AUV_HAVE_DICT_WATCHERS
+  int id;
+
+  id = PyDict_AddWatcher(asyncio_dict_changed);
+  if (id < 0) {
+    PyErr_Clear();
+    return;
+  }
+  if (PyDict_Watch(id, st->futures_dict) < 0 ||
+      PyDict_Watch(id, st->tasks_dict) < 0) {
+    PyErr_Clear();
+    PyDict_Unwatch(id, st->futures_dict);
+    PyErr_Clear();
+    PyDict_ClearWatcher(id);
+    PyErr_Clear();
+    return;
+  }
+  st->dict_watcher = id + 1;
+#endif
+}
+
+
+static void unwatch_asyncio_dicts(auvpy_state* st) {
+#if AUV_HAVE_DICT_WATCHERS
+  PyObject* exc;
+  int id;
+
+  if (st->dict_watcher == 0)
+    return;
+  id = st->dict_watcher - 1;
+  st->dict_watcher = 0;
+  exc = PyErr_GetRaisedException();
+  if (st->futures_dict != NULL && PyDict_Unwatch(id, st->futures_dict) < 0)
+    PyErr_Clear();
+  if (st->tasks_dict != NULL && PyDict_Unwatch(id, st->tasks_dict) < 0)
+    PyErr_Clear();
+  if (PyDict_ClearWatcher(id) < 0)
+    PyErr_Clear();
+  PyErr_SetRaisedException(exc);
+#endif
+}
+
+
 static int auvpy_exec(PyObject* module) {
   auvpy_state* st;
   PyObject* base;
@@ -108,6 +200,7 @@ static int auvpy_exec(PyObject* module) {
     if (tasks == NULL)
       return -1;
     st->tasks_dict = Py_NewRef(PyModule_GetDict(tasks));
+    watch_asyncio_dicts(st);
     Py_DECREF(tasks);
   }
   st->coroutines = PyImport_ImportModule("asyncio.coroutines");
@@ -360,6 +453,8 @@ static int auvpy_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->futures);
   Py_VISIT(st->futures_dict);
   Py_VISIT(st->tasks_dict);
+  Py_VISIT(st->kept_Future);
+  Py_VISIT(st->kept_Task);
   Py_VISIT(st->TransportSocket);
   Py_VISIT(st->BufferedProtocol);
   Py_VISIT(st->TransportType);
@@ -407,6 +502,9 @@ static int auvpy_clear(PyObject* module) {
   Py_CLEAR(st->socket_type);
   Py_CLEAR(st->ListenerType);
   Py_CLEAR(st->futures);
+  unwatch_asyncio_dicts(st);
+  Py_CLEAR(st->kept_Future);
+  Py_CLEAR(st->kept_Task);
   Py_CLEAR(st->futures_dict);
   Py_CLEAR(st->tasks_dict);
   Py_CLEAR(st->TransportSocket);

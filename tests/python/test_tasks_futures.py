@@ -251,6 +251,45 @@ class TestTaskFactory:
         fut.cancel()
         assert loop.run_until_complete(task) == 1
 
+    def test_a_class_swapped_between_calls_is_used_at_the_next(self, loop, monkeypatch):
+        # Whatever asyncuv keeps between calls follows the modules'
+        # attributes: set, restored, set through the dict, deleted.
+        class MyTask(asyncio.tasks._PyTask):
+            pass
+
+        class MyFuture(asyncio.futures._PyFuture):
+            pass
+
+        tasks = []
+
+        def kinds():
+            tasks.append(loop.create_task(return_value(1)))
+            fut = loop.create_future()
+            fut.cancel()
+            return type(tasks[-1]), type(fut)
+
+        original = (asyncio.tasks.Task, asyncio.futures.Future)
+        assert kinds() == original
+        assert kinds() == original
+        monkeypatch.setattr(asyncio.tasks, "Task", MyTask)
+        monkeypatch.setattr(asyncio.futures, "Future", MyFuture)
+        assert kinds() == (MyTask, MyFuture)
+        assert kinds() == (MyTask, MyFuture)
+        monkeypatch.undo()
+        assert kinds() == original
+        vars(asyncio.futures).update(Future=MyFuture)
+        try:
+            assert kinds() == (original[0], MyFuture)
+        finally:
+            vars(asyncio.futures).update(Future=original[1])
+        assert kinds() == original
+        monkeypatch.delattr(asyncio.futures, "Future")
+        with pytest.raises(AttributeError, match="has no attribute 'Future'"):
+            loop.create_future()
+        monkeypatch.undo()
+        assert kinds() == original
+        assert loop.run_until_complete(asyncio.gather(*tasks)) == [1] * len(tasks)
+
     def test_run_until_complete_uses_factory_for_coroutines(self, loop):
         created = []
 
