@@ -119,7 +119,12 @@ struct auvpy_tls_state {
 /* --- A reusable buffer over C memory ------------------------------------------
  *
  * ssl's methods take any object with the buffer protocol: a view whose
- * pointer is set before each call saves a memoryview per call. */
+ * pointer is set before each call saves a memoryview (or a bytes object)
+ * per call.  It is only ever given to C methods of the ssl module
+ * (MemoryBIO.write(), _SSLSocket.read()), which release the buffer before
+ * they return, and it shows nothing once the call is over (view_done()):
+ * no Python code sees it, and nothing can read the memory through it
+ * after the call. */
 
 typedef struct {
   PyObject_HEAD
@@ -363,22 +368,40 @@ static PyObject* sslobj_write(SSLProtocolObject* self, PyObject* data) {
 }
 
 
-/* The view over buf, for one call into ssl. */
+/* The view over buf, for one call of a C method of ssl (a new reference:
+ * give it back with view_done()). */
 static PyObject* view_of(SSLProtocolObject* self, char* buf, Py_ssize_t len, int readonly) {
   ViewObject* v;
 
   v = self->view;
-  if (v == NULL || v->exports > 0) {  /* someone kept the last one */
+  if (v == NULL) {
     v = PyObject_New(ViewObject, tls_state(self)->ViewType);
     if (v == NULL)
       return NULL;
     v->exports = 0;
-    Py_XSETREF(self->view, v);
+    self->view = v;
   }
   v->buf = buf;
   v->len = len;
   v->readonly = readonly;
-  return (PyObject*) v;
+  return Py_NewRef((PyObject*) v);
+}
+
+
+/* After the call: the view shows nothing any more.  One that is still
+ * referenced or exported besides the protocol's own reference (the ssl
+ * module's methods keep neither) is left to its holder, empty, and the
+ * next call gets a new one. */
+static void view_done(SSLProtocolObject* self, PyObject* view) {
+  ViewObject* v = (ViewObject*) view;
+
+  v->buf = NULL;
+  v->len = 0;
+  if (v->exports > 0 || Py_REFCNT(view) > 2) {
+    if (self->view == v)
+      Py_CLEAR(self->view);
+  }
+  Py_DECREF(view);
 }
 
 
@@ -561,6 +584,34 @@ static int fatal_unless_base(SSLProtocolObject* self, int r, const char* message
 
 /* --- The ssl object ------------------------------------------------------------- */
 
+/* sslobj.read(len) of an SSLObject subclass (Python code, which may keep
+ * what it is given: it gets no view of ours), copied into buf. */
+static Py_ssize_t ssl_read_copy(SSLProtocolObject* self, PyObject* n, char* buf,
+                                Py_ssize_t len) {
+  PyObject* r;
+  Py_buffer data;
+  Py_ssize_t count;
+
+  r = call1(self->sslobj, tls_state(self)->str_read, n);
+  if (r == NULL)
+    return clear_again_error(self) ? -2 : -1;
+  if (PyObject_GetBuffer(r, &data, PyBUF_SIMPLE) < 0) {
+    Py_DECREF(r);
+    return -1;
+  }
+  count = data.len;
+  if (count > len) {
+    PyErr_SetString(PyExc_RuntimeError, "SSLObject.read() returned more than asked");
+    count = -1;
+  } else {
+    memcpy(buf, data.buf, (size_t) count);
+  }
+  PyBuffer_Release(&data);
+  Py_DECREF(r);
+  return count;
+}
+
+
 /* sslobj.read(len, buffer) into buf: the count (0: close_notify), or -2 for
  * SSLAgainErrors (cleared), or -1. */
 static Py_ssize_t ssl_read_into(SSLProtocolObject* self, char* buf, Py_ssize_t len) {
@@ -569,15 +620,21 @@ static Py_ssize_t ssl_read_into(SSLProtocolObject* self, char* buf, Py_ssize_t l
   PyObject* r;
   Py_ssize_t count;
 
-  view = view_of(self, buf, len, 0);
-  if (view == NULL)
-    return -1;
   n = PyLong_FromSsize_t(len);
   if (n == NULL)
     return -1;
-  Py_INCREF(view);
+  if (!self->direct) {
+    count = ssl_read_copy(self, n, buf, len);
+    Py_DECREF(n);
+    return count;
+  }
+  view = view_of(self, buf, len, 0);
+  if (view == NULL) {
+    Py_DECREF(n);
+    return -1;
+  }
   r = sslobj_read(self, n, view);
-  Py_DECREF(view);
+  view_done(self, view);
   Py_DECREF(n);
   if (r == NULL)
     return clear_again_error(self) ? -2 : -1;
@@ -1500,12 +1557,13 @@ static int feed(SSLProtocolObject* self, char* data, Py_ssize_t len) {
 
   if (check_alive(self) < 0)
     return -1;
+  /* MemoryBIO.write() copies the ciphertext from the loop's buffer: no
+   * bytes object in between. */
   view = view_of(self, data, len, 1);
   if (view == NULL)
     return -1;
-  Py_INCREF(view);
   r = bio_write(self, self->incoming, view);
-  Py_DECREF(view);
+  view_done(self, view);
   if (r < 0)
     return -1;
   gather_begin(self);

@@ -221,6 +221,43 @@ class Pair:
 
     async def close(self):
         await close_transports(self.client, self.peer)
+        await self.close_server()
+
+    async def close_server(self):
+        self.server.close()
+        await self.server.wait_closed()
+
+
+class PeerPair:
+    """A SansIOPeer as the TLS server, on a plain TCP server of the loop,
+    and a client of the loop's TLS (a RecordingProtocol) connected to it."""
+
+    def __init__(self, loop, on_handshake=None):
+        self.loop = loop
+        self.on_handshake = on_handshake
+        self.peers = []
+        self.server = None
+
+    def _make_peer(self):
+        peer = SansIOPeer(self.loop, tlsdata.server_context(), True)
+        peer.on_handshake = self.on_handshake
+        self.peers.append(peer)
+        return peer
+
+    @property
+    def peer(self):
+        return self.peers[0]
+
+    async def open(self, **client_kwargs):
+        """Connect: the client's (transport, protocol)."""
+        self.server = await self.loop.create_server(self._make_peer, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return await self.loop.create_connection(
+            lambda: RecordingProtocol(self.loop), "127.0.0.1", port,
+            ssl=tlsdata.client_context(), server_hostname="localhost", **client_kwargs)
+
+    async def close(self):
+        self.peer.transport.close()
         self.server.close()
         await self.server.wait_closed()
 
@@ -400,8 +437,7 @@ class TestConnections:
             client.transport.write(b"x" * 25)
             got = await buffered.read_at_least(25)
             await close_transports(client, buffered)
-            pair.server.close()
-            await pair.server.wait_closed()
+            await pair.close_server()
             return got
 
         assert run(loop, main()) == b"x" * 25
@@ -457,19 +493,9 @@ class TestConnections:
 class TestClosing:
     def test_close_sends_close_notify(self, loop):
         async def scenario():
-            peer_box = []
-
-            def factory():
-                peer = SansIOPeer(loop, tlsdata.server_context(), True)
-                peer_box.append(peer)
-                return peer
-
-            server = await loop.create_server(factory, "127.0.0.1", 0)
-            port = server.sockets[0].getsockname()[1]
-            tr, client = await loop.create_connection(
-                lambda: RecordingProtocol(loop), "127.0.0.1", port,
-                ssl=tlsdata.client_context(), server_hostname="localhost")
-            peer = peer_box[0]
+            pair = PeerPair(loop)
+            tr, client = await pair.open()
+            peer = pair.peer
             await peer.wait_handshake()
             tr.write(b"bye")
             tr.close()
@@ -479,9 +505,7 @@ class TestClosing:
             peer.send_close_notify()
             exc = await client.lost
             await peer._until(lambda: peer.eof or peer.lost.done())
-            peer.transport.close()
-            server.close()
-            await server.wait_closed()
+            await pair.close()
             return bytes(peer.data), closing, client.events, exc
 
         data, closing, events, exc = run(loop, scenario())
@@ -496,28 +520,15 @@ class TestClosing:
         # the connection is dropped and connection_lost() gets TimeoutError
         # (asyncio.TimeoutError on 3.11 is the same class).
         async def scenario():
-            peer_box = []
-
-            def factory():
-                peer = SansIOPeer(loop, tlsdata.server_context(), True)
-                peer_box.append(peer)
-                return peer
-
-            server = await loop.create_server(factory, "127.0.0.1", 0)
-            port = server.sockets[0].getsockname()[1]
-            tr, client = await loop.create_connection(
-                lambda: RecordingProtocol(loop), "127.0.0.1", port,
-                ssl=tlsdata.client_context(), server_hostname="localhost",
-                ssl_shutdown_timeout=0.05)
-            peer = peer_box[0]
+            pair = PeerPair(loop)
+            tr, client = await pair.open(ssl_shutdown_timeout=0.05)
+            peer = pair.peer
             await peer.wait_handshake()
             tr.close()
             await peer._until(lambda: peer.close_notify)
             exc = await client.lost     # no answer from the peer
             await peer._until(lambda: peer.eof or peer.lost.done())
-            peer.transport.close()
-            server.close()
-            await server.wait_closed()
+            await pair.close()
             return client.events, exc
 
         events, exc = run(loop, scenario())
@@ -527,28 +538,15 @@ class TestClosing:
 
     def test_peer_close_notify_means_eof(self, loop):
         async def scenario():
-            peer_box = []
-
-            def factory():
-                peer = SansIOPeer(loop, tlsdata.server_context(), True)
-                peer.on_handshake = lambda p: p.write(b"hello", flush=False)
-                peer_box.append(peer)
-                return peer
-
-            server = await loop.create_server(factory, "127.0.0.1", 0)
-            port = server.sockets[0].getsockname()[1]
-            tr, client = await loop.create_connection(
-                lambda: RecordingProtocol(loop), "127.0.0.1", port,
-                ssl=tlsdata.client_context(), server_hostname="localhost")
-            peer = peer_box[0]
+            pair = PeerPair(loop, lambda p: p.write(b"hello", flush=False))
+            tr, client = await pair.open()
+            peer = pair.peer
             await client.read_at_least(5)
             peer.send_close_notify()
             exc = await client.lost
             # The client answered with its own close_notify.
             await peer._until(lambda: peer.close_notify)
-            peer.transport.close()
-            server.close()
-            await server.wait_closed()
+            await pair.close()
             return bytes(client.data), client.events, exc
 
         data, events, exc = run(loop, scenario())
@@ -558,25 +556,13 @@ class TestClosing:
 
     def test_peer_closes_without_close_notify(self, loop):
         async def scenario():
-            peer_box = []
-
-            def factory():
-                peer = SansIOPeer(loop, tlsdata.server_context(), True)
-                peer.on_handshake = lambda p: p.write(b"truncated", flush=False)
-                peer_box.append(peer)
-                return peer
-
-            server = await loop.create_server(factory, "127.0.0.1", 0)
-            port = server.sockets[0].getsockname()[1]
-            tr, client = await loop.create_connection(
-                lambda: RecordingProtocol(loop), "127.0.0.1", port,
-                ssl=tlsdata.client_context(), server_hostname="localhost")
-            peer = peer_box[0]
+            pair = PeerPair(loop, lambda p: p.write(b"truncated", flush=False))
+            tr, client = await pair.open()
+            peer = pair.peer
             await client.read_at_least(9)
             peer.transport.close()     # a TCP FIN, no close_notify
             exc = await client.lost
-            server.close()
-            await server.wait_closed()
+            await pair.close()
             return bytes(client.data), client.events, exc
 
         data, events, exc = run(loop, scenario())
@@ -589,27 +575,15 @@ class TestClosing:
             errors = []
             loop.set_exception_handler(lambda lp, ctx: errors.append(
                 (ctx["message"], type(ctx.get("exception")).__name__)))
-            peer_box = []
-
-            def factory():
-                peer = SansIOPeer(loop, tlsdata.server_context(), True)
-                peer_box.append(peer)
-                return peer
-
-            server = await loop.create_server(factory, "127.0.0.1", 0)
-            port = server.sockets[0].getsockname()[1]
-            tr, client = await loop.create_connection(
-                lambda: RecordingProtocol(loop), "127.0.0.1", port,
-                ssl=tlsdata.client_context(), server_hostname="localhost")
-            peer = peer_box[0]
+            pair = PeerPair(loop)
+            tr, client = await pair.open()
+            peer = pair.peer
             await peer.wait_handshake()
             tr.close()                  # our close_notify goes out
             await peer._until(lambda: peer.close_notify)
             peer.write(b"too late")     # data instead of the peer's close_notify
             exc = await client.lost
-            peer.transport.close()
-            server.close()
-            await server.wait_closed()
+            await pair.close()
             return client.events, exc, errors
 
         events, exc, errors = run(loop, scenario())
@@ -627,8 +601,7 @@ class TestClosing:
             closing = client.transport.is_closing()
             exc = await client.lost
             peer_exc = await peer.lost
-            pair.server.close()
-            await pair.server.wait_closed()
+            await pair.close_server()
             return closing, client.events, exc, type(peer_exc)
 
         closing, events, exc, peer_exc = run(loop, main())
@@ -653,8 +626,7 @@ class TestClosing:
                     outcomes.append(str(exc))
             await client.lost
             await peer.lost
-            pair.server.close()
-            await pair.server.wait_closed()
+            await pair.close_server()
             return outcomes
 
         assert run(loop, main()) == [
@@ -671,8 +643,7 @@ class TestClosing:
             client.transport.write(b"dropped")
             await client.lost
             await peer.lost
-            pair.server.close()
-            await pair.server.wait_closed()
+            await pair.close_server()
             return bytes(peer.data)
 
         assert run(loop, main()) == b""
@@ -714,28 +685,59 @@ class TestHandshakeEdges:
         # TLS 1.3: the server's session tickets and its first data come in
         # one segment, right after the handshake.
         async def scenario():
-            peer_box = []
-
-            def factory():
-                peer = SansIOPeer(loop, tlsdata.server_context(), True)
-                peer.on_handshake = lambda p: p.write(b"welcome", flush=False)
-                peer_box.append(peer)
-                return peer
-
-            server = await loop.create_server(factory, "127.0.0.1", 0)
-            port = server.sockets[0].getsockname()[1]
-            tr, client = await loop.create_connection(
-                lambda: RecordingProtocol(loop), "127.0.0.1", port,
-                ssl=tlsdata.client_context(), server_hostname="localhost")
+            pair = PeerPair(loop, lambda p: p.write(b"welcome", flush=False))
+            tr, client = await pair.open()
             got = await client.read_at_least(7)
             tr.abort()
             await client.lost
-            peer_box[0].transport.close()
-            server.close()
-            await server.wait_closed()
+            await pair.close()
             return got, client.events[:2]
 
         assert run(loop, scenario()) == (b"welcome", ["made", "data"])
+
+
+class KeepingSSLObject(ssl.SSLObject):
+    """An SSLContext.sslobject_class that keeps every buffer its read() is
+    given (the class's ``kept``, a list set per test)."""
+
+    kept = None
+
+    def read(self, len=1024, buffer=None):
+        if buffer is not None:
+            type(self).kept.append(buffer)
+        return super().read(len, buffer)
+
+
+class TestSSLObjectSubclass:
+    # A subclass is Python code between the loop and ssl: it is called as
+    # asyncio calls it, and what it keeps cannot reach what the loop reads.
+    @pytest.mark.parametrize("buffered", [False, True], ids=["protocol", "buffered"])
+    def test_reads_through_the_subclass(self, loop, buffered):
+        async def main():
+            ctx = tlsdata.client_context()
+            ctx.sslobject_class = type("Keeping", (KeepingSSLObject,), {"kept": []})
+            factory = (lambda lp: BufferedRecorder(lp, 5000)) if buffered else RecordingProtocol
+            pair = Pair(loop)
+            client, peer = await pair.open(client_factory=factory,
+                                           client_kwargs={"ssl": ctx})
+            sslobj = client.transport.get_extra_info("ssl_object")
+            peer.transport.write(pattern(300000, 9))
+            got = await client.read_at_least(300000)
+            for kept in ctx.sslobject_class.kept:   # scribbled on afterwards
+                view = memoryview(kept)
+                view[:] = b"\xff" * len(view)
+            peer.transport.write(b"more")
+            more = await client.read_at_least(300004)
+            await pair.close()
+            return type(sslobj).__name__, got, more, ctx.sslobject_class.kept
+
+        name, got, more, kept = run(loop, main())
+        assert name == "Keeping"
+        assert got == pattern(300000, 9)
+        assert more == got + b"more"
+        if not buffered:
+            # asyncio's _do_read__copied() calls read(n): no buffer.
+            assert kept == []
 
 
 # --- start_tls() --------------------------------------------------------------------
@@ -965,8 +967,7 @@ class TestCallbackErrors:
             client.transport.write(b"x")
             exc = await peer.lost
             await client.lost
-            pair.server.close()
-            await pair.server.wait_closed()
+            await pair.close_server()
             return errors, type(exc).__name__
 
         errors, exc = run(loop, main())
@@ -1002,8 +1003,7 @@ class TestWritesInCallbacks:
             client.transport.close()
             await client.lost
             await peer.lost
-            pair.server.close()
-            await pair.server.wait_closed()
+            await pair.close_server()
             return got, client.events
 
         return run(loop, main())
