@@ -371,6 +371,23 @@ AUV_MOD_INTERNAL void auvpy_transport_close_stream(PyObject* transport);
 AUV_MOD_INTERNAL int auvpy_transport_visit_engine_ref(PyObject* transport, visitproc visit,
                                                      void* arg);
 
+/* module.c: modname.attr, imported (a new reference, or NULL); and what the
+ * module's exec functions set their fields with: dst = modname.attr, or
+ * an interned string, or "return -1" with the exception. */
+AUV_MOD_INTERNAL PyObject* auvpy_import_attr(const char* modname, const char* attr);
+#define AUVPY_IMPORT(dst, modname, attr)                           \
+  do {                                                             \
+    (dst) = auvpy_import_attr(modname, attr);                      \
+    if ((dst) == NULL)                                             \
+      return -1;                                                   \
+  } while (0)
+#define AUVPY_INTERN(dst, text)                                    \
+  do {                                                             \
+    (dst) = PyUnicode_InternFromString(text);                      \
+    if ((dst) == NULL)                                             \
+      return -1;                                                   \
+  } while (0)
+
 /* sslproto.c: TLS, asyncio's SSL protocol in C */
 AUV_MOD_INTERNAL int auvpy_tls_init(PyObject* module, auvpy_state* st);
 AUV_MOD_INTERNAL int auvpy_tls_traverse(auvpy_state* st, visitproc visit, void* arg);

@@ -19,7 +19,7 @@ auvpy_state* auvpy_state_from_type(PyTypeObject* tp) {
 }
 
 
-static PyObject* import_attr(const char* modname, const char* attr) {
+PyObject* auvpy_import_attr(const char* modname, const char* attr) {
   PyObject* mod;
   PyObject* obj;
 
@@ -153,12 +153,7 @@ static int auvpy_exec(PyObject* module) {
 
   st = PyModule_GetState(module);
 
-#define IMPORT(field, mod, name)                                   \
-  do {                                                             \
-    st->field = import_attr(mod, name);                            \
-    if (st->field == NULL)                                         \
-      return -1;                                                   \
-  } while (0)
+#define IMPORT(field, mod, name) AUVPY_IMPORT(st->field, mod, name)
   IMPORT(Future, "asyncio.futures", "Future");
   IMPORT(Task, "asyncio.tasks", "Task");
   IMPORT(aio_Handle, "asyncio.events", "Handle");
@@ -182,7 +177,7 @@ static int auvpy_exec(PyObject* module) {
   IMPORT(set_wakeup_fd, "signal", "set_wakeup_fd");
   IMPORT(BufferedProtocol, "asyncio.protocols", "BufferedProtocol");
   IMPORT(socket_type, "socket", "socket");
-  st->SSLSocket = import_attr("ssl", "SSLSocket");
+  st->SSLSocket = auvpy_import_attr("ssl", "SSLSocket");
   if (st->SSLSocket == NULL) {
     if (!PyErr_ExceptionMatches(PyExc_ImportError))
       return -1;
@@ -208,12 +203,7 @@ static int auvpy_exec(PyObject* module) {
     return -1;
 #undef IMPORT
 
-#define INTERN(field, text)                                        \
-  do {                                                             \
-    st->field = PyUnicode_InternFromString(text);                  \
-    if (st->field == NULL)                                         \
-      return -1;                                                   \
-  } while (0)
+#define INTERN(field, text) AUVPY_INTERN(st->field, text)
   INTERN(str_call_exception_handler, "call_exception_handler");
   INTERN(str_set_name, "set_name");
   INTERN(str_message, "message");
@@ -313,7 +303,7 @@ static int auvpy_exec(PyObject* module) {
     return -1;
 
   /* asyncio's call_soon_threadsafe() handle, new in 3.14. */
-  st->aio_ThreadSafeHandle = import_attr("asyncio.events", "_ThreadSafeHandle");
+  st->aio_ThreadSafeHandle = auvpy_import_attr("asyncio.events", "_ThreadSafeHandle");
   if (st->aio_ThreadSafeHandle == NULL) {
     if (!PyErr_ExceptionMatches(PyExc_AttributeError))
       return -1;
@@ -348,7 +338,7 @@ static int auvpy_exec(PyObject* module) {
     return -1;
 
   {
-    PyObject* aio_transport = import_attr("asyncio.transports", "Transport");
+    PyObject* aio_transport = auvpy_import_attr("asyncio.transports", "Transport");
     if (aio_transport == NULL)
       return -1;
     if (((PyTypeObject*) aio_transport)->tp_basicsize > (Py_ssize_t) auvpy_transport_pad_end) {
@@ -365,9 +355,9 @@ static int auvpy_exec(PyObject* module) {
   }
 
   {
-    PyObject* aio_transport = import_attr("asyncio.transports", "Transport");
+    PyObject* aio_transport = auvpy_import_attr("asyncio.transports", "Transport");
     PyObject* aio_datagram = aio_transport == NULL ? NULL :
-        import_attr("asyncio.transports", "DatagramTransport");
+        auvpy_import_attr("asyncio.transports", "DatagramTransport");
     PyObject* bases = aio_datagram == NULL ? NULL :
         PyTuple_Pack(2, aio_transport, aio_datagram);
     Py_XDECREF(aio_transport);

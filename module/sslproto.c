@@ -2045,8 +2045,10 @@ static PyObject* tr_resume_reading(SSLTransportObject* self, PyObject* unused) {
 }
 
 
-static PyObject* tr_set_write_buffer_limits(SSLTransportObject* self, PyObject* args,
-                                            PyObject* kwargs) {
+/* set_write_buffer_limits() and set_read_buffer_limits(): the application's
+ * side (reading 0) or the incoming ciphertext's (reading 1). */
+static PyObject* set_buffer_limits(SSLTransportObject* self, PyObject* args,
+                                   PyObject* kwargs, int reading) {
   static char* kwlist[] = { "high", "low", NULL };
   SSLProtocolObject* proto;
   PyObject* high = Py_None;
@@ -2054,31 +2056,60 @@ static PyObject* tr_set_write_buffer_limits(SSLTransportObject* self, PyObject* 
   PyObject* limits;
   int r;
 
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:set_write_buffer_limits", kwlist,
-                                   &high, &low))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs,
+                                   reading ? "|OO:set_read_buffer_limits"
+                                           : "|OO:set_write_buffer_limits",
+                                   kwlist, &high, &low))
     return NULL;
-  proto = app_proto(self, "_set_write_buffer_limits");
+  proto = app_proto(self, reading ? "_set_read_buffer_limits" : "_set_write_buffer_limits");
   if (proto == NULL)
     return NULL;
-  if (set_limits(high, low, TLS_HIGH_WATER_WRITE, &proto->out_high, &proto->out_low,
-                 &limits) < 0)
+  if (set_limits(high, low, reading ? TLS_HIGH_WATER_READ : TLS_HIGH_WATER_WRITE,
+                 reading ? &proto->in_high : &proto->out_high,
+                 reading ? &proto->in_low : &proto->out_low, &limits) < 0)
     return NULL;
-  Py_XSETREF(proto->out_limits, limits);
+  Py_XSETREF(*(reading ? &proto->in_limits : &proto->out_limits), limits);
   Py_INCREF(proto);
-  r = control_app_writing(proto);
+  r = reading ? control_ssl_reading(proto) : control_app_writing(proto);
   Py_DECREF(proto);
   return result(r);
 }
 
 
-static PyObject* tr_get_write_buffer_limits(SSLTransportObject* self, PyObject* unused) {
-  SSLProtocolObject* proto = app_proto(self, "_outgoing_low_water");
+static PyObject* get_buffer_limits(SSLTransportObject* self, int reading) {
+  SSLProtocolObject* proto;
+  PyObject* limits;
 
+  proto = app_proto(self, reading ? "_incoming_low_water" : "_outgoing_low_water");
   if (proto == NULL)
     return NULL;
-  if (proto->out_limits != NULL)
-    return Py_NewRef(proto->out_limits);
-  return Py_BuildValue("(nn)", (Py_ssize_t) proto->out_low, (Py_ssize_t) proto->out_high);
+  limits = reading ? proto->in_limits : proto->out_limits;
+  if (limits != NULL)
+    return Py_NewRef(limits);
+  return Py_BuildValue("(nn)", (Py_ssize_t) (reading ? proto->in_low : proto->out_low),
+                       (Py_ssize_t) (reading ? proto->in_high : proto->out_high));
+}
+
+
+static PyObject* tr_set_write_buffer_limits(SSLTransportObject* self, PyObject* args,
+                                            PyObject* kwargs) {
+  return set_buffer_limits(self, args, kwargs, 0);
+}
+
+
+static PyObject* tr_get_write_buffer_limits(SSLTransportObject* self, PyObject* unused) {
+  return get_buffer_limits(self, 0);
+}
+
+
+static PyObject* tr_set_read_buffer_limits(SSLTransportObject* self, PyObject* args,
+                                           PyObject* kwargs) {
+  return set_buffer_limits(self, args, kwargs, 1);
+}
+
+
+static PyObject* tr_get_read_buffer_limits(SSLTransportObject* self, PyObject* unused) {
+  return get_buffer_limits(self, 1);
 }
 
 
@@ -2093,43 +2124,6 @@ static PyObject* tr_get_write_buffer_size(SSLTransportObject* self, PyObject* un
   if (err < 0)
     return NULL;
   return PyLong_FromSize_t(size);
-}
-
-
-static PyObject* tr_set_read_buffer_limits(SSLTransportObject* self, PyObject* args,
-                                           PyObject* kwargs) {
-  static char* kwlist[] = { "high", "low", NULL };
-  SSLProtocolObject* proto;
-  PyObject* high = Py_None;
-  PyObject* low = Py_None;
-  PyObject* limits;
-  int r;
-
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:set_read_buffer_limits", kwlist,
-                                   &high, &low))
-    return NULL;
-  proto = app_proto(self, "_set_read_buffer_limits");
-  if (proto == NULL)
-    return NULL;
-  if (set_limits(high, low, TLS_HIGH_WATER_READ, &proto->in_high, &proto->in_low,
-                 &limits) < 0)
-    return NULL;
-  Py_XSETREF(proto->in_limits, limits);
-  Py_INCREF(proto);
-  r = control_ssl_reading(proto);
-  Py_DECREF(proto);
-  return result(r);
-}
-
-
-static PyObject* tr_get_read_buffer_limits(SSLTransportObject* self, PyObject* unused) {
-  SSLProtocolObject* proto = app_proto(self, "_incoming_low_water");
-
-  if (proto == NULL)
-    return NULL;
-  if (proto->in_limits != NULL)
-    return Py_NewRef(proto->in_limits);
-  return Py_BuildValue("(nn)", (Py_ssize_t) proto->in_low, (Py_ssize_t) proto->in_high);
 }
 
 
@@ -2486,44 +2480,17 @@ error:
 }
 
 
-static PyObject* proto_get_app_transport(SSLProtocolObject* self, void* closure) {
-  return Py_NewRef(self->app_transport != NULL ? (PyObject*) self->app_transport : Py_None);
-}
+/* A field of the protocol as asyncio's attribute of the same name (None
+ * while it is unset): the getter's closure is the field's offset. */
+static PyObject* proto_get_field(SSLProtocolObject* self, void* offset) {
+  PyObject* value = *(PyObject**) ((char*) self + (size_t) offset);
 
-
-static PyObject* proto_get_field(PyObject* value) {
   return Py_NewRef(value != NULL ? value : Py_None);
 }
 
-
-static PyObject* proto_get_incoming(SSLProtocolObject* self, void* c) {
-  return proto_get_field(self->incoming);
-}
-
-
-static PyObject* proto_get_outgoing(SSLProtocolObject* self, void* c) {
-  return proto_get_field(self->outgoing);
-}
-
-
-static PyObject* proto_get_sslobj(SSLProtocolObject* self, void* c) {
-  return proto_get_field(self->sslobject);
-}
-
-
-static PyObject* proto_get_transport(SSLProtocolObject* self, void* c) {
-  return proto_get_field(self->transport);
-}
-
-
-static PyObject* proto_get_app_protocol(SSLProtocolObject* self, void* c) {
-  return proto_get_field(self->app_protocol);
-}
-
-
-static PyObject* proto_get_sslcontext(SSLProtocolObject* self, void* c) {
-  return proto_get_field(self->sslcontext);
-}
+#define PROTO_FIELD(name, field)                                               \
+  {name, (getter) proto_get_field, NULL, NULL,                                 \
+   (void*) offsetof(SSLProtocolObject, field)}
 
 
 static PyObject* proto_get_state(SSLProtocolObject* self, void* c) {
@@ -2634,13 +2601,13 @@ static PyMemberDef proto_members[] = {
 };
 
 static PyGetSetDef proto_getset[] = {
-  {"_app_transport", (getter) proto_get_app_transport, NULL, NULL, NULL},
-  {"_incoming", (getter) proto_get_incoming, NULL, NULL, NULL},
-  {"_outgoing", (getter) proto_get_outgoing, NULL, NULL, NULL},
-  {"_sslobj", (getter) proto_get_sslobj, NULL, NULL, NULL},
-  {"_sslcontext", (getter) proto_get_sslcontext, NULL, NULL, NULL},
-  {"_transport", (getter) proto_get_transport, NULL, NULL, NULL},
-  {"_app_protocol", (getter) proto_get_app_protocol, NULL, NULL, NULL},
+  PROTO_FIELD("_app_transport", app_transport),
+  PROTO_FIELD("_incoming", incoming),
+  PROTO_FIELD("_outgoing", outgoing),
+  PROTO_FIELD("_sslobj", sslobject),
+  PROTO_FIELD("_sslcontext", sslcontext),
+  PROTO_FIELD("_transport", transport),
+  PROTO_FIELD("_app_protocol", app_protocol),
   {"_state", (getter) proto_get_state, NULL, NULL, NULL},
   {NULL}
 };
@@ -2667,19 +2634,6 @@ static PyType_Spec proto_spec = {
 
 /* --- Module ------------------------------------------------------------------------- */
 
-static PyObject* import_attr(const char* modname, const char* attr) {
-  PyObject* mod;
-  PyObject* obj;
-
-  mod = PyImport_ImportModule(modname);
-  if (mod == NULL)
-    return NULL;
-  obj = PyObject_GetAttrString(mod, attr);
-  Py_DECREF(mod);
-  return obj;
-}
-
-
 /* type.name if it is a method descriptor of type's own, else NULL. */
 static PyObject* method_descriptor(PyObject* type, const char* name) {
   PyObject* d = PyObject_GetAttrString(type, name);
@@ -2697,14 +2651,8 @@ int auvpy_tls_init(PyObject* module, auvpy_state* st) {
   PyObject* base;
   PyObject* mode;
 
-  base = PyImport_ImportModule("ssl");
-  if (base == NULL) {
-    if (!PyErr_ExceptionMatches(PyExc_ImportError))
-      return -1;
-    PyErr_Clear();  /* Python built without ssl: asyncio's protocol is refused too */
-    return 0;
-  }
-  Py_DECREF(base);
+  if (st->SSLSocket == NULL)
+    return 0;  /* Python built without ssl (module.c): asyncio's protocol is refused too */
   t = PyMem_Calloc(1, sizeof(*t));
   if (t == NULL) {
     PyErr_NoMemory();
@@ -2712,12 +2660,7 @@ int auvpy_tls_init(PyObject* module, auvpy_state* st) {
   }
   st->tls = t;
 
-#define IMPORT(field, mod, name)                                   \
-  do {                                                             \
-    t->field = import_attr(mod, name);                             \
-    if (t->field == NULL)                                          \
-      return -1;                                                   \
-  } while (0)
+#define IMPORT(field, mod, name) AUVPY_IMPORT(t->field, mod, name)
   IMPORT(SSLObject, "ssl", "SSLObject");
   IMPORT(SSLSocketType, "_ssl", "_SSLSocket");
   IMPORT(MemoryBIO, "ssl", "MemoryBIO");
@@ -2727,7 +2670,7 @@ int auvpy_tls_init(PyObject* module, auvpy_state* st) {
   IMPORT(CertificateError, "ssl", "CertificateError");
   IMPORT(CancelledError, "asyncio.exceptions", "CancelledError");
 #undef IMPORT
-  mode = import_attr("asyncio.constants", "_SendfileMode");
+  mode = auvpy_import_attr("asyncio.constants", "_SendfileMode");
   if (mode == NULL)
     return -1;
   t->sendfile_fallback = PyObject_GetAttrString(mode, "FALLBACK");
@@ -2735,12 +2678,7 @@ int auvpy_tls_init(PyObject* module, auvpy_state* st) {
   if (t->sendfile_fallback == NULL)
     return -1;
 
-#define INTERN(field, text)                                        \
-  do {                                                             \
-    t->field = PyUnicode_InternFromString(text);                   \
-    if (t->field == NULL)                                          \
-      return -1;                                                   \
-  } while (0)
+#define INTERN(field, text) AUVPY_INTERN(t->field, text)
   INTERN(str_read, "read");
   INTERN(str_write, "write");
   INTERN(str_do_handshake, "do_handshake");
@@ -2787,14 +2725,11 @@ int auvpy_tls_init(PyObject* module, auvpy_state* st) {
   t->ViewType = (PyTypeObject*) PyType_FromModuleAndSpec(module, &view_spec, NULL);
   if (t->ViewType == NULL)
     return -1;
-  base = import_attr("asyncio.protocols", "BufferedProtocol");
-  if (base == NULL)
-    return -1;
-  st->SSLProtocolType = (PyTypeObject*) PyType_FromModuleAndSpec(module, &proto_spec, base);
-  Py_DECREF(base);
+  st->SSLProtocolType = (PyTypeObject*) PyType_FromModuleAndSpec(module, &proto_spec,
+                                                                 st->BufferedProtocol);
   if (st->SSLProtocolType == NULL)
     return -1;
-  base = import_attr("asyncio.transports", "Transport");
+  base = auvpy_import_attr("asyncio.transports", "Transport");
   if (base == NULL)
     return -1;
   if (((PyTypeObject*) base)->tp_basicsize >
