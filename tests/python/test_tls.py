@@ -190,32 +190,37 @@ async def tls_connect(loop, factory, server, family="tcp", path=None, **kwargs):
                                              server_hostname="localhost", **kwargs)
 
 
+def accepting(loop, factory=RecordingProtocol):
+    """A server's protocol factory, calling factory(loop), and a future of the
+    first protocol it made."""
+    accepted = loop.create_future()
+
+    def make():
+        proto = factory(loop)
+        _set_once(accepted, proto)
+        return proto
+    return make, accepted
+
+
 class Pair:
     """A TLS server on the loop with one accepted connection."""
 
     def __init__(self, loop):
         self.loop = loop
-        self.accepted = loop.create_future()
         self.server = None
         self.client = None
         self.peer = None
 
-    def server_factory(self, factory):
-        def make():
-            proto = factory(self.loop)
-            _set_once(self.accepted, proto)
-            return proto
-        return make
-
     async def open(self, client_factory=RecordingProtocol,
                    server_factory=RecordingProtocol, family="tcp", path=None,
                    server_kwargs=None, client_kwargs=None):
-        self.server = await tls_server(self.loop, self.server_factory(server_factory),
-                                       family, path, **(server_kwargs or {}))
+        make, accepted = accepting(self.loop, server_factory)
+        self.server = await tls_server(self.loop, make, family, path,
+                                       **(server_kwargs or {}))
         _, self.client = await tls_connect(self.loop, lambda: client_factory(self.loop),
                                            self.server, family, path,
                                            **(client_kwargs or {}))
-        self.peer = await self.accepted
+        self.peer = await accepted
         await self.peer.made
         return self.client, self.peer
 
@@ -355,26 +360,51 @@ class TestConnections:
             "closed_closing": True, "closed_protocol": None,
         }
 
-    def test_write_buffer_limits(self, loop):
+    @pytest.mark.parametrize("side", ["write", "read"])
+    def test_buffer_limits(self, loop, side):
         async def main():
             pair = Pair(loop)
             client, peer = await pair.open()
             tr = client.transport
+            set_limits = getattr(tr, f"set_{side}_buffer_limits")
+            get_limits = getattr(tr, f"get_{side}_buffer_limits")
             results = []
             for args, kwargs in (((1000,), {}), ((), {"low": 100}), ((10, 20), {}),
                                  ((-1,), {}), ((1.5e5,), {}), ((None, None), {})):
                 try:
-                    tr.set_write_buffer_limits(*args, **kwargs)
-                    results.append(tr.get_write_buffer_limits())
+                    set_limits(*args, **kwargs)
+                    results.append(get_limits())
                 except ValueError as exc:
                     results.append(str(exc))
+            with pytest.raises(TypeError):
+                set_limits(1, 2, 3)
             await pair.close()
             return results
 
+        default = (131072, 524288) if side == "write" else (65536, 262144)
         assert run(loop, main()) == [
             (250, 1000), (100, 400), "high (10) must be >= low (20) must be >= 0",
             "high (-1) must be >= low (-1) must be >= 0", (37500.0, 150000.0),
-            (131072, 524288)]
+            default]
+
+    def test_ssl_protocol_attributes(self, loop):
+        async def main():
+            ctx = tlsdata.client_context()
+            pair = Pair(loop)
+            client, peer = await pair.open(client_kwargs={"ssl": ctx})
+            tr = client.transport
+            proto = tr._ssl_protocol
+            facts = (type(proto._incoming), type(proto._outgoing),
+                     proto._sslobj is tr.get_extra_info("ssl_object"),
+                     proto._sslcontext is ctx, proto._app_transport is tr,
+                     proto._app_protocol is client,
+                     proto._transport.get_extra_info("socket") is not None)
+            await pair.close()
+            return facts, (proto._transport, proto._app_protocol, proto._app_transport)
+
+        facts, after = run(loop, main())
+        assert facts == (ssl.MemoryBIO, ssl.MemoryBIO, True, True, True, True, True)
+        assert after == (None, None, None)      # connection_lost() dropped them
 
     def test_writelines_and_memoryviews(self, loop):
         async def main():
@@ -536,37 +566,27 @@ class TestClosing:
         assert type(exc) is TimeoutError
         assert str(exc) == "SSL shutdown timed out"
 
-    def test_peer_close_notify_means_eof(self, loop):
+    @pytest.mark.parametrize("ending", ["close_notify", "fin_only"])
+    def test_peer_ends_the_connection(self, loop, ending):
+        # The peer's close_notify, or a TCP FIN without one: an EOF either way.
         async def scenario():
             pair = PeerPair(loop, lambda p: p.write(b"hello", flush=False))
             tr, client = await pair.open()
             peer = pair.peer
             await client.read_at_least(5)
-            peer.send_close_notify()
+            if ending == "close_notify":
+                peer.send_close_notify()
+            else:
+                peer.transport.close()
             exc = await client.lost
-            # The client answered with its own close_notify.
-            await peer._until(lambda: peer.close_notify)
+            if ending == "close_notify":
+                # The client answered with its own close_notify.
+                await peer._until(lambda: peer.close_notify)
             await pair.close()
             return bytes(client.data), client.events, exc
 
         data, events, exc = run(loop, scenario())
         assert data == b"hello"
-        assert events == ["made", "data", "eof", "lost"]
-        assert exc is None
-
-    def test_peer_closes_without_close_notify(self, loop):
-        async def scenario():
-            pair = PeerPair(loop, lambda p: p.write(b"truncated", flush=False))
-            tr, client = await pair.open()
-            peer = pair.peer
-            await client.read_at_least(9)
-            peer.transport.close()     # a TCP FIN, no close_notify
-            exc = await client.lost
-            await pair.close()
-            return bytes(client.data), client.events, exc
-
-        data, events, exc = run(loop, scenario())
-        assert data == b"truncated"
         assert events == ["made", "data", "eof", "lost"]
         assert exc is None
 
@@ -656,13 +676,7 @@ class TestHandshakeEdges:
         # The client's Finished and its first data arrive together: the
         # server's protocol gets the data at once, after connection_made.
         async def scenario():
-            accepted = loop.create_future()
-
-            def factory():
-                proto = RecordingProtocol(loop)
-                _set_once(accepted, proto)
-                return proto
-
+            factory, accepted = accepting(loop)
             server = await tls_server(loop, factory)
             peer = SansIOPeer(loop, tlsdata.client_context(), False, "localhost")
             peer.on_handshake = lambda p: p.write(b"early data", flush=False)
@@ -750,13 +764,7 @@ class TestStartTLS:
     @pytest.mark.parametrize("buffered", [False, True])
     def test_client_and_server_upgrade(self, loop, buffered):
         async def main():
-            accepted = loop.create_future()
-
-            def factory():
-                proto = RecordingProtocol(loop)
-                _set_once(accepted, proto)
-                return proto
-
+            factory, accepted = accepting(loop)
             server = await loop.create_server(factory, "127.0.0.1", 0)
             port = server.sockets[0].getsockname()[1]
             raw_client, client = await loop.create_connection(
@@ -856,16 +864,22 @@ class PausingRecorder(RecordingProtocol):
         transport.pause_reading()
 
 
+async def _paused_pair(loop):
+    """A Pair whose server side paused reading in connection_made(), with
+    small kernel buffers: the sender stops soon after the reader."""
+    pair = Pair(loop)
+    client, peer = await pair.open(server_factory=PausingRecorder)
+    for proto in (client, peer):
+        sock = proto.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    return pair, client, peer
+
+
 class TestFlowControl:
     def test_burst_while_paused_is_bounded_and_complete(self, loop):
         async def main():
-            pair = Pair(loop)
-            client, peer = await pair.open(server_factory=PausingRecorder)
-            # Small kernel buffers: the sender stops soon after the reader.
-            for proto in (client, peer):
-                sock = proto.transport.get_extra_info("socket")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            pair, client, peer = await _paused_pair(loop)
             client.transport.set_write_buffer_limits(high=16384)
             payload = pattern(MiB, 5)
             for i in range(0, MiB, 16384):
@@ -891,12 +905,7 @@ class TestFlowControl:
 
     def test_pause_and_resume_writing(self, loop):
         async def main():
-            pair = Pair(loop)
-            client, peer = await pair.open(server_factory=PausingRecorder)
-            for proto in (client, peer):
-                sock = proto.transport.get_extra_info("socket")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            pair, client, peer = await _paused_pair(loop)
             tr = client.transport
             tr.set_write_buffer_limits(high=65536, low=1024)
             writes = 0
@@ -1124,13 +1133,7 @@ class TestRenegotiation:
         # openssl s_client asks for a renegotiation ("R"): OpenSSL refuses
         # it on the server's side (no_renegotiation), the client gives up.
         async def main():
-            accepted = loop.create_future()
-
-            def factory():
-                proto = RecordingProtocol(loop)
-                _set_once(accepted, proto)
-                return proto
-
+            factory, accepted = accepting(loop)
             server = await tls_server(loop, factory)
             port = server.sockets[0].getsockname()[1]
             proc = await asyncio.create_subprocess_exec(
