@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +9,9 @@
 #include "test-list.h"
 
 #define TEST_TIMEOUT_SECONDS 30
+/* Under --enable-sanitizers (make check sets AUV_SANITIZERS) every test
+ * may take this many times as long, as the conformance runner allows. */
+#define TEST_TIMEOUT_SANITIZER_SCALE 5
 
 #define DECLARE(name) TEST_IMPL(name);
 AUV_TEST_LIST(DECLARE)
@@ -36,7 +40,9 @@ static int run_forked(const test_entry_t* t) {
     return 1;
   }
   if (pid == 0) {
-    alarm(TEST_TIMEOUT_SECONDS);
+    alarm(getenv("AUV_SANITIZERS") != NULL
+              ? TEST_TIMEOUT_SECONDS * TEST_TIMEOUT_SANITIZER_SCALE
+              : TEST_TIMEOUT_SECONDS);
     t->fn();
     fflush(stdout);
     _exit(0);
