@@ -1088,7 +1088,7 @@ def test_write_pipe_transport_api(loop, what):
 # --- Unclosed objects left to the collector ----------------------------------------
 
 _UNCLOSED_CHILD = """
-import gc, os, socket, warnings
+import gc, os, socket, threading, warnings
 
 def warned(scenario):
     with warnings.catch_warnings(record=True) as caught:
@@ -1155,6 +1155,12 @@ def subprocess_loop_closed():
         tr, pr = await loop.subprocess_exec(Proto, sys.executable, "-c", "pass")
         await pr.lost
     loop.run_until_complete(main())
+    # asyncio's child watcher before 3.12 is a thread per child, whose frame
+    # still holds the transport's _process_exited for a moment after it
+    # handed it to the loop: the transport goes (and warns) when it ends.
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread():
+            thread.join()
     loop.close()
 
 def loop_alone():
