@@ -106,6 +106,19 @@ else
   rendered="no (groff not found)"
 fi
 
+# 7. Every page is installed and distributed: Makefile.am lists it in
+# dist_man_MANS (a page only in git is missing from make dist's tarball and
+# from make install).
+tr -s ' \t\\' '\n\n\n' < "$top_srcdir/Makefile.am" | grep '^man/' > "$tmp/listed"
+for page in "$man"/*.[37]; do
+  [ -f "$page" ] || continue
+  if grep -qFx "man/$(basename "$page")" "$tmp/listed"; then
+    pass
+  else
+    fail "man/$(basename "$page") is not in Makefile.am's dist_man_MANS"
+  fi
+done
+
 echo "manpages: $(wc -l < "$tmp/functions") exported functions," \
      "$mains group pages, $stubs stubs; rendering checked: $rendered"
 echo "$passed passed, $failed failed"
