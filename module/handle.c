@@ -305,12 +305,18 @@ void auvpy_handle_run(HandleObject* h) {
 }
 
 
-static void handle_run_debug_kept(HandleObject* h) {
+/* Run the handle (with debug mode's slow-callback check if asked) holding
+ * its callback and arguments: the callback may cancel its handle, which
+ * clears them. */
+static inline void handle_run_kept(HandleObject* h, int debug) {
   PyObject* cb = Py_NewRef(h->callback);
   PyObject* args = Py_XNewRef(h->args);
   PyObject* arg0 = Py_XNewRef(h->arg0);
 
-  handle_run_debug(h);
+  if (debug)
+    handle_run_debug(h);
+  else
+    auvpy_handle_run(h);
   Py_DECREF(cb);
   Py_XDECREF(args);
   Py_XDECREF(arg0);
@@ -321,14 +327,10 @@ static void handle_run_debug_kept(HandleObject* h) {
  * cleared by the collector, which also took its loop, while a queue still
  * held it). */
 static inline void handle_call(HandleObject* h) {
-  PyObject* cb;
-  PyObject* args;
-  PyObject* arg0;
-
   if (h->cancelled || h->callback == NULL)
     return;
   if (h->loop->debug) {
-    handle_run_debug_kept(h);
+    handle_run_kept(h, 1);
     return;
   }
   /* An untracked handle that only the queue holds is out of everyone
@@ -338,14 +340,7 @@ static inline void handle_call(HandleObject* h) {
     auvpy_handle_run(h);
     return;
   }
-  /* Keep the callback alive while it runs: it may cancel its handle. */
-  cb = Py_NewRef(h->callback);
-  args = Py_XNewRef(h->args);
-  arg0 = Py_XNewRef(h->arg0);
-  auvpy_handle_run(h);
-  Py_DECREF(cb);
-  Py_XDECREF(args);
-  Py_XDECREF(arg0);
+  handle_run_kept(h, 0);
 }
 
 
@@ -493,15 +488,8 @@ static PyObject* handle_get_context(HandleObject* h, PyObject* unused) {
 
 
 static PyObject* handle_run_method(HandleObject* h, PyObject* unused) {
-  if (h->callback != NULL) {
-    PyObject* cb = Py_NewRef(h->callback);
-    PyObject* args = Py_XNewRef(h->args);
-    PyObject* arg0 = Py_XNewRef(h->arg0);
-    auvpy_handle_run(h);
-    Py_DECREF(cb);
-    Py_XDECREF(args);
-    Py_XDECREF(arg0);
-  }
+  if (h->callback != NULL)
+    handle_run_kept(h, 0);
   if (auvpy_loop_raise_pending(h->loop))
     return NULL;
   Py_RETURN_NONE;
