@@ -11,6 +11,7 @@ requires the same outcome from both.
 import asyncio
 import math
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -615,6 +616,7 @@ class Battery:
                         item.close()
                 except Exception:
                     pass
+            shutil.rmtree(self.tmp, ignore_errors=True)
         return self.results
 
 

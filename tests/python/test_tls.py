@@ -1093,39 +1093,40 @@ class TestRenegotiation:
         # under the ssl module, as the context allows) renegotiates and the
         # data keeps flowing both ways.
         async def main():
-            pem = tlsdata._path("server.pem", tlsdata.SERVER_CERT + tlsdata.SERVER_KEY)
-            proc = await asyncio.create_subprocess_exec(
-                "openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", pem,
-                "-tls1_2", stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-            log = []
-            try:
-                line = await _read_until(proc.stdout, b"ACCEPT", log)
-                port = int(line.rsplit(b":", 1)[1])
-                ctx = tlsdata.client_context()
-                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-                tr, client = await loop.create_connection(
-                    lambda: RecordingProtocol(loop), "127.0.0.1", port, ssl=ctx,
-                    server_hostname="localhost")
-                tr.write(b"hello\n")
-                await _read_until(proc.stdout, b"hello", log)
-                proc.stdin.write(b"r\n")
-                await _read_until(proc.stdout, b"SSL_do_handshake -> 1", log)
-                proc.stdin.write(b"after\n")
-                got = await client.read_at_least(6)
-                tr.write(b"still here\n")
-                await _read_until(proc.stdout, b"still here", log)
-                tr.abort()
-                await client.lost
-                return got, tr.get_extra_info("cipher")[1]
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                await proc.wait()
-                # The process has exited; its pipes' transports may not have
-                # seen their ends yet, and asyncio's subprocess transport
-                # would warn of being unclosed (3.14 under load).
-                proc._transport.close()
+            # s_server reads the file at start, before it prints ACCEPT.
+            with tlsdata.pem_file(tlsdata.SERVER_CERT + tlsdata.SERVER_KEY) as pem:
+                proc = await asyncio.create_subprocess_exec(
+                    "openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", pem,
+                    "-tls1_2", stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+                log = []
+                try:
+                    line = await _read_until(proc.stdout, b"ACCEPT", log)
+                    port = int(line.rsplit(b":", 1)[1])
+                    ctx = tlsdata.client_context()
+                    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                    tr, client = await loop.create_connection(
+                        lambda: RecordingProtocol(loop), "127.0.0.1", port, ssl=ctx,
+                        server_hostname="localhost")
+                    tr.write(b"hello\n")
+                    await _read_until(proc.stdout, b"hello", log)
+                    proc.stdin.write(b"r\n")
+                    await _read_until(proc.stdout, b"SSL_do_handshake -> 1", log)
+                    proc.stdin.write(b"after\n")
+                    got = await client.read_at_least(6)
+                    tr.write(b"still here\n")
+                    await _read_until(proc.stdout, b"still here", log)
+                    tr.abort()
+                    await client.lost
+                    return got, tr.get_extra_info("cipher")[1]
+                finally:
+                    if proc.returncode is None:
+                        proc.kill()
+                    await proc.wait()
+                    # The process has exited; its pipes' transports may not have
+                    # seen their ends yet, and asyncio's subprocess transport
+                    # would warn of being unclosed (3.14 under load).
+                    proc._transport.close()
 
         assert run(loop, main()) == (b"after\n", "TLSv1.2")
 

@@ -3,14 +3,15 @@ signed for "localhost", 127.0.0.1 and ::1, and a self-signed certificate
 for the same names that no client trusts.  EC P-256 keys (cheap
 handshakes), valid until 2126; made once with the openssl command line.
 
-server_context() and client_context() return fresh SSLContexts; the PEM
-files are written once per process to a private temporary directory
-(load_cert_chain() reads files only).
+server_context() and client_context() return fresh SSLContexts.
+load_cert_chain() reads files only: pem_file() writes the PEM text to a
+private temporary directory that is gone when its with block ends, so a
+test process that exits without running atexit (a child killed by a test,
+a timeout) leaves nothing behind in /tmp.
 """
 
-import atexit
+import contextlib
 import os
-import shutil
 import ssl
 import tempfile
 
@@ -73,29 +74,28 @@ Ss/zS4CP9SB6+k7lfZP4dUaTxquNoR8XU4XkTsVMaC2w1QhRQL0xaXg2
 -----END PRIVATE KEY-----
 """
 
-_files = {}
-
-
-def _path(name, text):
-    if not _files:
-        directory = tempfile.mkdtemp(prefix="asyncuv-tls-")
-        atexit.register(shutil.rmtree, directory, True)
-        _files[None] = directory
-    if name not in _files:
-        path = os.path.join(_files[None], name)
+@contextlib.contextmanager
+def pem_file(text):
+    """The path of a file holding text, for as long as the with block runs."""
+    with tempfile.TemporaryDirectory(prefix="asyncuv-tls-") as directory:
+        path = os.path.join(directory, "cert.pem")
         with open(path, "w") as f:
             f.write(text)
-        _files[name] = path
-    return _files[name]
+        yield path
+
+
+def _load_chain(ctx, text):
+    with pem_file(text) as path:
+        ctx.load_cert_chain(path)
 
 
 def server_context(untrusted=False):
     """A server context with the CA's certificate (or the untrusted one)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     if untrusted:
-        ctx.load_cert_chain(_path("untrusted.pem", UNTRUSTED_CERT + UNTRUSTED_KEY))
+        _load_chain(ctx, UNTRUSTED_CERT + UNTRUSTED_KEY)
     else:
-        ctx.load_cert_chain(_path("server.pem", SERVER_CERT + SERVER_KEY))
+        _load_chain(ctx, SERVER_CERT + SERVER_KEY)
     return ctx
 
 
