@@ -13,6 +13,13 @@ in a tight loop, on a transport whose ``write`` is a C function that keeps
 nothing (``deque(maxlen=1).append``).  No socket, no loop, hot caches: a
 lower bound for the user time any loop adds to the kernel's share.
 
+``tls ssl-API 1KiB`` (and 64KiB) is the TLS rows' share that no loop can
+avoid: a server's part of one TLS echo through the public ssl API alone
+(MemoryBIO.write() of the request's record, SSLObject.read(),
+SSLObject.write() of the echo, MemoryBIO.read() of its record), taken as
+half of a round trip between two SSLObjects over memory BIOs.  The echo
+protocol's own work (``protocol 1KiB``) comes on top.
+
 run.py adds it to the floor server's CPU per request (epoll_floor.c, in the
 same row) to give the lowest asyncuv/uvloop ratio that any loop running
 these servers could reach on this machine.
@@ -100,9 +107,67 @@ def http_step():
     return lambda: data_received(WRK_REQUEST)
 
 
+def tls_pingpong_step(size: int):
+    """One TLS echo round trip through the public ssl API only, both ends
+    over memory BIOs with the benchmark's certificate: the client encrypts
+    the request, the server decrypts it and encrypts the echo, the client
+    decrypts that.  Each end makes one record and reads one, so the
+    server's share is half of a step."""
+    import os
+    import ssl
+    pem = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       "tls-cert.pem")
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(pem)
+    cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cctx.check_hostname = False
+    cctx.verify_mode = ssl.CERT_NONE
+    ci, co, si, so = (ssl.MemoryBIO() for _ in range(4))
+    client = cctx.wrap_bio(ci, co, server_hostname="localhost")
+    server = sctx.wrap_bio(si, so, server_side=True)
+    for _ in range(10):
+        for end in (client, server):
+            try:
+                end.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+        si.write(co.read())
+        ci.write(so.read())
+    msg = bytes(size)
+    cw, cr, sw, sr = client.write, client.read, server.write, server.read
+    cin, cout, sin, sout = ci.write, co.read, si.write, so.read
+
+    def read_all(read) -> int:
+        """Read size bytes (a record holds 16 KiB at most)."""
+        n = len(read(size))
+        while n < size:
+            n += len(read(size - n))
+        return n
+
+    def step() -> None:
+        cw(msg)
+        sin(cout())
+        n = 0
+        while n < size:       # the echo of each record as it comes
+            n += sw(sr(size - n))
+        cin(sout())
+        if read_all(cr) != size:
+            raise AssertionError("the TLS echo lost data")
+    # The session tickets the server sent after its handshake.
+    try:
+        cr(size)
+    except ssl.SSLWantReadError:
+        pass
+    step()
+    return step
+
+
 def measure(seconds: float) -> dict:
     """Microseconds per request, by benchmark row kind."""
     out = {}
+    for size in (1, 64):
+        out[f"tls ssl-API {size}KiB"] = per_request(
+            tls_pingpong_step(size * KIB), seconds) / 2
     for size in (1, 10, 100):
         out[f"protocol {size}KiB"] = per_request(protocol_step(size * KIB),
                                                   seconds)

@@ -13,12 +13,13 @@ import asyncio
 import shutil
 import socket
 import ssl
+import threading
 
 import pytest
 
 import tlsdata
-from support import (RecordingProtocol, Waker, _set_once, close_transports, run_guarded,
-                     spin, tcp_listener)
+from support import (NET_HANG_GUARD, RecordingProtocol, Waker, _set_once, close_transports,
+                     run_guarded, spin, tcp_listener)
 
 MiB = 1024 * 1024
 
@@ -1049,6 +1050,62 @@ class TestWritesInCallbacks:
         got, events = self.run_responder(loop, respond, 7, errors)
         assert got == b"partial"
         assert errors == [("Fatal error on SSL protocol", "ZeroDivisionError")]
+
+
+    def test_write_then_abort(self, loop):
+        def respond(transport, data):
+            transport.write(b"bye")
+            transport.abort()
+
+        got, _ = self.run_responder(loop, respond, 3)
+        assert got == b"bye"
+
+    def test_reply_is_sent_before_the_run_ends(self, loop):
+        """A reply written by data_received(), which also stops the loop,
+        reaches the peer while the loop no longer runs (asyncio sends it at
+        once; asyncuv sends output deferred to the end of the I/O step when
+        the run ends)."""
+        got = []
+
+        def client(port):
+            ctx = tlsdata.client_context()
+            with socket.create_connection(("127.0.0.1", port), timeout=NET_HANG_GUARD) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    s.sendall(b"ping")
+                    data = b""
+                    while len(data) < 4:
+                        chunk = s.recv(100)
+                        if not chunk:
+                            break
+                        data += chunk
+                    got.append(data)
+
+        def respond(transport, data):
+            transport.write(b"po")
+            transport.write(b"ng")
+            loop.stop()
+
+        responder = type("R", (Responder,), {"respond": staticmethod(respond)})
+        make, accepted = accepting(loop, responder)
+        server = run(loop, tls_server(loop, make))
+        thread = threading.Thread(target=client, args=(server.sockets[0].getsockname()[1],))
+        thread.start()
+        guard = loop.call_later(NET_HANG_GUARD, loop.stop)  # only against a hang
+        loop.run_forever()
+        guard.cancel()
+        thread.join(NET_HANG_GUARD)   # the loop does not run meanwhile
+        alive = thread.is_alive()
+
+        async def cleanup():
+            peer = await accepted
+            peer.transport.abort()
+            server.close()
+            await server.wait_closed()
+
+        run(loop, cleanup())
+        thread.join()
+        assert not alive
+        assert got == [b"pong"]
 
 
 class TestDebugMode:
