@@ -491,16 +491,26 @@ AUV_EXTERN int auv_sendfile_start(auv_loop_t* loop, int out_fd, int in_fd,
  * step of the loop.  UV_EBUSY if the request has already finished (cb is
  * pending with its own status). */
 AUV_EXTERN int auv_sendfile_cancel(auv_sendfile_t* req);
-/* auv_stream_sendfile() flags. */
+/* auv_sendfile_start_ex() and auv_stream_sendfile() flags. */
 enum {
   /* Fail with the error of a first sendfile(2) that sent nothing (EINVAL,
    * ENOSYS, EOPNOTSUPP: the pair cannot be spliced) instead of falling
    * back to reads and writes: the caller has a fallback of its own. */
-  AUV_SENDFILE_NO_FALLBACK = 1
+  AUV_SENDFILE_NO_FALLBACK = 1,
+  /* auv_sendfile_start_ex() only: if out_fd was blocking, make it blocking
+   * again when the request finishes or is cancelled (before cb).  Since
+   * 0.2.0. */
+  AUV_SENDFILE_RESTORE_BLOCKING = 2
 };
+/* As auv_sendfile_start(), with flags (0 or more AUV_SENDFILE_*; UV_EINVAL
+ * for others).  Since 0.2.0 (ASYNCUV_1.1). */
+AUV_EXTERN int auv_sendfile_start_ex(auv_loop_t* loop, int out_fd, int in_fd,
+                                     int64_t offset, uint64_t count,
+                                     unsigned int flags, auv_sendfile_cb cb,
+                                     auv_sendfile_t** req);
 /* As auv_sendfile_start(), to a stream's fd, woken by the stream's own
- * writability: its write queue must be empty (UV_EBUSY), and writes fail
- * with UV_EBUSY until cb.  Closing the stream cancels the request.  cb
+ * writability (flags: AUV_SENDFILE_NO_FALLBACK or 0): its write queue must
+ * be empty (UV_EBUSY), and writes fail with UV_EBUSY until cb.  Closing the stream cancels the request.  cb
  * runs in the loop's I/O step that finishes the request, or on a later
  * step after auv_sendfile_cancel().  Since 0.2.0 (ASYNCUV_1.1). */
 AUV_EXTERN int auv_stream_sendfile(auv_stream_t* stream, int in_fd,

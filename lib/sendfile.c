@@ -43,7 +43,8 @@ enum {
   AUV__SF_SOCKET = 4,     /* out_fd is a socket: send(MSG_NOSIGNAL) */
   AUV__SF_DONE = 8,       /* finishing: the close callback reports it */
   AUV__SF_NO_FALLBACK = 16,  /* AUV_SENDFILE_NO_FALLBACK */
-  AUV__SF_STREAM = 32     /* auv_stream_sendfile(): no handle of its own */
+  AUV__SF_STREAM = 32,    /* auv_stream_sendfile(): no handle of its own */
+  AUV__SF_RESTORE_BLOCKING = 64  /* out_fd was blocking: set it so again */
 };
 
 /* What one step did. */
@@ -90,9 +91,25 @@ static void auv__sendfile_free_cb(uv_handle_t* handle) {
 }
 
 
+/* uv_poll_init() made out_fd non-blocking; AUV_SENDFILE_RESTORE_BLOCKING
+ * sets it back while the fd is surely still the caller's (cb may come
+ * after the caller closed it). */
+static void auv__sendfile_restore_blocking(auv_sendfile_t* req) {
+  int fl;
+
+  if (!(req->flags & AUV__SF_RESTORE_BLOCKING))
+    return;
+  req->flags &= ~(unsigned int) AUV__SF_RESTORE_BLOCKING;
+  fl = fcntl(req->out_fd, F_GETFL);
+  if (fl != -1)
+    (void) fcntl(req->out_fd, F_SETFL, fl & ~O_NONBLOCK);
+}
+
+
 static void auv__sendfile_finish(auv_sendfile_t* req, int status) {
   req->flags |= AUV__SF_DONE;
   req->status = status;
+  auv__sendfile_restore_blocking(req);
   auv__io_close(&req->handle, auv__sendfile_close_cb);
 }
 
@@ -346,30 +363,41 @@ int auv_stream_sendfile(auv_stream_t* stream,
 }
 
 
-int auv_sendfile_start(auv_loop_t* loop,
-                       int out_fd,
-                       int in_fd,
-                       int64_t offset,
-                       uint64_t count,
-                       auv_sendfile_cb cb,
-                       auv_sendfile_t** req_out) {
+int auv_sendfile_start_ex(auv_loop_t* loop,
+                          int out_fd,
+                          int in_fd,
+                          int64_t offset,
+                          uint64_t count,
+                          unsigned int flags,
+                          auv_sendfile_cb cb,
+                          auv_sendfile_t** req_out) {
   auv_sendfile_t* req;
   struct stat st;
+  int out_fl;
   int err;
 
   if (req_out != NULL)
     *req_out = NULL;
-  if (loop == NULL || cb == NULL || req_out == NULL || out_fd < 0 || in_fd < 0)
+  if (loop == NULL || cb == NULL || req_out == NULL || out_fd < 0 || in_fd < 0 ||
+      (flags & ~(unsigned int) (AUV_SENDFILE_NO_FALLBACK |
+                                AUV_SENDFILE_RESTORE_BLOCKING)) != 0)
     return UV_EINVAL;
   if (fcntl(in_fd, F_GETFL) == -1 || fstat(out_fd, &st) != 0)
+    return -errno;
+  out_fl = fcntl(out_fd, F_GETFL);
+  if (out_fl == -1)
     return -errno;
 
   req = calloc(1, sizeof(*req));
   if (req == NULL)
     return UV_ENOMEM;
+  req->out_fd = out_fd;
+  if ((flags & AUV_SENDFILE_RESTORE_BLOCKING) && !(out_fl & O_NONBLOCK))
+    req->flags |= AUV__SF_RESTORE_BLOCKING;
   /* uv_poll_init() also sets O_NONBLOCK. */
   err = auv__io_init(loop, &req->handle, out_fd);
   if (err != 0) {
+    auv__sendfile_restore_blocking(req);
     free(req);
     return err;
   }
@@ -377,21 +405,34 @@ int auv_sendfile_start(auv_loop_t* loop,
   err = auv__io_start(&req->handle, UV_WRITABLE, auv__sendfile_io);
   if (err != 0) {
     /* Nothing to report: free without calling cb. */
+    auv__sendfile_restore_blocking(req);
     auv__io_close(&req->handle, auv__sendfile_free_cb);
     return err;
   }
   req->loop = loop;
   req->cb = cb;
-  req->out_fd = out_fd;
   req->in_fd = in_fd;
   req->offset = offset < 0 ? -1 : offset;
   req->remaining = count;
   if (count == 0)
     req->flags |= AUV__SF_TO_END;
+  if (flags & AUV_SENDFILE_NO_FALLBACK)
+    req->flags |= AUV__SF_NO_FALLBACK;
   if (S_ISSOCK(st.st_mode))
     req->flags |= AUV__SF_SOCKET;
   *req_out = req;
   return 0;
+}
+
+
+int auv_sendfile_start(auv_loop_t* loop,
+                       int out_fd,
+                       int in_fd,
+                       int64_t offset,
+                       uint64_t count,
+                       auv_sendfile_cb cb,
+                       auv_sendfile_t** req_out) {
+  return auv_sendfile_start_ex(loop, out_fd, in_fd, offset, count, 0, cb, req_out);
 }
 
 

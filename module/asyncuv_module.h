@@ -42,6 +42,7 @@ typedef struct {
   PyTypeObject* DatagramType;
   PyTypeObject* ListenerType;
   PyTypeObject* SockOpType;
+  PyTypeObject* SockSendfileType;
   PyTypeObject* ChildWatchType;
   PyTypeObject* SSLProtocolType;    /* sslproto.c; NULL without ssl */
   PyTypeObject* SSLTransportType;
@@ -209,6 +210,7 @@ struct LoopObject {
   auv_loop_t* loop;            /* NULL once closed */
   auv_poll_t* signal_poll;     /* the signal wake-up fd, while running */
   struct FdWatcherObject** watchers;  /* add_reader()/add_writer() by fd */
+  struct SockSendfileObject* sock_sendfiles;  /* running, sockops.c */
   auvpy_state* state;
   PyThreadState* tstate;       /* saved while blocked in the poll */
   PyObject* task_factory;
@@ -414,8 +416,13 @@ AUV_MOD_INTERNAL extern PyType_Spec auvpy_child_watch_spec;
 AUV_MOD_INTERNAL PyObject* auvpy_loop_watch_child_exit(LoopObject* loop, PyObject* const* args,
                                                       Py_ssize_t nargs);
 
-/* sockops.c: sock_recv, sock_recv_into, sock_sendall */
+/* sockops.c: sock_recv, sock_recv_into, sock_sendall; sock_sendfile's
+ * engine request */
 AUV_MOD_INTERNAL extern PyType_Spec auvpy_sockop_spec;
+AUV_MOD_INTERNAL extern PyType_Spec auvpy_sock_sendfile_spec;
+AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_sendfile(LoopObject* self, PyObject* const* args,
+                                                   Py_ssize_t nargs);
+AUV_MOD_INTERNAL void auvpy_loop_cancel_sock_sendfiles(LoopObject* self);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_recv(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_recv_into(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_sendall(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
@@ -440,6 +447,9 @@ AUV_MOD_INTERNAL void auvpy_report_transport_error(LoopObject* loop, PyObject* t
 
 /* OSError from a negative errno (the engine's error codes), raised: NULL. */
 AUV_MOD_INTERNAL PyObject* auvpy_oserror(int err);
+/* The error of a sendfile request that failed with status after sending
+ * `sent` bytes, raised as asyncio's sock_sendfile() raises it: NULL. */
+AUV_MOD_INTERNAL PyObject* auvpy_sendfile_error(int status, uint64_t sent);
 
 /* transport_common.c: what stream and datagram transports share. */
 /* asyncio's default high-water mark of a transport's write buffer */

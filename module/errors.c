@@ -422,3 +422,38 @@ PyObject* auvpy_oserror(int err) {
   errno = -err;
   return PyErr_SetFromErrno(PyExc_OSError);
 }
+
+
+/* As asyncio's _sock_sendfile_native() (which its loop.sendfile() calls
+ * too): a first sendfile(2) that fails says the pair cannot be served (a
+ * file that is not mmap-able, a socket that is gone, ...), and the caller
+ * may fall back; ENOTCONN once bytes went out becomes asyncio's own
+ * ConnectionError (message first, errno second, as it makes it), caused by
+ * the system call's; any other error is the system call's OSError. */
+PyObject* auvpy_sendfile_error(int status, uint64_t sent) {
+  PyObject* cause;
+  PyObject* type;
+  PyObject* exc;
+
+  if (sent > 0 && status != -ENOTCONN)
+    return auvpy_oserror(status);
+  if (sent == 0) {
+    type = auvpy_import_attr("asyncio.exceptions", "SendfileNotAvailableError");
+    if (type == NULL)
+      return NULL;
+    PyErr_SetString(type, "os.sendfile call failed");
+    Py_DECREF(type);
+    return NULL;
+  }
+  auvpy_oserror(status);
+  cause = PyErr_GetRaisedException();
+  exc = PyObject_CallFunction(PyExc_ConnectionError, "si", "socket is not connected",
+                              ENOTCONN);
+  if (exc == NULL) {
+    Py_DECREF(cause);
+    return NULL;
+  }
+  PyException_SetCause(exc, cause);
+  PyErr_SetRaisedException(exc);
+  return NULL;
+}

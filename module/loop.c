@@ -1061,6 +1061,7 @@ static PyMethodDef loop_methods[] = {
    METH_FASTCALL, NULL},
   {"_sock_recv_into", (PyCFunction) (void (*)(void)) auvpy_loop_sock_recv_into, METH_FASTCALL, NULL},
   {"_sock_sendall", (PyCFunction) (void (*)(void)) auvpy_loop_sock_sendall, METH_FASTCALL, NULL},
+  {"_sock_sendfile", (PyCFunction) (void (*)(void)) auvpy_loop_sock_sendfile, METH_FASTCALL, NULL},
   {"_listen", (PyCFunction) (void (*)(void)) auvpy_loop_listen, METH_FASTCALL, NULL},
   {"_unlisten", (PyCFunction) auvpy_loop_unlisten, METH_O, NULL},
   {"_signal_wakeup_fd", (PyCFunction) auvpy_loop_signal_wakeup_fd, METH_NOARGS, NULL},

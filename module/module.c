@@ -388,6 +388,11 @@ static int auvpy_exec(PyObject* module) {
   if (st->SockOpType == NULL)
     return -1;
 
+  st->SockSendfileType = (PyTypeObject*) PyType_FromModuleAndSpec(
+      module, &auvpy_sock_sendfile_spec, NULL);
+  if (st->SockSendfileType == NULL)
+    return -1;
+
   st->ChildWatchType = (PyTypeObject*) PyType_FromModuleAndSpec(
       module, &auvpy_child_watch_spec, NULL);
   if (st->ChildWatchType == NULL)
@@ -437,6 +442,7 @@ static int auvpy_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->zero);
   Py_VISIT(st->SSLSocket);
   Py_VISIT(st->SockOpType);
+  Py_VISIT(st->SockSendfileType);
   Py_VISIT(st->ChildWatchType);
   Py_VISIT(st->socket_type);
   Py_VISIT(st->ListenerType);
@@ -488,6 +494,7 @@ static int auvpy_clear(PyObject* module) {
   Py_CLEAR(st->zero);
   Py_CLEAR(st->SSLSocket);
   Py_CLEAR(st->SockOpType);
+  Py_CLEAR(st->SockSendfileType);
   Py_CLEAR(st->ChildWatchType);
   Py_CLEAR(st->socket_type);
   Py_CLEAR(st->ListenerType);

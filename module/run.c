@@ -655,6 +655,7 @@ PyObject* auvpy_loop_close(LoopObject* self, PyObject* unused) {
   auvpy_loop_stop_signal_wakeup(self);
   auvpy_loop_close_listeners(self);
   auvpy_loop_close_watchers(self);
+  auvpy_loop_cancel_sock_sendfiles(self);
   auvpy_loop_drop_callbacks(self);
   /* A busy engine fails the close, but only after everything else is
    * closed: the wake-up fds, the default executor. */

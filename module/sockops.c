@@ -1,4 +1,5 @@
-/* The hot sock_* methods (recv, recv_into, sendall) in C.
+/* The hot sock_* methods (recv, recv_into, sendall) in C, and the engine
+ * side of sock_sendfile().
  *
  * Each call tries the system call at once and, when that is enough, returns
  * its result (or raises its error) with no future at all.  Only when it
@@ -6,7 +7,13 @@
  * both the fd watcher's callback and the future's done callback.  No
  * exception is raised for EAGAIN.  asyncio.Loop's async def wrappers
  * (sock_* must stay coroutine functions) await the future when they get
- * one. */
+ * one.
+ *
+ * sock_sendfile() makes no system call here: the engine's sendfile request
+ * (lib/sendfile.c) sends the file as the socket becomes writable, and a
+ * _SockSendfile object turns its end into the future's.  Its asyncio rules
+ * (arguments, the fallback, the file's position) are in
+ * module/asyncuv/_sendfile.py. */
 #include "asyncuv_module.h"
 
 #include <errno.h>
@@ -340,6 +347,278 @@ PyObject* auvpy_loop_sock_sendall(LoopObject* self, PyObject* const* args, Py_ss
   return sock_start(self, args[0], args[1], OP_SENDALL);
 }
 
+
+/* --- sock_sendfile ----------------------------------------------------------- */
+
+typedef struct SockSendfileObject SockSendfileObject;
+
+struct SockSendfileObject {
+  PyObject_HEAD
+  LoopObject* loop;
+  PyObject* fut;
+  auv_sendfile_t* req;         /* NULL once finished or cancelled */
+  struct SockSendfileObject* next;  /* the loop's running requests */
+  struct SockSendfileObject* prev;
+  uint64_t sent;               /* once req is NULL */
+};
+
+
+/* The request is no longer ours to report: it finished, or was cancelled. */
+static void sock_sendfile_detach(SockSendfileObject* op) {
+  op->sent = auv_sendfile_get_sent(op->req);
+  op->req = NULL;
+  if (op->prev != NULL)
+    op->prev->next = op->next;
+  else
+    op->loop->sock_sendfiles = op->next;
+  if (op->next != NULL)
+    op->next->prev = op->prev;
+  op->next = op->prev = NULL;
+}
+
+
+/* Stop sending, leaving the future as it is: the engine's callback, on a
+ * later step (or in the engine's close), only lets go of op. */
+static void sock_sendfile_cancel(SockSendfileObject* op) {
+  auv_sendfile_t* req;
+
+  req = op->req;
+  if (req == NULL)
+    return;
+  sock_sendfile_detach(op);
+  (void) auv_sendfile_cancel(req);
+}
+
+
+/* The engine's request is over: the future learns how, unless it was
+ * cancelled (then the request was too, and op->req is NULL). */
+static void sock_sendfile_cb(auv_sendfile_t* req, int status, uint64_t sent) {
+  SockSendfileObject* op;
+  auvpy_state* st;
+  PyObject* done;
+  PyObject* method;
+  PyObject* value;
+  PyObject* r;
+
+  op = auv_sendfile_get_data(req);  /* the request's reference */
+  if (op->req != req) {
+    Py_DECREF(op);
+    return;
+  }
+  sock_sendfile_detach(op);
+  op->sent = sent;
+  if (op->fut == NULL) {  /* cleared by the garbage collector */
+    Py_DECREF(op);
+    return;
+  }
+  st = op->loop->state;
+  done = PyObject_CallMethodNoArgs(op->fut, st->str_done);
+  r = NULL;
+  if (done != NULL && !PyObject_IsTrue(done)) {
+    if (status == 0) {
+      method = st->str_set_result;
+      value = PyLong_FromUnsignedLongLong(sent);
+    } else {
+      method = st->str_set_exception;
+      auvpy_sendfile_error(status, sent);
+      value = auvpy_take_exception();
+    }
+    if (value != NULL)
+      r = PyObject_CallMethodOneArg(op->fut, method, value);
+    Py_XDECREF(value);
+  } else if (done != NULL) {
+    r = Py_NewRef(Py_None);
+  }
+  Py_XDECREF(done);
+  if (r == NULL)
+    PyErr_WriteUnraisable(op->fut);
+  Py_XDECREF(r);
+  Py_DECREF(op);
+}
+
+
+/* The future's done callback: a cancelled future cancels the request. */
+static PyObject* sock_sendfile_call(SockSendfileObject* op, PyObject* args,
+                                    PyObject* kwargs) {
+  sock_sendfile_cancel(op);
+  Py_RETURN_NONE;
+}
+
+
+/* An fd argument as an int (-1, a closed socket's, included). */
+static int as_fd(PyObject* obj, int* fd) {
+  long v;
+
+  v = PyLong_AsLong(obj);
+  if (v == -1 && PyErr_Occurred())
+    return -1;
+  if (v < INT_MIN || v > INT_MAX) {
+    PyErr_SetString(PyExc_OverflowError, "fd is out of range");
+    return -1;
+  }
+  *fd = (int) v;
+  return 0;
+}
+
+
+/* loop._sock_sendfile(fd, in_fd, offset, count) -> a _SockSendfile whose
+ * future gets the bytes sent (count 0: to the end of the file), or the
+ * error as asyncio raises it (auvpy_sendfile_error()); `sent` says how
+ * many went out, also after a failure.  asyncio's sock_sendfile() leaves
+ * the fallback to sock_sendall() and the socket's blocking mode to the
+ * caller: so does the request. */
+PyObject* auvpy_loop_sock_sendfile(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  SockSendfileObject* op;
+  auvpy_state* st;
+  PyObject* stack[1];
+  PyObject* r;
+  long long offset;
+  long long count;
+  int fd;
+  int in_fd;
+  int err;
+
+  if (nargs != 4) {
+    PyErr_SetString(PyExc_TypeError, "_sock_sendfile(fd, in_fd, offset, count)");
+    return NULL;
+  }
+  if (as_fd(args[0], &fd) < 0 || as_fd(args[1], &in_fd) < 0)
+    return NULL;
+  /* Past what sendfile(2) takes: OverflowError, as os.sendfile() raises. */
+  offset = PyLong_AsLongLong(args[2]);
+  if (offset == -1 && PyErr_Occurred())
+    return NULL;
+  count = PyLong_AsLongLong(args[3]);
+  if (count == -1 && PyErr_Occurred())
+    return NULL;
+  if (offset < 0 || count < 0) {
+    PyErr_SetString(PyExc_ValueError, "offset and count must not be negative");
+    return NULL;
+  }
+  if (auvpy_loop_check_thread(self) < 0)
+    return NULL;
+  if (self->loop == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return NULL;
+  }
+
+  st = self->state;
+  op = PyObject_GC_New(SockSendfileObject, st->SockSendfileType);
+  if (op == NULL)
+    return NULL;
+  op->loop = (LoopObject*) Py_NewRef(self);
+  op->fut = NULL;
+  op->req = NULL;
+  op->next = op->prev = NULL;
+  op->sent = 0;
+  PyObject_GC_Track(op);
+
+  stack[0] = (PyObject*) self;
+  op->fut = PyObject_Vectorcall(st->Future, stack, 0, st->kw_loop);
+  if (op->fut == NULL)
+    goto error;
+  r = PyObject_CallMethodOneArg(op->fut, st->str_add_done_callback, (PyObject*) op);
+  if (r == NULL)
+    goto error;
+  Py_DECREF(r);
+  err = auv_sendfile_start_ex(self->loop, fd, in_fd, offset, (uint64_t) count,
+                              AUV_SENDFILE_NO_FALLBACK | AUV_SENDFILE_RESTORE_BLOCKING,
+                              sock_sendfile_cb, &op->req);
+  if (err != 0) {
+    /* As a first sendfile(2) that fails (a closed socket's fd, -1, ...):
+     * the caller may fall back. */
+    if (err == -ENOMEM)
+      PyErr_NoMemory();
+    else
+      auvpy_sendfile_error(err, 0);
+    goto error;
+  }
+  auv_sendfile_set_data(op->req, Py_NewRef(op));  /* until the callback */
+  op->next = self->sock_sendfiles;
+  if (op->next != NULL)
+    op->next->prev = op;
+  self->sock_sendfiles = op;
+  return (PyObject*) op;
+
+error:
+  Py_DECREF(op);
+  return NULL;
+}
+
+
+/* loop.close(): running requests stop, their futures stay pending, as
+ * asyncio's selector forgets its writers. */
+void auvpy_loop_cancel_sock_sendfiles(LoopObject* self) {
+  while (self->sock_sendfiles != NULL)
+    sock_sendfile_cancel(self->sock_sendfiles);
+}
+
+
+static PyObject* sock_sendfile_get_future(SockSendfileObject* op, void* closure) {
+  if (op->fut == NULL)
+    Py_RETURN_NONE;
+  return Py_NewRef(op->fut);
+}
+
+
+static PyObject* sock_sendfile_get_sent(SockSendfileObject* op, void* closure) {
+  return PyLong_FromUnsignedLongLong(op->req != NULL ? auv_sendfile_get_sent(op->req)
+                                                     : op->sent);
+}
+
+
+static int sock_sendfile_traverse(SockSendfileObject* op, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(op));
+  Py_VISIT(op->loop);
+  Py_VISIT(op->fut);
+  return 0;
+}
+
+
+static int sock_sendfile_clear(SockSendfileObject* op) {
+  Py_CLEAR(op->fut);
+  return 0;
+}
+
+
+static void sock_sendfile_dealloc(SockSendfileObject* op) {
+  PyTypeObject* tp;
+
+  /* A running request holds a reference: op->req is NULL here. */
+  tp = Py_TYPE(op);
+  PyObject_GC_UnTrack(op);
+  sock_sendfile_clear(op);
+  Py_CLEAR(op->loop);
+  tp->tp_free(op);
+  Py_DECREF(tp);
+}
+
+
+static PyGetSetDef sock_sendfile_getset[] = {
+  {"future", (getter) sock_sendfile_get_future, NULL, NULL, NULL},
+  {"sent", (getter) sock_sendfile_get_sent, NULL, NULL, NULL},
+  {NULL, NULL, NULL, NULL, NULL}
+};
+
+static PyType_Slot sock_sendfile_slots[] = {
+  {Py_tp_dealloc, sock_sendfile_dealloc},
+  {Py_tp_traverse, sock_sendfile_traverse},
+  {Py_tp_clear, sock_sendfile_clear},
+  {Py_tp_call, sock_sendfile_call},
+  {Py_tp_getset, sock_sendfile_getset},
+  {0, NULL}
+};
+
+PyType_Spec auvpy_sock_sendfile_spec = {
+  .name = "asyncuv._asyncuv._SockSendfile",
+  .basicsize = sizeof(SockSendfileObject),
+  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+           Py_TPFLAGS_DISALLOW_INSTANTIATION,
+  .slots = sock_sendfile_slots,
+};
+
+
+/* --- The _SockOp type -------------------------------------------------------- */
 
 static int sockop_traverse(SockOpObject* op, visitproc visit, void* arg) {
   Py_VISIT(Py_TYPE(op));

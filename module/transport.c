@@ -592,8 +592,6 @@ static PyObject* connection_closed_error(void) {
 static void transport_sendfile_cb(auv_sendfile_t* req, int status, uint64_t sent) {
   TransportObject* self;
   transport_sendfile_t* sf;
-  PyObject* exceptions;
-  PyObject* type;
   PyObject* value;
   auvpy_state* st;
 
@@ -612,26 +610,8 @@ static void transport_sendfile_cb(auv_sendfile_t* req, int status, uint64_t sent
       future_set(st, sf->fut, st->str_set_result, value);
       Py_DECREF(value);
     }
-  } else if (sent == 0) {
-    /* As asyncio: a first sendfile system call that fails says it cannot
-     * serve this pair (a file that is not mmap-able, ...): the caller may
-     * fall back. */
-    exceptions = PyImport_ImportModule("asyncio.exceptions");
-    type = exceptions == NULL ? NULL :
-        PyObject_GetAttrString(exceptions, "SendfileNotAvailableError");
-    if (type != NULL)
-      PyErr_SetString(type, "os.sendfile call failed");
-    Py_XDECREF(type);
-    Py_XDECREF(exceptions);
-  } else if (status == -ENOTCONN) {  /* the peer gone mid-way */
-    value = PyObject_CallFunction(PyExc_ConnectionError, "is", ENOTCONN,
-                                  "socket is not connected");
-    if (value != NULL) {
-      PyErr_SetObject(PyExc_ConnectionError, value);
-      Py_DECREF(value);
-    }
   } else {
-    auvpy_oserror(status);
+    auvpy_sendfile_error(status, sent);
   }
   if (PyErr_Occurred()) {
     value = auvpy_take_exception();

@@ -1,12 +1,12 @@
 """loop.sendfile() and loop.sock_sendfile() of asyncuv.Loop.
 
-Zero-copy sendfile(2) where the kernel can: on asyncuv's own transports
-the engine stream waits for writability while sendfile(2) writes straight
-to the socket; on plain sockets an fd watcher does.  Elsewhere (TLS, a file
+Zero-copy sendfile(2) where the kernel can, by the engine (lib/sendfile.c):
+on asyncuv's own transports the request rides the engine stream's
+writability (auv_stream_sendfile(), module/transport.c); on plain sockets it
+watches the socket itself (auv_sendfile_start_ex(), module/sockops.c).  Elsewhere (TLS, a file
 that is not a regular one) the file is read and written, as asyncio does.
 """
 
-import errno
 import io
 import os
 import socket
@@ -71,54 +71,27 @@ class SendfileMixin:
         fileno, size = _file_size(file)
         if not (count or size):
             return 0
-        fut = self.create_future()
-        state = [offset, 0]  # file offset, bytes sent
-        fd = sock.fileno()
-        watching = False
-
-        def send():
-            nonlocal watching
-            if fut.done():
-                return
-            while True:
-                block = count - state[1] if count else size
-                if count and block <= 0:
-                    break
-                try:
-                    sent = os.sendfile(fd, fileno, state[0], block)
-                except (BlockingIOError, InterruptedError):
-                    if not watching:
-                        self.add_writer(fd, send)
-                        watching = True
-                    return
-                except OSError as exc:
-                    if state[1] == 0:
-                        exc = exceptions.SendfileNotAvailableError(
-                            'os.sendfile call failed')
-                    elif exc.errno == errno.ENOTCONN:
-                        exc = ConnectionError('socket is not connected',
-                                              errno.ENOTCONN)
-                    fut.set_exception(exc)
-                    return
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    fut.set_exception(exc)
-                    return
-                if sent == 0:
-                    break
-                state[0] += sent
-                state[1] += sent
-            fut.set_result(state[1])
-
+        # The engine sends, as the socket becomes writable (lib/sendfile.c,
+        # through module/sockops.c); its errors come as asyncio raises them,
+        # a first sendfile(2) that fails as SendfileNotAvailableError.
         try:
-            send()
-            return await fut
+            op = self._sock_sendfile(sock.fileno(), fileno, offset, count or 0)
+        except exceptions.SendfileNotAvailableError:
+            if _ALWAYS_SEEK:
+                os.lseek(fileno, offset, os.SEEK_SET)
+            raise
+        try:
+            return await op.future
         finally:
-            if watching:
-                self.remove_writer(fd)
-            if state[1] > 0 or _ALWAYS_SEEK:
-                os.lseek(fileno, state[0], os.SEEK_SET)
+            # asyncio moves the file past what was sent when the transfer
+            # ends, not when it is cancelled (its cancellation callback only
+            # stops watching the socket) or abandoned (a loop closed under
+            # it, the coroutine closed).
+            fut = op.future
+            if fut.done() and not fut.cancelled():
+                sent = op.sent
+                if sent > 0 or _ALWAYS_SEEK:
+                    os.lseek(fileno, offset + sent, os.SEEK_SET)
 
     async def _sock_sendfile_fallback(self, sock, file, offset, count):
         if hasattr(file, 'seek') if _ALWAYS_SEEK else offset:

@@ -110,6 +110,7 @@
   X(sendfile_cancel)                                                    \
   X(sendfile_peer_gone)                                                 \
   X(sendfile_einval)                                                    \
+  X(sendfile_start_ex)                                                  \
   X(sendfile_stream)                                                    \
   X(sendfile_stream_no_fallback)                                        \
   X(sendfile_stream_cancel_close_busy)                                  \

@@ -461,6 +461,119 @@ TEST_IMPL(sendfile_einval) {
 }
 
 
+/* --- auv_sendfile_start_ex(): flags -------------------------------------- */
+
+static auv_sendfile_t* start_ex(auv_loop_t* loop, result_t* r, int out_fd,
+                                int in_fd, int64_t offset, uint64_t count,
+                                unsigned int flags) {
+  auv_sendfile_t* req;
+
+  r->in_start = 1;
+  ASSERT_OK(auv_sendfile_start_ex(loop, out_fd, in_fd, offset, count, flags,
+                                  on_sent, &req));
+  auv_sendfile_set_data(req, r);
+  r->in_start = 0;
+  ASSERT_EQ(0, r->calls);
+  return req;
+}
+
+
+static int is_nonblocking(int fd) {
+  int fl;
+
+  fl = fcntl(fd, F_GETFL);
+  ASSERT(fl != -1);
+  return (fl & O_NONBLOCK) != 0;
+}
+
+
+TEST_IMPL(sendfile_start_ex) {
+  auv_loop_t* loop;
+  auv_sendfile_t* req;
+  result_t r;
+  sink_t k;
+  int sfds[2];
+  int pfds[2];
+  int in;
+
+  in = pattern_file(FILE_SIZE);
+  ASSERT_OK(auv_loop_new(&loop));
+  open_pair(sfds);
+  ASSERT_EQ(UV_EINVAL, auv_sendfile_start_ex(loop, sfds[0], in, 0, 0, 4, on_sent, &req));
+  ASSERT(req == NULL);
+  ASSERT_EQ(UV_EINVAL, auv_sendfile_start_ex(NULL, sfds[0], in, 0, 0, 0, on_sent, &req));
+
+  /* AUV_SENDFILE_NO_FALLBACK: a pipe as in_fd cannot be spliced, and the
+   * request ends with sendfile(2)'s EINVAL, nothing sent or read. */
+  ASSERT_OK(pipe2(pfds, O_CLOEXEC));
+  ASSERT_EQ(5, write(pfds[1], "bytes", 5));
+  result_init(&r, -1);
+  start_ex(loop, &r, sfds[0], pfds[0], -1, 0, AUV_SENDFILE_NO_FALLBACK);
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(1, r.calls);
+  ASSERT_EQ(UV_EINVAL, r.status);
+  ASSERT_EQ(0, r.sent);
+  ASSERT_EQ(0, drain_fd(sfds[1]));
+  ASSERT_OK(close(pfds[0]));
+  ASSERT_OK(close(pfds[1]));
+  close_pair(sfds);
+
+  /* AUV_SENDFILE_RESTORE_BLOCKING: a blocking out_fd is non-blocking while
+   * the request runs and blocking again by the callback. */
+  open_pair(sfds);
+  ASSERT(!is_nonblocking(sfds[0]));
+  sink_init(loop, &k, sfds[1], 1000);
+  result_init(&r, sfds[0]);
+  start_ex(loop, &r, sfds[0], in, 1000, 500000, AUV_SENDFILE_RESTORE_BLOCKING);
+  ASSERT(is_nonblocking(sfds[0]));
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(0, r.status);
+  ASSERT_EQ(500000, r.sent);
+  ASSERT_EQ(500000, k.received);
+  ASSERT(!is_nonblocking(sfds[0]));
+  close_pair(sfds);
+
+  /* ... cancelled, inside auv_sendfile_cancel(): nobody reads, the
+   * request waits with the socket full. */
+  open_pair(sfds);
+  result_init(&r, -1);
+  req = start_ex(loop, &r, sfds[0], in, 0, 0,
+                 AUV_SENDFILE_RESTORE_BLOCKING | AUV_SENDFILE_NO_FALLBACK);
+  ASSERT_EQ(1, auv_loop_run(loop, AUV_RUN_ONCE));
+  ASSERT(is_nonblocking(sfds[0]));
+  ASSERT_OK(auv_sendfile_cancel(req));
+  ASSERT(!is_nonblocking(sfds[0]));
+  ASSERT_EQ(0, r.calls);
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(1, r.calls);
+  ASSERT_EQ(UV_ECANCELED, r.status);
+  ASSERT(r.sent > 0 && r.sent < FILE_SIZE);
+  ASSERT_EQ(r.sent, drain_fd(sfds[1]));
+  close_pair(sfds);
+
+  /* ... and a non-blocking out_fd stays so, as with flags 0. */
+  open_pair(sfds);
+  ASSERT_OK(fcntl(sfds[0], F_SETFL, fcntl(sfds[0], F_GETFL) | O_NONBLOCK));
+  result_init(&r, -1);
+  start_ex(loop, &r, sfds[0], in, 0, 1000, AUV_SENDFILE_RESTORE_BLOCKING);
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(0, r.status);
+  ASSERT_EQ(1000, r.sent);
+  ASSERT(is_nonblocking(sfds[0]));
+  close_pair(sfds);
+  open_pair(sfds);
+  result_init(&r, -1);
+  start_ex(loop, &r, sfds[0], in, 0, 1000, 0);
+  ASSERT_EQ(0, auv_loop_run(loop, AUV_RUN_DEFAULT));
+  ASSERT_EQ(1000, r.sent);
+  ASSERT(is_nonblocking(sfds[0]));
+  close_pair(sfds);
+
+  CLOSE_LOOP(loop);
+  ASSERT_OK(close(in));
+}
+
+
 /* --- auv_stream_sendfile(): on a stream's own writability --------------- */
 
 typedef struct {

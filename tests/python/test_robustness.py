@@ -154,7 +154,7 @@ def _extension_types(asyncuv):
 # Made by the loop only; LoopBase is the base of asyncuv.Loop and complete
 # once made (its tp_new makes the engine).
 _LOOP_MADE = {"Handle", "TimerHandle", "SocketTransport", "DatagramTransport",
-              "_FdWatcher", "_Listener", "_SockOp", "_ChildWatch",
+              "_FdWatcher", "_Listener", "_SockOp", "_SockSendfile", "_ChildWatch",
               "SSLProtocol", "SSLTransport", "_BufferView"}
 if hasattr(asyncio.events, "_ThreadSafeHandle"):   # 3.14's, for call_soon_threadsafe()
     _LOOP_MADE |= {"_ThreadSafeHandle"}
@@ -680,7 +680,7 @@ def test_close_with_busy_engine_closes_the_rest(asyncuv):
 # --- Every method of every object, also after the collector cleared it ----------
 
 _POKE_CHILD = """
-import ctypes, gc, socket, subprocess
+import ctypes, gc, socket, subprocess, tempfile
 import asyncuv
 import tlsdata
 
@@ -736,6 +736,9 @@ tr, peer, dg, server, tls = loop.run_until_complete(make())
 c, d = socket.socketpair()
 c.setblocking(False)
 pending_recv = loop._sock_recv(c, 10)
+sf_file = tempfile.TemporaryFile()
+sf_file.write(b"x" * (1 << 22))
+sf_file.flush()
 child = subprocess.Popen([sys.executable, "-c", "pass"])
 objs = {
     "Handle": lambda: loop.call_soon(print),
@@ -754,6 +757,7 @@ objs = {
                           if type(o).__name__ == "_Listener"][0],
     "_SockOp": lambda: [o for o in gc.get_objects()
                         if type(o).__name__ == "_SockOp"][0],
+    "_SockSendfile": lambda: loop._sock_sendfile(c.fileno(), sf_file.fileno(), 0, 0),
     "_ChildWatch": lambda: loop._watch_child_exit(child.pid, print),
     "LoopBase": lambda: asyncuv._asyncuv.LoopBase(),
     "SSLTransport open": lambda: tls,
@@ -775,7 +779,8 @@ os._exit(0)  # the objects are in no state to be closed cleanly
 _POKE_STATES = ["Handle", "TimerHandle", "SocketTransport open", "SocketTransport closing",
                 "SocketTransport closed", "DatagramTransport open",
                 "DatagramTransport closing", "DatagramTransport closed", "_FdWatcher",
-                "_Listener", "_SockOp", "_ChildWatch", "LoopBase", "SSLTransport open",
+                "_Listener", "_SockOp", "_SockSendfile", "_ChildWatch", "LoopBase",
+                "SSLTransport open",
                 "SSLTransport closing", "SSLTransport closed", "SSLProtocol"]
 
 

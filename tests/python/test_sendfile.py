@@ -601,3 +601,110 @@ class TestSockSendfile:
                 assert body == content[:len(body)]
 
             run_guarded(loop, main())
+
+    def test_cancelled_transfer_leaves_the_file_position(self, loop, data_file):
+        # asyncio's cancellation callback only stops watching the socket:
+        # the file stays where the caller left it, not after what was sent.
+        content = pattern(8 * 1024 * 1024, 9)
+        path = data_file(content)
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        with a, b, open(path, "rb") as f:
+            async def main():
+                f.seek(7)
+                task = asyncio.ensure_future(loop.sock_sendfile(a, f, 100))
+                await assert_pending(task)
+                task.cancel()
+                await assert_cancelled(task)
+                assert f.tell() == 7
+                # What went out is the file from the offset on.
+                received = await loop.sock_recv(b, 65536)
+                assert received == content[100:100 + len(received)]
+
+            run_guarded(loop, main())
+
+    def test_peer_gone_midway(self, loop, data_file):
+        # Once bytes went out, sendfile(2)'s error is raised as it is (no
+        # fallback), and the file is left after what was sent.
+        content = pattern(8 * 1024 * 1024, 10)
+        path = data_file(content)
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        with a, open(path, "rb") as f:
+            async def main():
+                task = asyncio.ensure_future(loop.sock_sendfile(a, f))
+                received = await sock_read_exactly(loop, b, 100_000)
+                assert received == content[:100_000]
+                b.close()
+                with pytest.raises((BrokenPipeError, ConnectionResetError)):
+                    await task
+                assert 100_000 <= f.tell() < len(content)
+
+            try:
+                run_guarded(loop, main())
+            finally:
+                b.close()
+
+    def test_peer_gone_before_without_fallback(self, loop, data_file):
+        # A first sendfile(2) that fails says sendfile is not available.
+        path = data_file(pattern(1000, 11))
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.close()
+        with a, open(path, "rb") as f:
+            with pytest.raises(asyncio.SendfileNotAvailableError,
+                               match="os.sendfile call failed"):
+                run_guarded(loop, loop.sock_sendfile(a, f, fallback=False))
+            assert f.tell() == 0
+
+    def test_count_on_an_empty_file(self, loop, data_file, stream_pair):
+        a, b = stream_pair
+        path = data_file(b"")
+
+        async def main():
+            with open(path, "rb") as f:
+                assert await loop.sock_sendfile(a, f, 0, 5) == 0
+                assert f.tell() == 0
+            await loop.sock_sendall(a, b"x")
+            assert await sock_read_exactly(loop, b, 1) == b"x"
+
+        run_guarded(loop, main())
+
+    def test_blocking_socket_keeps_its_mode(self, loop, data_file):
+        # Out of debug mode a blocking socket is not refused, and asyncio
+        # leaves its blocking mode alone.
+        content = pattern(10_000, 12)
+        path = data_file(content)
+        loop.set_debug(False)
+        a, b = socket.socketpair()
+        with a, b, open(path, "rb") as f:
+            assert run_guarded(loop, loop.sock_sendfile(a, f, 10)) == len(content) - 10
+            assert f.tell() == len(content)
+            assert os.get_blocking(a.fileno())
+            data = b""
+            while len(data) < len(content) - 10:
+                data += b.recv(65536)
+            assert data == content[10:]
+
+    def test_loop_closed_with_a_transfer_running(self, loop, data_file):
+        # close() forgets the transfer, as asyncio's selector forgets its
+        # writer: no error, the task stays pending, the file unmoved.
+        content = pattern(8 * 1024 * 1024, 13)
+        path = data_file(content)
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        with a, b, open(path, "rb") as f:
+            async def start():
+                task = asyncio.ensure_future(loop.sock_sendfile(a, f))
+                await assert_pending(task)
+                return task
+
+            task = run_guarded(loop, start())
+            loop.close()
+            assert not task.done()
+            task._log_destroy_pending = False
+            assert f.tell() == 0
+            assert not os.get_blocking(a.fileno())
