@@ -304,7 +304,7 @@ static inline int auvpy_is_handle_call(auv_call_cb cb) {
   return cb == auvpy_handle_call_cb || cb == auvpy_threadsafe_handle_call_cb;
 }
 
-/* loop.c */
+/* loopbase.c: the LoopBase type, the C half of asyncuv.Loop */
 AUV_MOD_INTERNAL extern PyType_Spec auvpy_loop_spec;
 AUV_MOD_INTERNAL void auvpy_loop_set_pending(LoopObject* loop);
 /* Raise the loop's pending KeyboardInterrupt/SystemExit, if any: 1 if it
@@ -348,21 +348,20 @@ AUV_MOD_INTERNAL PyObject* auvpy_loop_add_reader(LoopObject* self, PyObject* con
 AUV_MOD_INTERNAL PyObject* auvpy_loop_add_writer(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_remove_reader(LoopObject* self, PyObject* fd);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_remove_writer(LoopObject* self, PyObject* fd);
-AUV_MOD_INTERNAL void auvpy_loop_close_watchers(LoopObject* self);
-AUV_MOD_INTERNAL int auvpy_loop_own_fd(LoopObject* self, int fd, PyObject* owner);
-AUV_MOD_INTERNAL void auvpy_loop_disown_fd(LoopObject* self, int fd, PyObject* owner);
-AUV_MOD_INTERNAL void auvpy_datagram_close_engine(PyObject* datagram);
-AUV_MOD_INTERNAL void auvpy_finalize_unclosed(PyObject* transport, PyObject** sock,
-                                             void (*release)(PyObject* transport));
 AUV_MOD_INTERNAL void auvpy_loop_free_watchers(LoopObject* self);
+/* Cancel and drop every watcher (at close, and when the collector clears
+ * the loop). */
 AUV_MOD_INTERNAL void auvpy_loop_clear_watchers(LoopObject* self);
 AUV_MOD_INTERNAL int auvpy_loop_visit_watchers(LoopObject* self, visitproc visit, void* arg);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_add_reader_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_add_writer_handle(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
+
+/* listener.c: servers' listening sockets */
 AUV_MOD_INTERNAL extern PyType_Spec auvpy_listener_spec;
 AUV_MOD_INTERNAL PyObject* auvpy_loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_unlisten(LoopObject* self, PyObject* sock);
 AUV_MOD_INTERNAL void auvpy_loop_close_listeners(LoopObject* self);
+AUV_MOD_INTERNAL int auvpy_loop_visit_listeners(LoopObject* self, visitproc visit, void* arg);
 
 /* transport.c: stream transports */
 AUV_MOD_INTERNAL extern PyType_Spec auvpy_transport_spec;
@@ -403,9 +402,10 @@ static inline int auvpy_is_sslproto(auvpy_state* st, PyObject* protocol) {
   return st->SSLProtocolType != NULL && Py_IS_TYPE(protocol, st->SSLProtocolType);
 }
 
-/* udp.c: datagram transports */
+/* datagram.c: datagram transports */
 AUV_MOD_INTERNAL extern PyType_Spec auvpy_datagram_spec;
 AUV_MOD_INTERNAL extern size_t auvpy_datagram_pad_end;
+AUV_MOD_INTERNAL void auvpy_datagram_close_engine(PyObject* datagram);
 AUV_MOD_INTERNAL int auvpy_datagram_visit_engine_ref(PyObject* datagram, visitproc visit,
                                                     void* arg);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_make_datagram_transport(LoopObject* loop, PyObject* args,
@@ -427,7 +427,7 @@ AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_recv(LoopObject* self, PyObject* cons
 AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_recv_into(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_sendall(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 
-/* errors.c: the exception handler chain */
+/* errors.c: the exception handler chain, exceptions from engine errors */
 /* Is the current exception SystemExit or KeyboardInterrupt (which end a run
  * rather than go to the exception handler)? */
 AUV_MOD_INTERNAL int auvpy_is_exit_exception(void);
@@ -440,10 +440,6 @@ AUV_MOD_INTERNAL PyObject* auvpy_loop_call_exception_handler(LoopObject* self, P
 AUV_MOD_INTERNAL PyObject* auvpy_loop_default_exception_handler(LoopObject* self, PyObject* context);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_set_exception_handler(LoopObject* self, PyObject* handler);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_get_exception_handler(LoopObject* self, PyObject* unused);
-AUV_MOD_INTERNAL void auvpy_loop_finalize(LoopObject* self);
-AUV_MOD_INTERNAL void auvpy_report_transport_error(LoopObject* loop, PyObject* transport,
-                                                  PyObject* protocol, const char* message,
-                                                  PyObject* exc);
 
 /* OSError from a negative errno (the engine's error codes), raised: NULL. */
 AUV_MOD_INTERNAL PyObject* auvpy_oserror(int err);
@@ -498,8 +494,20 @@ AUV_MOD_INTERNAL void auvpy_connection_lost_release(auvpy_state* st, LoopObject*
                                                     PyObject* transport, int fd,
                                                     PyObject** sock);
 AUV_MOD_INTERNAL PyObject* auvpy_connection_lost_return(PyObject* r, PyObject* error);
+/* The loop's fd_owners: fd -> the transport that owns it. */
+AUV_MOD_INTERNAL int auvpy_loop_own_fd(LoopObject* self, int fd, PyObject* owner);
+AUV_MOD_INTERNAL void auvpy_loop_disown_fd(LoopObject* self, int fd, PyObject* owner);
+/* RuntimeError (-1) if a transport that is not closing owns fd. */
+AUV_MOD_INTERNAL int auvpy_loop_check_fd_unowned(LoopObject* self, PyObject* fileobj, int fd);
+AUV_MOD_INTERNAL int auvpy_loop_visit_transports(LoopObject* self, visitproc visit, void* arg);
+AUV_MOD_INTERNAL void auvpy_loop_close_transports(LoopObject* self);
+AUV_MOD_INTERNAL void auvpy_finalize_unclosed(PyObject* transport, PyObject** sock,
+                                             void (*release)(PyObject* transport));
+AUV_MOD_INTERNAL void auvpy_report_transport_error(LoopObject* loop, PyObject* transport,
+                                                  PyObject* protocol, const char* message,
+                                                  PyObject* exc);
 
-/* transport.c, shared with udp.c: the arguments of get_extra_info(),
+/* transport.c, shared with datagram.c: the arguments of get_extra_info(),
  * parsed as asyncio's transports do. */
 AUV_MOD_INTERNAL const char* auvpy_type_name(PyObject* obj);
 /* Enter ctx (a contextvars.Context) around protocol callbacks, as asyncio

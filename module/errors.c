@@ -2,7 +2,8 @@
  * futures go.  A custom handler runs in the context of the object that
  * failed; a handler that fails itself is reported by the default handler,
  * which logs to the 'asyncio' logger.  SystemExit and KeyboardInterrupt go
- * through untouched. */
+ * through untouched.  Also here: the exceptions made from the engine's
+ * error codes (auvpy_oserror(), auvpy_sendfile_error()). */
 #include "asyncuv_module.h"
 
 #include <errno.h>
@@ -343,78 +344,6 @@ PyObject* auvpy_loop_set_exception_handler(LoopObject* self, PyObject* handler) 
 
 PyObject* auvpy_loop_get_exception_handler(LoopObject* self, PyObject* unused) {
   return Py_NewRef(self->exception_handler ? self->exception_handler : Py_None);
-}
-
-
-/* An unclosed loop warns when collected, and is closed if it can be. */
-void auvpy_loop_finalize(LoopObject* self) {
-  PyObject* exc;
-  PyObject* r;
-
-  if (self->closed)
-    return;
-  exc = PyErr_GetRaisedException();
-  if (PyErr_ResourceWarning((PyObject*) self, 1, "unclosed event loop %R", self) < 0)
-    PyErr_WriteUnraisable((PyObject*) self);
-  if (self->thread_id == 0) {
-    r = PyObject_CallMethodNoArgs((PyObject*) self, self->state->str_close);
-    if (r == NULL)
-      PyErr_WriteUnraisable((PyObject*) self);
-    Py_XDECREF(r);
-  }
-  PyErr_SetRaisedException(exc);
-}
-
-
-/* What asyncio's transports do in __del__ when left unclosed: a
- * ResourceWarning, then the socket closed.  release(transport), if not
- * NULL, lets go of the engine handle in between.  The current exception
- * is kept. */
-void auvpy_finalize_unclosed(PyObject* transport, PyObject** sock,
-                            void (*release)(PyObject* transport)) {
-  PyObject* exc;
-  PyObject* r;
-
-  if (*sock == NULL)
-    return;
-  exc = PyErr_GetRaisedException();
-  if (PyErr_ResourceWarning(transport, 1, "unclosed transport %R", transport) < 0)
-    PyErr_WriteUnraisable(transport);
-  if (release != NULL)
-    release(transport);
-  r = PyObject_CallMethod(*sock, "close", NULL);
-  if (r == NULL)
-    PyErr_WriteUnraisable(transport);
-  Py_XDECREF(r);
-  Py_CLEAR(*sock);
-  PyErr_SetRaisedException(exc);
-}
-
-
-/* A transport's loop.call_exception_handler({message, exception,
- * transport, protocol}), as asyncio's transports report protocol errors;
- * a failing handler ends the run. */
-void auvpy_report_transport_error(LoopObject* loop, PyObject* transport,
-                                 PyObject* protocol, const char* message,
-                                 PyObject* exc) {
-  PyObject* context;
-  PyObject* r;
-
-  if (loop == NULL)
-    return;
-  context = Py_BuildValue("{sssOsOsO}", "message", message,
-                          "exception", exc ? exc : Py_None,
-                          "transport", transport,
-                          "protocol", protocol ? protocol : Py_None);
-  if (context == NULL) {
-    PyErr_WriteUnraisable(transport);
-    return;
-  }
-  r = auvpy_loop_call_exception_handler(loop, context);
-  Py_DECREF(context);
-  if (r == NULL)
-    auvpy_loop_set_pending(loop);
-  Py_XDECREF(r);
 }
 
 

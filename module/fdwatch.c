@@ -4,14 +4,13 @@
  * step, after the calls queued before the poll and before the due timers,
  * which is where asyncio's selector loop runs the handles of a poll.
  *
- * Also here: the fds owned by transports, and the listeners of servers. */
+ * The fds that transports own are in transport_common.c, the listeners of
+ * servers in listener.c. */
 #include "asyncuv_module.h"
 
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
-
-static int listener_visit_engine_ref(PyObject* listener, visitproc visit, void* arg);
 
 struct FdWatcherObject {
   PyObject_HEAD
@@ -87,70 +86,6 @@ int auvpy_fileobj_to_fd(auvpy_state* st, PyObject* fileobj) {
     raise_bad_fd(num, r);
   Py_DECREF(num);
   return r == FD_OK ? fd : -1;
-}
-
-
-/* fd_owners[fd] = owner (a stream or datagram transport); 0 or -1 with an
- * exception set. */
-int auvpy_loop_own_fd(LoopObject* self, int fd, PyObject* owner) {
-  PyObject* key;
-  int r;
-
-  key = PyLong_FromLong(fd);
-  if (key == NULL)
-    return -1;
-  r = PyDict_SetItem(self->fd_owners, key, owner);
-  Py_DECREF(key);
-  return r;
-}
-
-
-/* Drop fd_owners[fd] if owner still has it; never raises. */
-void auvpy_loop_disown_fd(LoopObject* self, int fd, PyObject* owner) {
-  PyObject* exc;
-  PyObject* key;
-
-  if (self == NULL || self->fd_owners == NULL)
-    return;
-  exc = PyErr_GetRaisedException();
-  key = PyLong_FromLong(fd);
-  if (key != NULL && PyDict_GetItemWithError(self->fd_owners, key) == owner)
-    (void) PyDict_DelItem(self->fd_owners, key);
-  Py_XDECREF(key);
-  PyErr_Clear();
-  PyErr_SetRaisedException(exc);
-}
-
-
-/* A transport that is not closing owns its fd: readers and writers may not
- * be added or removed behind its back. */
-static int check_no_transport(LoopObject* self, PyObject* fileobj, int fd) {
-  PyObject* key;
-  PyObject* owner;
-  PyObject* closing;
-  int truth;
-
-  if (self->fd_owners == NULL)  /* cleared by the collector */
-    return 0;
-  key = PyLong_FromLong(fd);
-  if (key == NULL)
-    return -1;
-  owner = PyDict_GetItemWithError(self->fd_owners, key);
-  Py_DECREF(key);
-  if (owner == NULL)
-    return PyErr_Occurred() ? -1 : 0;
-  if (!Py_IS_TYPE(owner, self->state->TransportType) &&
-      !Py_IS_TYPE(owner, self->state->DatagramType))
-    return 0;
-  Py_INCREF(owner);
-  closing = PyObject_CallMethodNoArgs(owner, self->state->str_is_closing);
-  truth = closing != NULL ? PyObject_IsTrue(closing) : -1;
-  Py_XDECREF(closing);
-  if (truth == 0)
-    PyErr_Format(PyExc_RuntimeError,
-                 "File descriptor %R is used by transport %R", fileobj, owner);
-  Py_DECREF(owner);
-  return truth == 0 ? -1 : (truth < 0 ? -1 : 0);
 }
 
 
@@ -335,7 +270,7 @@ static PyObject* loop_add_watch(LoopObject* self, PyObject* const* args,
   if (num == NULL)
     return NULL;
   r = number_to_fd(num, &fd);
-  if ((r == FD_OK && check_no_transport(self, args[0], fd) < 0) ||
+  if ((r == FD_OK && auvpy_loop_check_fd_unowned(self, args[0], fd) < 0) ||
       auvpy_loop_check_closed(self) < 0) {
     Py_DECREF(num);
     return NULL;
@@ -400,7 +335,7 @@ static PyObject* loop_remove_watch(LoopObject* self, PyObject* fileobj, int writ
   if (num == NULL)
     return NULL;
   r = number_to_fd(num, &fd);
-  if ((r == FD_OK && check_no_transport(self, fileobj, fd) < 0) ||
+  if ((r == FD_OK && auvpy_loop_check_fd_unowned(self, fileobj, fd) < 0) ||
       (r == FD_NEGATIVE && !self->closed)) {
     if (!PyErr_Occurred())
       raise_bad_fd(num, r);
@@ -507,68 +442,11 @@ void auvpy_loop_free_watchers(LoopObject* self) {
 
 
 int auvpy_loop_visit_watchers(LoopObject* self, visitproc visit, void* arg) {
-  PyObject* key;
-  PyObject* value;
-  Py_ssize_t pos;
   int fd;
-  int r;
 
   for (fd = 0; fd < self->nwatchers; fd++)
     Py_VISIT(self->watchers[fd]);
-  /* The engine holds a reference to each transport and listener with an
-   * open handle, and the engine is the loop's: the collector must see
-   * those references too, or a loop left unclosed with an open transport
-   * or server (they hold the loop) is never freed and never warns. */
-  pos = 0;
-  while (self->fd_owners != NULL && PyDict_Next(self->fd_owners, &pos, &key, &value)) {
-    if (Py_IS_TYPE(value, self->state->DatagramType))
-      r = auvpy_datagram_visit_engine_ref(value, visit, arg);
-    else if (Py_IS_TYPE(value, self->state->TransportType))
-      r = auvpy_transport_visit_engine_ref(value, visit, arg);
-    else
-      r = 0;
-    if (r != 0)
-      return r;
-  }
-  pos = 0;
-  while (self->listeners != NULL && PyDict_Next(self->listeners, &pos, &key, &value)) {
-    r = listener_visit_engine_ref(value, visit, arg);
-    if (r != 0)
-      return r;
-  }
   return 0;
-}
-
-
-/* At close: stop every watcher (cancelling its handles) and every
- * transport's engine stream. */
-void auvpy_loop_close_watchers(LoopObject* self) {
-  PyObject* owners;
-  PyObject* key;
-  PyObject* value;
-  Py_ssize_t pos;
-
-  auvpy_loop_clear_watchers(self);
-  if (self->fd_owners == NULL)
-    return;
-  owners = PyDict_Copy(self->fd_owners);
-  if (owners == NULL) {
-    PyErr_WriteUnraisable((PyObject*) self);
-    return;
-  }
-  pos = 0;
-  while (PyDict_Next(owners, &pos, &key, &value)) {
-    if (Py_IS_TYPE(value, self->state->DatagramType)) {
-      /* A transport: its engine handle must not outlive the engine. */
-      auvpy_datagram_close_engine(value);
-    } else {
-      auvpy_transport_close_stream(value);
-    }
-  }
-  /* The loop no longer holds what it watched: an unclosed transport can
-   * now be collected (and warn). */
-  PyDict_Clear(self->fd_owners);
-  Py_DECREF(owners);
 }
 
 
@@ -614,237 +492,4 @@ PyType_Spec auvpy_fd_watcher_spec = {
   .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
            Py_TPFLAGS_DISALLOW_INSTANTIATION,
   .slots = watcher_slots,
-};
-
-
-/* --- Listeners: accepting connections for servers --------------------------- */
-
-struct ListenerObject {
-  PyObject_HEAD
-  LoopObject* loop;
-  auv_listener_t* listener;    /* NULL once closed */
-  PyObject* callback;          /* callback(conn_socket, None) / (None, OSError) */
-  int fd;
-};
-
-typedef struct ListenerObject ListenerObject;
-
-
-/* The engine's reference, while the listener is open (see
- * auvpy_loop_visit_watchers()). */
-static int listener_visit_engine_ref(PyObject* listener, visitproc visit, void* arg) {
-  if (((ListenerObject*) listener)->listener != NULL)
-    Py_VISIT(listener);
-  return 0;
-}
-
-
-static void listener_connection_cb(auv_listener_t* l, int status, int fd) {
-  ListenerObject* self;
-  PyObject* conn;
-  PyObject* error;
-  PyObject* r;
-  PyObject* kwargs;
-
-  self = auv_listener_get_data(l);
-  Py_INCREF(self);
-  conn = Py_NewRef(Py_None);
-  error = Py_NewRef(Py_None);
-  if (status < 0) {
-    Py_SETREF(error, PyObject_CallFunction(PyExc_OSError, "is", -status,
-                                           auv_strerror(status)));
-  } else {
-    /* socket.socket(fileno=fd) learns family, type and protocol itself. */
-    kwargs = Py_BuildValue("{Oi}", self->loop->state->str_fileno, fd);
-    Py_SETREF(conn, kwargs == NULL ? NULL :
-              PyObject_Call(self->loop->state->socket_type,
-                            self->loop->state->empty_tuple, kwargs));
-    Py_XDECREF(kwargs);
-    if (conn == NULL)
-      close(fd);
-  }
-  if (conn != NULL && error != NULL) {
-    r = PyObject_CallFunctionObjArgs(self->callback, conn, error, NULL);
-  } else {
-    r = NULL;
-  }
-  if (r == NULL) {
-    if (auvpy_is_exit_exception()) {
-      auvpy_loop_set_pending(self->loop);
-    } else {
-      PyObject* ctx;
-      PyObject* exc = auvpy_take_exception();
-      ctx = Py_BuildValue("{sssO}", "message", "Error accepting a connection",
-                          "exception", exc ? exc : Py_None);
-      Py_XDECREF(exc);
-      if (ctx != NULL) {
-        r = auvpy_loop_call_exception_handler(self->loop, ctx);
-        Py_DECREF(ctx);
-      }
-      if (r == NULL)
-        auvpy_loop_set_pending(self->loop);
-    }
-  }
-  Py_XDECREF(r);
-  Py_XDECREF(conn);
-  Py_XDECREF(error);
-  Py_DECREF(self);
-}
-
-
-static void listener_close_cb(void* data) {
-  Py_DECREF((PyObject*) data);
-}
-
-
-static void listener_close(ListenerObject* self) {
-  if (self->listener != NULL) {
-    auv_listener_close(self->listener, listener_close_cb);
-    self->listener = NULL;
-  }
-}
-
-
-PyObject* auvpy_loop_listen(LoopObject* self, PyObject* const* args, Py_ssize_t nargs) {
-  ListenerObject* l;
-  PyObject* key;
-  int fd;
-  int err;
-
-  if (nargs != 2) {
-    PyErr_SetString(PyExc_TypeError, "_listen(sock, callback)");
-    return NULL;
-  }
-  if (auvpy_loop_check_closed(self) < 0 || auvpy_loop_check_thread(self) < 0)
-    return NULL;
-  fd = auvpy_fileobj_to_fd(self->state, args[0]);
-  if (fd < 0)
-    return NULL;
-  key = PyLong_FromLong(fd);
-  if (key == NULL)
-    return NULL;
-  if (PyDict_GetItemWithError(self->listeners, key) != NULL || PyErr_Occurred()) {
-    Py_DECREF(key);
-    if (!PyErr_Occurred())
-      PyErr_Format(PyExc_RuntimeError, "fd %d is already accepting", fd);
-    return NULL;
-  }
-
-  l = PyObject_GC_New(ListenerObject, self->state->ListenerType);
-  if (l == NULL) {
-    Py_DECREF(key);
-    return NULL;
-  }
-  l->loop = (LoopObject*) Py_NewRef(self);
-  l->callback = Py_NewRef(args[1]);
-  l->fd = fd;
-  l->listener = NULL;
-  PyObject_GC_Track(l);
-
-  err = auv_listener_new(self->loop, fd, &l->listener);
-  if (err == 0) {
-    auv_listener_set_data(l->listener, l);
-    Py_INCREF(l);  /* the engine's, until the close callback */
-    err = auv_listener_start(l->listener, listener_connection_cb);
-  }
-  if (err != 0 || PyDict_SetItem(self->listeners, key, (PyObject*) l) < 0) {
-    listener_close(l);
-    Py_DECREF(key);
-    Py_DECREF(l);
-    if (err != 0) {
-      return auvpy_oserror(err);
-    }
-    return NULL;
-  }
-  Py_DECREF(key);
-  Py_DECREF(l);
-  Py_RETURN_NONE;
-}
-
-
-PyObject* auvpy_loop_unlisten(LoopObject* self, PyObject* sock) {
-  ListenerObject* l;
-  PyObject* key;
-  int fd;
-
-  if (auvpy_loop_check_thread(self) < 0)
-    return NULL;
-  fd = auvpy_fileobj_to_fd(self->state, sock);
-  if (fd < 0)
-    return NULL;
-  if (self->listeners == NULL)  /* cleared by the collector */
-    Py_RETURN_FALSE;
-  key = PyLong_FromLong(fd);
-  if (key == NULL)
-    return NULL;
-  l = (ListenerObject*) PyDict_GetItemWithError(self->listeners, key);
-  if (l == NULL) {
-    Py_DECREF(key);
-    if (PyErr_Occurred())
-      return NULL;
-    Py_RETURN_FALSE;
-  }
-  listener_close(l);
-  if (PyDict_DelItem(self->listeners, key) < 0) {
-    Py_DECREF(key);
-    return NULL;
-  }
-  Py_DECREF(key);
-  Py_RETURN_TRUE;
-}
-
-
-void auvpy_loop_close_listeners(LoopObject* self) {
-  PyObject* key;
-  PyObject* value;
-  Py_ssize_t pos;
-
-  if (self->listeners == NULL)
-    return;
-  pos = 0;
-  while (PyDict_Next(self->listeners, &pos, &key, &value))
-    listener_close((ListenerObject*) value);
-  PyDict_Clear(self->listeners);
-}
-
-
-static int listener_traverse(ListenerObject* l, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(l));
-  Py_VISIT(l->loop);
-  Py_VISIT(l->callback);
-  return 0;
-}
-
-
-static int listener_clear(ListenerObject* l) {
-  Py_CLEAR(l->callback);
-  Py_CLEAR(l->loop);
-  return 0;
-}
-
-
-static void listener_dealloc(ListenerObject* l) {
-  PyTypeObject* tp;
-
-  tp = Py_TYPE(l);
-  PyObject_GC_UnTrack(l);
-  listener_clear(l);
-  tp->tp_free(l);
-  Py_DECREF(tp);
-}
-
-
-static PyType_Slot listener_slots[] = {
-  {Py_tp_dealloc, listener_dealloc},
-  {Py_tp_traverse, listener_traverse},
-  {Py_tp_clear, listener_clear},
-  {0, NULL}
-};
-
-PyType_Spec auvpy_listener_spec = {
-  .name = "asyncuv._asyncuv._Listener",
-  .basicsize = sizeof(ListenerObject),
-  .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-           Py_TPFLAGS_DISALLOW_INSTANTIATION,
-  .slots = listener_slots,
 };

@@ -94,7 +94,7 @@ static HandleObject* handle_alloc(PyTypeObject* tp, LoopObject* loop,
   h->repr = NULL;
   h->cancelled = 0;
   /* A plain Handle starts untracked: while only the ready queue holds it,
-   * the loop's traversal visits its references (see loop.c), so queued
+   * the loop's traversal visits its references (see loopbase.c), so queued
    * handles cost the collector nothing.  auvpy_handle_release() tracks one
    * that outlives its turn in the queue with other holders. */
   if (tp != st->HandleType)

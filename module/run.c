@@ -654,7 +654,8 @@ PyObject* auvpy_loop_close(LoopObject* self, PyObject* unused) {
   self->closed = 1;
   auvpy_loop_stop_signal_wakeup(self);
   auvpy_loop_close_listeners(self);
-  auvpy_loop_close_watchers(self);
+  auvpy_loop_clear_watchers(self);
+  auvpy_loop_close_transports(self);
   auvpy_loop_cancel_sock_sendfiles(self);
   auvpy_loop_drop_callbacks(self);
   /* A busy engine fails the close, but only after everything else is

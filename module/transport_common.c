@@ -1,8 +1,9 @@
 /* What the stream transports (transport.c) and the datagram transports
- * (udp.c) share: write flow control at the water marks (asyncio's
+ * (datagram.c) share: write flow control at the water marks (asyncio's
  * _FlowControlMixin), the report of a failed protocol callback, writes
- * after the connection is lost, and the common part of
- * _call_connection_lost().  Each transport keeps what is its own (the
+ * after the connection is lost, the common part of
+ * _call_connection_lost(), the loop's record of the fds they own, and
+ * their finalization when left unclosed.  Each transport keeps what is its own (the
  * engine handle it closes, the references it drops). */
 #include "asyncuv_module.h"
 
@@ -219,4 +220,179 @@ PyObject* auvpy_connection_lost_return(PyObject* r, PyObject* error) {
     return NULL;
   }
   return r;
+}
+
+
+/* --- The fds that transports own ---------------------------------------------- */
+
+/* fd_owners[fd] = owner (a stream or datagram transport); 0 or -1 with an
+ * exception set. */
+int auvpy_loop_own_fd(LoopObject* self, int fd, PyObject* owner) {
+  PyObject* key;
+  int r;
+
+  key = PyLong_FromLong(fd);
+  if (key == NULL)
+    return -1;
+  r = PyDict_SetItem(self->fd_owners, key, owner);
+  Py_DECREF(key);
+  return r;
+}
+
+
+/* Drop fd_owners[fd] if owner still has it; never raises. */
+void auvpy_loop_disown_fd(LoopObject* self, int fd, PyObject* owner) {
+  PyObject* exc;
+  PyObject* key;
+
+  if (self == NULL || self->fd_owners == NULL)
+    return;
+  exc = PyErr_GetRaisedException();
+  key = PyLong_FromLong(fd);
+  if (key != NULL && PyDict_GetItemWithError(self->fd_owners, key) == owner)
+    (void) PyDict_DelItem(self->fd_owners, key);
+  Py_XDECREF(key);
+  PyErr_Clear();
+  PyErr_SetRaisedException(exc);
+}
+
+
+/* A transport that is not closing owns its fd: readers and writers may not
+ * be added or removed behind its back. */
+int auvpy_loop_check_fd_unowned(LoopObject* self, PyObject* fileobj, int fd) {
+  PyObject* key;
+  PyObject* owner;
+  PyObject* closing;
+  int truth;
+
+  if (self->fd_owners == NULL)  /* cleared by the collector */
+    return 0;
+  key = PyLong_FromLong(fd);
+  if (key == NULL)
+    return -1;
+  owner = PyDict_GetItemWithError(self->fd_owners, key);
+  Py_DECREF(key);
+  if (owner == NULL)
+    return PyErr_Occurred() ? -1 : 0;
+  if (!Py_IS_TYPE(owner, self->state->TransportType) &&
+      !Py_IS_TYPE(owner, self->state->DatagramType))
+    return 0;
+  Py_INCREF(owner);
+  closing = PyObject_CallMethodNoArgs(owner, self->state->str_is_closing);
+  truth = closing != NULL ? PyObject_IsTrue(closing) : -1;
+  Py_XDECREF(closing);
+  if (truth == 0)
+    PyErr_Format(PyExc_RuntimeError,
+                 "File descriptor %R is used by transport %R", fileobj, owner);
+  Py_DECREF(owner);
+  return truth == 0 ? -1 : (truth < 0 ? -1 : 0);
+}
+
+
+/* The engine holds a reference to each transport with an open handle, and
+ * the engine is the loop's: the collector must see those references too,
+ * or a loop left unclosed with an open transport (which holds the loop) is
+ * never freed and never warns. */
+int auvpy_loop_visit_transports(LoopObject* self, visitproc visit, void* arg) {
+  PyObject* key;
+  PyObject* value;
+  Py_ssize_t pos;
+  int r;
+
+  pos = 0;
+  while (self->fd_owners != NULL && PyDict_Next(self->fd_owners, &pos, &key, &value)) {
+    if (Py_IS_TYPE(value, self->state->DatagramType))
+      r = auvpy_datagram_visit_engine_ref(value, visit, arg);
+    else if (Py_IS_TYPE(value, self->state->TransportType))
+      r = auvpy_transport_visit_engine_ref(value, visit, arg);
+    else
+      r = 0;
+    if (r != 0)
+      return r;
+  }
+  return 0;
+}
+
+
+/* At close: every transport's engine handle is closed. */
+void auvpy_loop_close_transports(LoopObject* self) {
+  PyObject* owners;
+  PyObject* key;
+  PyObject* value;
+  Py_ssize_t pos;
+
+  if (self->fd_owners == NULL)
+    return;
+  owners = PyDict_Copy(self->fd_owners);
+  if (owners == NULL) {
+    PyErr_WriteUnraisable((PyObject*) self);
+    return;
+  }
+  pos = 0;
+  while (PyDict_Next(owners, &pos, &key, &value)) {
+    if (Py_IS_TYPE(value, self->state->DatagramType)) {
+      /* A transport: its engine handle must not outlive the engine. */
+      auvpy_datagram_close_engine(value);
+    } else {
+      auvpy_transport_close_stream(value);
+    }
+  }
+  /* The loop no longer holds what it watched: an unclosed transport can
+   * now be collected (and warn). */
+  PyDict_Clear(self->fd_owners);
+  Py_DECREF(owners);
+}
+
+
+/* --- Errors and finalization ------------------------------------------------- */
+
+/* What asyncio's transports do in __del__ when left unclosed: a
+ * ResourceWarning, then the socket closed.  release(transport), if not
+ * NULL, lets go of the engine handle in between.  The current exception
+ * is kept. */
+void auvpy_finalize_unclosed(PyObject* transport, PyObject** sock,
+                            void (*release)(PyObject* transport)) {
+  PyObject* exc;
+  PyObject* r;
+
+  if (*sock == NULL)
+    return;
+  exc = PyErr_GetRaisedException();
+  if (PyErr_ResourceWarning(transport, 1, "unclosed transport %R", transport) < 0)
+    PyErr_WriteUnraisable(transport);
+  if (release != NULL)
+    release(transport);
+  r = PyObject_CallMethod(*sock, "close", NULL);
+  if (r == NULL)
+    PyErr_WriteUnraisable(transport);
+  Py_XDECREF(r);
+  Py_CLEAR(*sock);
+  PyErr_SetRaisedException(exc);
+}
+
+
+/* A transport's loop.call_exception_handler({message, exception,
+ * transport, protocol}), as asyncio's transports report protocol errors;
+ * a failing handler ends the run. */
+void auvpy_report_transport_error(LoopObject* loop, PyObject* transport,
+                                 PyObject* protocol, const char* message,
+                                 PyObject* exc) {
+  PyObject* context;
+  PyObject* r;
+
+  if (loop == NULL)
+    return;
+  context = Py_BuildValue("{sssOsOsO}", "message", message,
+                          "exception", exc ? exc : Py_None,
+                          "transport", transport,
+                          "protocol", protocol ? protocol : Py_None);
+  if (context == NULL) {
+    PyErr_WriteUnraisable(transport);
+    return;
+  }
+  r = auvpy_loop_call_exception_handler(loop, context);
+  Py_DECREF(context);
+  if (r == NULL)
+    auvpy_loop_set_pending(loop);
+  Py_XDECREF(r);
 }

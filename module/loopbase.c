@@ -794,8 +794,23 @@ static PyObject* loop_repr(LoopObject* self) {
 }
 
 
+/* An unclosed loop warns when collected, and is closed if it can be. */
 static void loop_finalize(LoopObject* self) {
-  auvpy_loop_finalize(self);
+  PyObject* exc;
+  PyObject* r;
+
+  if (self->closed)
+    return;
+  exc = PyErr_GetRaisedException();
+  if (PyErr_ResourceWarning((PyObject*) self, 1, "unclosed event loop %R", self) < 0)
+    PyErr_WriteUnraisable((PyObject*) self);
+  if (self->thread_id == 0) {
+    r = PyObject_CallMethodNoArgs((PyObject*) self, self->state->str_close);
+    if (r == NULL)
+      PyErr_WriteUnraisable((PyObject*) self);
+    Py_XDECREF(r);
+  }
+  PyErr_SetRaisedException(exc);
 }
 
 
@@ -943,6 +958,12 @@ static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
   Py_VISIT(self->asyncgens);
   Py_VISIT(self->fd_owners);
   r = auvpy_loop_visit_watchers(self, visit, arg);
+  if (r != 0)
+    return r;
+  r = auvpy_loop_visit_transports(self, visit, arg);
+  if (r != 0)
+    return r;
+  r = auvpy_loop_visit_listeners(self, visit, arg);
   if (r != 0)
     return r;
   Py_VISIT(self->last_sockname);
