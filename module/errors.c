@@ -353,12 +353,13 @@ PyObject* auvpy_oserror(int err) {
 }
 
 
-/* As asyncio's _sock_sendfile_native() (which its loop.sendfile() calls
- * too): a first sendfile(2) that fails says the pair cannot be served (a
- * file that is not mmap-able, a socket that is gone, ...), and the caller
- * may fall back; ENOTCONN once bytes went out becomes asyncio's own
- * ConnectionError (message first, errno second, as it makes it), caused by
- * the system call's; any other error is the system call's OSError. */
+/* As asyncio's _sock_sendfile_native(), which its transports' sendfile
+ * goes through too: a first sendfile system call that fails says the pair
+ * cannot be served (a file that is not mmap-able, a socket that is gone,
+ * ...), and the caller may fall back; ENOTCONN once bytes went out becomes
+ * asyncio's own ConnectionError (message first, errno second, as it makes
+ * it), caused by the system call's; any other error is the system call's
+ * OSError. */
 PyObject* auvpy_sendfile_error(int status, uint64_t sent) {
   PyObject* cause;
   PyObject* type;

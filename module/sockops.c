@@ -484,7 +484,7 @@ PyObject* auvpy_loop_sock_sendfile(LoopObject* self, PyObject* const* args, Py_s
   }
   if (as_fd(args[0], &fd) < 0 || as_fd(args[1], &in_fd) < 0)
     return NULL;
-  /* Past what sendfile(2) takes: OverflowError, as os.sendfile() raises. */
+  /* Past what the system call takes: OverflowError, as os.sendfile raises. */
   offset = PyLong_AsLongLong(args[2]);
   if (offset == -1 && PyErr_Occurred())
     return NULL;
@@ -525,7 +525,7 @@ PyObject* auvpy_loop_sock_sendfile(LoopObject* self, PyObject* const* args, Py_s
                               AUV_SENDFILE_NO_FALLBACK | AUV_SENDFILE_RESTORE_BLOCKING,
                               sock_sendfile_cb, &op->req);
   if (err != 0) {
-    /* As a first sendfile(2) that fails (a closed socket's fd, -1, ...):
+    /* As a first sendfile system call that fails (a closed socket's fd, -1):
      * the caller may fall back. */
     if (err == -ENOMEM)
       PyErr_NoMemory();
