@@ -15,6 +15,12 @@
 # their Valid-Until date, and proc, a private devpts and a tmpfs on /dev/shm
 # are mounted (never the host's /dev), and unmounted before deleting.
 
+# The applications of tests/python/test_apps.py, for the chroots that run
+# them (.ci/matrix's forky leg, .ci/package-chroot --apps; host and bookworm
+# get Debian 12's from .ci/install).
+# shellcheck disable=SC2034  # used by the scripts that source this file
+APPS_PACKAGES=python3-aiohttp,python3-uvicorn,python3-starlette,python3-httpx,python3-websockets,python3-asyncpg,python3-httptools,python3-redis,python3-anyio,gunicorn,postgresql,redis-server
+
 # Debian's standard /etc/hosts (localhost is ::1 as well as 127.0.0.1).
 CHROOT_HOSTS='127.0.0.1	localhost
 ::1		localhost ip6-localhost ip6-loopback
