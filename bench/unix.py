@@ -26,6 +26,8 @@ Cases:
                127.0.0.1 (per round trip)
   sendfile     loop.sendfile() of a 64 MiB file over a loopback TCP
                connection to a protocol that counts the bytes (per MiB)
+  sock_sendfile  loop.sock_sendfile() of the same file over a connected
+               non-blocking socket to the same counting protocol (per MiB)
 """
 
 import argparse
@@ -225,6 +227,28 @@ async def case_sendfile(loop, mib):
     return elapsed, mib
 
 
+
+async def case_sock_sendfile(loop, mib):
+    size = mib << 20
+    done = loop.create_future()
+    server = await loop.create_server(lambda: _Sink(size, done), '127.0.0.1', 0)
+    port = server.sockets[0].getsockname()[1]
+    sock = socket.socket()
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, ('127.0.0.1', port))
+        with open(sendfile_path(mib), 'rb') as f:
+            start = time.perf_counter()
+            sent = await loop.sock_sendfile(sock, f)
+            await done
+            elapsed = time.perf_counter() - start
+    finally:
+        sock.close()
+    assert sent == size
+    server.close()
+    await server.wait_closed()
+    return elapsed, mib
+
 CASES = {
     # name: (function, default size, unit, loops without the feature)
     'spawn': (case_spawn, 200, 'spawn+wait', ()),
@@ -232,6 +256,7 @@ CASES = {
     'pipe_write': (case_pipe_write, 64, 'MiB', ()),
     'udp_pingpong': (case_udp_pingpong, 20000, 'round trip', ()),
     'sendfile': (case_sendfile, 64, 'MiB', ('uvloop',)),
+    'sock_sendfile': (case_sock_sendfile, 64, 'MiB', ('uvloop',)),
 }
 
 
