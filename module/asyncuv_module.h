@@ -423,6 +423,7 @@ AUV_MOD_INTERNAL extern PyType_Spec auvpy_sock_sendfile_spec;
 AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_sendfile(LoopObject* self, PyObject* const* args,
                                                    Py_ssize_t nargs);
 AUV_MOD_INTERNAL void auvpy_loop_cancel_sock_sendfiles(LoopObject* self);
+AUV_MOD_INTERNAL int auvpy_loop_visit_sock_sendfiles(LoopObject* self, visitproc visit, void* arg);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_recv(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_recv_into(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);
 AUV_MOD_INTERNAL PyObject* auvpy_loop_sock_sendall(LoopObject* self, PyObject* const* args, Py_ssize_t nargs);

@@ -966,6 +966,9 @@ static int loop_traverse(LoopObject* self, visitproc visit, void* arg) {
   r = auvpy_loop_visit_listeners(self, visit, arg);
   if (r != 0)
     return r;
+  r = auvpy_loop_visit_sock_sendfiles(self, visit, arg);
+  if (r != 0)
+    return r;
   Py_VISIT(self->last_sockname);
   Py_VISIT(self->last_peer_host);
   Py_VISIT(self->listeners);

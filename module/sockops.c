@@ -546,6 +546,18 @@ error:
 }
 
 
+/* The loop's traversal: a running request's reference to op belongs to
+ * the engine, which is the loop's; unseen, a loop left unclosed with a
+ * transfer running (op holds the loop) is never freed and never warns. */
+int auvpy_loop_visit_sock_sendfiles(LoopObject* self, visitproc visit, void* arg) {
+  SockSendfileObject* op;
+
+  for (op = self->sock_sendfiles; op != NULL; op = op->next)
+    Py_VISIT(op);
+  return 0;
+}
+
+
 /* loop.close(): running requests stop, their futures stay pending, as
  * asyncio's selector forgets its writers. */
 void auvpy_loop_cancel_sock_sendfiles(LoopObject* self) {

@@ -1093,7 +1093,7 @@ def test_write_pipe_transport_api(loop, what):
 # --- Unclosed objects left to the collector ----------------------------------------
 
 _UNCLOSED_CHILD = """
-import gc, os, socket, threading, warnings
+import gc, os, socket, tempfile, threading, warnings
 
 def warned(scenario):
     with warnings.catch_warnings(record=True) as caught:
@@ -1168,6 +1168,28 @@ def subprocess_loop_closed():
             thread.join()
     loop.close()
 
+kept = []
+
+def sock_sendfile_and_loop():
+    # The engine's reference to a running transfer (which holds the loop)
+    # was invisible to the collector: the loop was never freed.
+    loop = new_loop(LOOP_KIND)
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    f = tempfile.TemporaryFile()
+    f.write(b"x" * (8 << 20))
+    f.flush()
+    kept.extend((a, b, f))
+    async def start():
+        task = asyncio.ensure_future(loop.sock_sendfile(a, f))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not task.done()  # b does not read: the transfer waits
+        return task
+    task = loop.run_until_complete(start())
+    task._log_destroy_pending = False
+    del task, loop
+
 def loop_alone():
     loop = new_loop(LOOP_KIND)
     del loop
@@ -1176,8 +1198,10 @@ new_loop(LOOP_KIND).close()  # libuv's process-wide pipe comes with the first
 fds = len(os.listdir("/proc/self/fd"))
 for scenario in (server_loop_closed, server_and_loop, transports_and_loop,
                  transport_loop_closed, pipes_loop_closed, subprocess_loop_closed,
-                 loop_alone):
+                 sock_sendfile_and_loop, loop_alone):
     report([scenario.__name__, warned(scenario)])
+for obj in kept:
+    obj.close()
 report(["fds left", len(os.listdir("/proc/self/fd")) - fds])
 """
 
@@ -1200,6 +1224,7 @@ def test_unclosed_objects_warn_and_are_freed(loop_kind):
         "transport_loop_closed": ["unclosed transport"],
         "pipes_loop_closed": ["unclosed transport"],
         "subprocess_loop_closed": ["unclosed transport"],
+        "sock_sendfile_and_loop": ["unclosed event loop"],
         "loop_alone": ["unclosed event loop"],
         "fds left": 0,
     }
