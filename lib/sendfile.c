@@ -318,6 +318,26 @@ static void auv__sendfile_stream_writable(auv_stream_t* stream, int status) {
 }
 
 
+/* What both kinds of request take from their caller's arguments. */
+static void auv__sendfile_setup(auv_sendfile_t* req,
+                                auv_loop_t* loop,
+                                int in_fd,
+                                int64_t offset,
+                                uint64_t count,
+                                unsigned int flags,
+                                auv_sendfile_cb cb) {
+  req->loop = loop;
+  req->cb = cb;
+  req->in_fd = in_fd;
+  req->offset = offset < 0 ? -1 : offset;
+  req->remaining = count;
+  if (count == 0)
+    req->flags |= AUV__SF_TO_END;
+  if (flags & AUV_SENDFILE_NO_FALLBACK)
+    req->flags |= AUV__SF_NO_FALLBACK;
+}
+
+
 int auv_stream_sendfile(auv_stream_t* stream,
                         int in_fd,
                         int64_t offset,
@@ -339,18 +359,11 @@ int auv_stream_sendfile(auv_stream_t* stream,
   req = calloc(1, sizeof(*req));
   if (req == NULL)
     return UV_ENOMEM;
-  req->loop = auv_stream_get_loop(stream);
+  auv__sendfile_setup(req, auv_stream_get_loop(stream), in_fd, offset, count,
+                      flags, cb);
   req->stream = stream;
-  req->cb = cb;
   req->out_fd = auv_stream_get_fd(stream);
-  req->in_fd = in_fd;
-  req->offset = offset < 0 ? -1 : offset;
-  req->remaining = count;
-  req->flags = AUV__SF_STREAM;
-  if (count == 0)
-    req->flags |= AUV__SF_TO_END;
-  if (flags & AUV_SENDFILE_NO_FALLBACK)
-    req->flags |= AUV__SF_NO_FALLBACK;
+  req->flags |= AUV__SF_STREAM;
   if (auv__stream_is_socket(stream))
     req->flags |= AUV__SF_SOCKET;
   err = auv__stream_sendfile_begin(stream, req, auv__sendfile_stream_writable);
@@ -409,15 +422,7 @@ int auv_sendfile_start_ex(auv_loop_t* loop,
     auv__io_close(&req->handle, auv__sendfile_free_cb);
     return err;
   }
-  req->loop = loop;
-  req->cb = cb;
-  req->in_fd = in_fd;
-  req->offset = offset < 0 ? -1 : offset;
-  req->remaining = count;
-  if (count == 0)
-    req->flags |= AUV__SF_TO_END;
-  if (flags & AUV_SENDFILE_NO_FALLBACK)
-    req->flags |= AUV__SF_NO_FALLBACK;
+  auv__sendfile_setup(req, loop, in_fd, offset, count, flags, cb);
   if (S_ISSOCK(st.st_mode))
     req->flags |= AUV__SF_SOCKET;
   *req_out = req;
